@@ -1,0 +1,182 @@
+/* auth: bearer tokens to an auth_t (see auth.h).
+ *
+ * Design: the secret never leaves this file except as its SHA-256. The cache
+ * is a chained hash table keyed by that hash; entries expire after
+ * AUTH_CACHE_TTL_MS and the whole table is dropped when it reaches
+ * AUTH_CACHE_MAX, which bounds memory without an LRU list.
+ */
+#include "auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app.h"
+#include "crypto.h"
+#include "mem.h"
+#include "timeutil.h"
+
+#define AUTH_CACHE_BUCKETS 4096
+
+typedef struct cache_entry_s {
+    char hash[CRYPTO_SHA256_HEX]; /* SHA-256 of the secret. */
+    auth_t auth;                  /* What the key resolved to. */
+    int64_t expires_ms;           /* Wall-clock expiry. */
+    struct cache_entry_s *next;   /* Bucket chain. */
+} cache_entry_t;
+
+struct auth_cache_s {
+    cache_entry_t *buckets[AUTH_CACHE_BUCKETS]; /* Chains by hash prefix. */
+    size_t count;                               /* Entries in all chains. */
+};
+
+auth_cache_t *auth_cache_create(void)
+{
+    return mem_calloc(1, sizeof(auth_cache_t));
+}
+
+static void cache_clear(auth_cache_t *cache)
+{
+    for (size_t i = 0; i < AUTH_CACHE_BUCKETS; i++) {
+        cache_entry_t *e = cache->buckets[i];
+        while (e) {
+            cache_entry_t *next = e->next;
+            free(e);
+            e = next;
+        }
+        cache->buckets[i] = NULL;
+    }
+    cache->count = 0;
+}
+
+void auth_cache_destroy(auth_cache_t *cache)
+{
+    if (cache == NULL)
+        return;
+    cache_clear(cache);
+    free(cache);
+}
+
+static size_t bucket_of(const char *hash)
+{
+    return strtoul((char[4]){hash[0], hash[1], hash[2], '\0'}, NULL, 16) % AUTH_CACHE_BUCKETS;
+}
+
+static const auth_t *cache_get(auth_cache_t *cache, const char *hash, int64_t now)
+{
+    for (cache_entry_t *e = cache->buckets[bucket_of(hash)]; e; e = e->next)
+        if (strcmp(e->hash, hash) == 0)
+            return e->expires_ms > now ? &e->auth : NULL;
+    return NULL;
+}
+
+static void cache_put(auth_cache_t *cache, const char *hash, const auth_t *auth, int64_t now)
+{
+    size_t b = bucket_of(hash);
+    for (cache_entry_t *e = cache->buckets[b]; e; e = e->next) {
+        if (strcmp(e->hash, hash) == 0) {
+            e->auth = *auth;
+            e->expires_ms = now + AUTH_CACHE_TTL_MS;
+            return;
+        }
+    }
+    if (cache->count >= AUTH_CACHE_MAX)
+        cache_clear(cache);
+    cache_entry_t *e = mem_calloc(1, sizeof(*e));
+    memcpy(e->hash, hash, sizeof(e->hash));
+    e->auth = *auth;
+    e->expires_ms = now + AUTH_CACHE_TTL_MS;
+    e->next = cache->buckets[b];
+    cache->buckets[b] = e;
+    cache->count++;
+}
+
+typedef struct {
+    app_t *app;                   /* For the cache. */
+    auth_t *out;                  /* Caller's result. */
+    auth_cb cb;                   /* Caller's callback. */
+    void *data;                   /* Caller's data. */
+    char hash[CRYPTO_SHA256_HEX]; /* The key's hash. */
+} lookup_t;
+
+static void copy_field(char *dst, size_t len, const PGresult *res, int col)
+{
+    snprintf(dst, len, "%s", PQgetvalue(res, 0, col));
+}
+
+static void on_lookup(void *data, int err, const PGresult *res)
+{
+    lookup_t *lk = data;
+    if (err) {
+        lk->cb(lk->data, BILLOW_EUNAVAILABLE);
+    } else if (PQntuples(res) != 1) {
+        lk->cb(lk->data, BILLOW_EUNAUTHENTICATED);
+    } else {
+        auth_t *a = lk->out;
+        memset(a, 0, sizeof(*a));
+        a->kind = AUTH_KEY;
+        copy_field(a->tenant_id, sizeof(a->tenant_id), res, 0);
+        copy_field(a->key_id, sizeof(a->key_id), res, 1);
+        copy_field(a->role, sizeof(a->role), res, 2);
+        a->livemode = PQgetvalue(res, 0, 3)[0] == 't';
+        snprintf(a->actor, sizeof(a->actor), "%s", a->key_id);
+        cache_put(lk->app->auth_cache, lk->hash, a, timeutil_now_ms());
+        lk->cb(lk->data, 0);
+    }
+    free(lk);
+}
+
+int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void *data)
+{
+    const char *h = http_req_header(req, "Authorization");
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return BILLOW_EUNAUTHENTICATED;
+    const char *token = h + 7;
+    while (*token == ' ')
+        token++;
+    size_t len = strlen(token);
+    if (len == 0 || len > AUTH_TOKEN_MAX)
+        return BILLOW_EUNAUTHENTICATED;
+
+    const char *platform = app->cfg->platform_admin_token;
+    size_t plen = strlen(platform);
+    if (plen > 0 && strncmp(token, "sk_", 3) != 0) {
+        /* Compare hashes so the comparison takes the same time whatever the length. */
+        char a[CRYPTO_SHA256_HEX], b[CRYPTO_SHA256_HEX];
+        crypto_sha256_hex(token, len, a);
+        crypto_sha256_hex(platform, plen, b);
+        if (!crypto_equal(a, b, sizeof(a)))
+            return BILLOW_EUNAUTHENTICATED;
+        memset(out, 0, sizeof(*out));
+        out->kind = AUTH_PLATFORM;
+        snprintf(out->actor, sizeof(out->actor), "platform");
+        cb(data, 0);
+        return 0;
+    }
+    if (strncmp(token, "sk_", 3) != 0)
+        return BILLOW_EUNAUTHENTICATED;
+
+    lookup_t *lk = mem_calloc(1, sizeof(*lk));
+    crypto_sha256_hex(token, len, lk->hash);
+    const auth_t *cached = cache_get(app->auth_cache, lk->hash, timeutil_now_ms());
+    if (cached) {
+        *out = *cached;
+        free(lk);
+        cb(data, 0);
+        return 0;
+    }
+    lk->app = app;
+    lk->out = out;
+    lk->cb = cb;
+    lk->data = data;
+    const char *params[1] = {lk->hash};
+    int rc = pg_pool_query(app->pg, NULL,
+                           "SELECT tenant_id, key_id, role, livemode FROM auth_api_key($1)", 1,
+                           params, on_lookup, lk);
+    if (rc) {
+        free(lk);
+        return BILLOW_EUNAVAILABLE;
+    }
+    return 0;
+}

@@ -1,0 +1,181 @@
+/* billow-api: the HTTP front.
+ *
+ * One process, one libuv loop, no threads in the request path. It reads its
+ * settings once, opens the Postgres read pool and two Redis connections (one
+ * for commands, one subscribed to job completions), and serves HTTP until
+ * SIGTERM or SIGINT: then it stops accepting, lets in-flight requests
+ * finish, closes everything and exits 0.
+ *
+ *   billow-api                    serve
+ *   billow-api --config-markdown  print the settings table (for the README)
+ */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "jobq.h"
+#include "log.h"
+#include "mem.h"
+#include "router.h"
+
+/* The API document is read at start-up from beside the executable, where
+ * the build puts the JSON form of docs/openapi.yaml. Bounded so a wrong
+ * file cannot exhaust memory. */
+#define OPENAPI_MAX_BYTES (8 * 1024 * 1024)
+
+static int load_openapi(app_t *app)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    char *path = mem_printf("%s/openapi.json", exe);
+    FILE *f = fopen(path, "rb");
+    free(path);
+    if (f == NULL)
+        return -1;
+    char *buf = mem_alloc(OPENAPI_MAX_BYTES);
+    size_t len = fread(buf, 1, OPENAPI_MAX_BYTES, f);
+    int bad = ferror(f) || len == OPENAPI_MAX_BYTES;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return -1;
+    }
+    app->openapi_json = buf;
+    app->openapi_len = len;
+    return 0;
+}
+
+static void on_job_done(void *data, const char *channel, const char *message, size_t len)
+{
+    app_t *app = data;
+    char id[IDS_MAX];
+    if (len == 0 || len >= sizeof(id))
+        return;
+    memcpy(id, message, len);
+    id[len] = '\0';
+    waiters_notify(app->waiters, id);
+}
+
+static void on_http_stopped(void *data)
+{
+    app_t *app = data;
+    waiters_destroy(app->waiters);
+    app->waiters = NULL;
+    pg_pool_destroy(app->pg);
+    redis_conn_destroy(app->redis);
+    redis_conn_destroy(app->redis_sub);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    log_write(LOG_INFO, "api_stopped", NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    app_t *app = sig->data;
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    log_write(LOG_INFO, "api_stopping", "{s:i}", "signal", signum);
+    http_server_stop(app->http, on_http_stopped, app);
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    char err[256];
+    if (argc == 2 && strcmp(argv[1], "--config-markdown") == 0) {
+        config_print_markdown(stdout);
+        return 0;
+    }
+    if (argc != 1) {
+        fprintf(stderr, "usage: billow-api [--config-markdown]\n");
+        return 2;
+    }
+    if (config_load(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "billow-api: %s\n", err);
+        return 1;
+    }
+    log_init("api", cfg.log_level);
+    if (router_check(err, sizeof(err)) != 0) {
+        log_write(LOG_ERROR, "routes_invalid", "{s:s}", "error", err);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    app_t app;
+    memset(&app, 0, sizeof(app));
+    app.cfg = &cfg;
+    if (load_openapi(&app) != 0) {
+        log_write(LOG_ERROR, "openapi_missing", "{s:s}", "error",
+                  "openapi.json must be next to the billow-api executable (the build puts it "
+                  "there)");
+        return 1;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    app.loop = loop;
+    loop->data = &app;
+
+    size_t nroutes;
+    const route_t *routes = router_routes(&nroutes);
+    const char **names = mem_calloc(nroutes, sizeof(char *));
+    for (size_t i = 0; i < nroutes; i++)
+        names[i] = routes[i].pattern;
+    app.metrics = metrics_create(names, nroutes);
+    app.auth_cache = auth_cache_create();
+    app.waiters = waiters_create(loop);
+
+    if (pg_pool_create(loop, cfg.database_read_url, cfg.pg_pool_size, &app.pg) != 0 ||
+        redis_conn_create(loop, cfg.redis_url, NULL, NULL, NULL, &app.redis) != 0 ||
+        redis_conn_create(loop, cfg.redis_url, JOBQ_DONE_CHANNEL, on_job_done, &app,
+                          &app.redis_sub) != 0) {
+        log_write(LOG_ERROR, "backends_invalid", "{s:s}", "error",
+                  "DATABASE_READ_URL or REDIS_URL is not usable");
+        return 1;
+    }
+
+    http_limits_t limits = {
+        .max_header_bytes = (size_t)cfg.max_header_bytes,
+        .max_body_bytes = (size_t)cfg.max_body_bytes,
+        .header_timeout_ms = (uint64_t)cfg.header_timeout_ms,
+        .body_timeout_ms = (uint64_t)cfg.body_timeout_ms,
+        .idle_timeout_ms = (uint64_t)cfg.idle_timeout_ms,
+        .max_connections = cfg.max_connections,
+    };
+    int rc = http_server_start(loop, cfg.host, cfg.port, &limits, router_dispatch, router_log, &app,
+                               &app.http);
+    if (rc != 0) {
+        log_write(LOG_ERROR, "listen_failed", "{s:s,s:i,s:s}", "host", cfg.host, "port", cfg.port,
+                  "error", uv_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(loop, &app.sigterm);
+    uv_signal_init(loop, &app.sigint);
+    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    log_write(LOG_INFO, "api_listening", "{s:s,s:i}", "host", cfg.host, "port",
+              http_server_port(app.http));
+
+    uv_run(loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(loop);
+    if (rc != 0)
+        log_write(LOG_WARN, "loop_not_closed", "{s:s}", "error", uv_strerror(rc));
+    metrics_destroy(app.metrics);
+    auth_cache_destroy(app.auth_cache);
+    free(names);
+    free(app.openapi_json);
+    config_dispose(&cfg);
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* query: reading parameters from a URL query string ("a=1&b=x%20y"). */
+#ifndef BILLOW_QUERY_H
+#define BILLOW_QUERY_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* Finds name in query (may be NULL) and writes its percent-decoded value
+ * into out. Returns 1 when found, 0 when absent, BILLOW_EPARAM_INVALID when
+ * the value is badly encoded, contains a NUL or does not fit in out_len. */
+int query_get(const char *query, const char *name, char *out, size_t out_len) BILLOW_MUSTCHECK;
+/* The first parameter name in query that is not in the NULL-terminated
+ * list allowed, copied into out; returns 1 if there is one, else 0. */
+int query_unknown(const char *query, const char *const *allowed, char *out, size_t out_len);
+
+#endif

@@ -1,0 +1,259 @@
+/* redis_conn: an asynchronous Redis connection that heals itself.
+ *
+ * States: DOWN (no context; a timer will reconnect), CONNECTING (TCP and the
+ * set-up commands in flight), READY (commands accepted). Any failure goes
+ * back to DOWN and the timer retries with a doubling delay capped at
+ * RECONNECT_MAX_MS, so a restarted Redis is picked up within seconds while a
+ * dead one is not hammered.
+ */
+#include "redis_conn.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobq.h"
+#include "log.h"
+#include "mem.h"
+
+/* First and longest pause between reconnection attempts. */
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
+
+typedef enum {
+    RC_DOWN,       /* No connection; the timer will try again. */
+    RC_CONNECTING, /* Connected or connecting, set-up not finished. */
+    RC_READY,      /* Set up; commands accepted. */
+} rc_state_t;
+
+struct redis_conn_s {
+    uv_loop_t *loop;             /* The loop. */
+    char host[256];              /* From the URL. */
+    int port;                    /* From the URL. */
+    int db;                      /* Database number. */
+    char *channel;               /* Subscriber channel, or NULL. */
+    redis_message_cb on_message; /* Subscriber callback. */
+    void *data;                  /* For on_message. */
+    redisAsyncContext *ac;       /* Current context, or NULL when DOWN. */
+    rc_state_t state;            /* See above. */
+    uint64_t delay_ms;           /* Next reconnect delay. */
+    uv_timer_t timer;            /* Reconnect timer; its close frees the struct. */
+    int destroying;              /* redis_conn_destroy() was called. */
+};
+
+typedef struct {
+    redis_reply_cb cb; /* Caller's callback. */
+    void *data;        /* Caller's data. */
+} pending_t;
+
+int redis_conn_parse_url(const char *url, char *host, size_t host_len, int *port, int *db)
+{
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0)
+        return BILLOW_EPARAM_INVALID;
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at)
+        p = at + 1; /* Credentials are not used on loopback; ignore them. */
+    const char *colon = strchr(p, ':');
+    const char *slash = strchr(p, '/');
+    const char *hend = colon ? colon : (slash ? slash : p + strlen(p));
+    size_t hl = (size_t)(hend - p);
+    if (hl == 0 || hl >= host_len)
+        return BILLOW_EPARAM_INVALID;
+    memcpy(host, p, hl);
+    host[hl] = '\0';
+    *port = 6379;
+    *db = 0;
+    if (colon) {
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || v < 1 || v > 65535 || (*end != '\0' && *end != '/'))
+            return BILLOW_EPARAM_INVALID;
+        *port = (int)v;
+        slash = *end == '/' ? end : NULL;
+    }
+    if (slash && slash[1] != '\0') {
+        char *end;
+        long v = strtol(slash + 1, &end, 10);
+        if (*end != '\0' || v < 0 || v > 15)
+            return BILLOW_EPARAM_INVALID;
+        *db = (int)v;
+    }
+    return 0;
+}
+
+static void schedule_reconnect(redis_conn_t *rc);
+
+static void on_command(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    pending_t *p = privdata;
+    p->cb(p->data, reply);
+    free(p);
+}
+
+static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redis_conn_t *rc = privdata;
+    redisReply *r = reply;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return;
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        rc->state = RC_READY;
+        rc->delay_ms = RECONNECT_MIN_MS;
+        log_write(LOG_INFO, "redis_subscribed", "{s:s}", "channel", rc->channel);
+        return;
+    }
+    if (strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
+        rc->on_message(rc->data, r->element[1]->str, r->element[2]->str, r->element[2]->len);
+}
+
+static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redis_conn_t *rc = privdata;
+    redisReply *r = reply;
+    if (r == NULL)
+        return; /* Disconnected: the disconnect callback reconnects. */
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_write(LOG_ERROR, "redis_setup_failed", "{s:s}", "error", r->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (rc->channel == NULL) {
+        rc->state = RC_READY;
+        rc->delay_ms = RECONNECT_MIN_MS;
+        log_write(LOG_INFO, "redis_ready", NULL);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redis_conn_t *rc = cac->data;
+    redisAsyncContext *ac = rc->ac;
+    if (status != REDIS_OK) {
+        log_write(LOG_WARN, "redis_connect_failed", "{s:s}", "error", cac->errstr);
+        rc->ac = NULL; /* hiredis frees the context after this callback. */
+        rc->state = RC_DOWN;
+        schedule_reconnect(rc);
+        return;
+    }
+    if (rc->db != 0) {
+        char db[8];
+        snprintf(db, sizeof(db), "%d", rc->db);
+        redisAsyncCommand(ac, on_setup, rc, "SELECT %s", db);
+    }
+    if (rc->channel) {
+        redisAsyncCommand(ac, on_message, rc, "SUBSCRIBE %s", rc->channel);
+    } else {
+        jobq_cmd_t cmd;
+        jobq_load_library_cmd(&cmd);
+        redisAsyncCommandArgv(ac, on_setup, rc, cmd.argc, cmd.argv, cmd.argvlen);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    redis_conn_t *rc = cac->data;
+    rc->ac = NULL;
+    rc->state = RC_DOWN;
+    if (rc->destroying)
+        return;
+    log_write(LOG_WARN, "redis_disconnected", "{s:s}", "error",
+              status == REDIS_OK ? "closed" : cac->errstr);
+    schedule_reconnect(rc);
+}
+
+static void connect_now(redis_conn_t *rc)
+{
+    redisAsyncContext *ac = redisAsyncConnect(rc->host, rc->port);
+    if (ac == NULL || ac->err) {
+        log_write(LOG_WARN, "redis_connect_failed", "{s:s}", "error",
+                  ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(rc);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->state = RC_CONNECTING;
+    redisLibuvAttach(ac, rc->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    connect_now(t->data);
+}
+
+static void schedule_reconnect(redis_conn_t *rc)
+{
+    if (rc->destroying)
+        return;
+    uv_timer_start(&rc->timer, on_timer, rc->delay_ms, 0);
+    rc->delay_ms = rc->delay_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : rc->delay_ms * 2;
+}
+
+int redis_conn_create(uv_loop_t *loop, const char *url, const char *channel,
+                      redis_message_cb on_msg, void *data, redis_conn_t **out)
+{
+    redis_conn_t *rc = mem_calloc(1, sizeof(*rc));
+    if (redis_conn_parse_url(url, rc->host, sizeof(rc->host), &rc->port, &rc->db) != 0) {
+        free(rc);
+        return BILLOW_EPARAM_INVALID;
+    }
+    rc->loop = loop;
+    rc->channel = mem_strdup(channel);
+    rc->on_message = on_msg;
+    rc->data = data;
+    rc->delay_ms = RECONNECT_MIN_MS;
+    uv_timer_init(loop, &rc->timer);
+    rc->timer.data = rc;
+    connect_now(rc);
+    *out = rc;
+    return 0;
+}
+
+int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc, const char **argv,
+                       const size_t *argvlen)
+{
+    if (rc->state != RC_READY || rc->ac == NULL)
+        return BILLOW_EUNAVAILABLE;
+    pending_t *p = mem_alloc(sizeof(*p));
+    p->cb = cb;
+    p->data = data;
+    if (redisAsyncCommandArgv(rc->ac, on_command, p, argc, argv, argvlen) != REDIS_OK) {
+        free(p);
+        return BILLOW_EUNAVAILABLE;
+    }
+    return 0;
+}
+
+bool redis_conn_ready(const redis_conn_t *rc)
+{
+    return rc->state == RC_READY;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    redis_conn_t *rc = h->data;
+    free(rc->channel);
+    free(rc);
+}
+
+void redis_conn_destroy(redis_conn_t *rc)
+{
+    if (rc == NULL)
+        return;
+    rc->destroying = 1;
+    if (rc->ac) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        redisAsyncFree(ac); /* Pending callbacks run now with NULL replies. */
+    }
+    uv_timer_stop(&rc->timer);
+    uv_close((uv_handle_t *)&rc->timer, on_timer_closed);
+}

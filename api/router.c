@@ -1,0 +1,245 @@
+/* router: the route table and the way every request goes through it.
+ *
+ * The anatomy of a request: http_conn reads and limits it, router_dispatch()
+ * matches it here, auth.c says who is asking, this file checks the media
+ * type and parses the JSON body, and the route's function in routes_*.c
+ * validates the parameters and either reads (pg_async) or submits a job
+ * (submit.c). The route table below is the one place where a route exists.
+ */
+#include "router.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "mem.h"
+#include "routes.h"
+
+static const route_t routes[] = {
+    {HTTP_GET, "/healthz", ROUTE_PUBLIC, "", routes_healthz},
+    {HTTP_GET, "/readyz", ROUTE_PUBLIC, "", routes_readyz},
+    {HTTP_GET, "/metrics", ROUTE_PUBLIC, "", routes_metrics},
+    {HTTP_GET, "/openapi.json", ROUTE_PUBLIC, "", routes_openapi},
+    {HTTP_GET, "/docs", ROUTE_PUBLIC, "", routes_docs},
+    {HTTP_POST, "/v1/tenants", ROUTE_PLATFORM, "tenants:write", routes_tenants_create},
+    {HTTP_POST, "/v1/customers", ROUTE_TENANT, "customers:write", routes_customers_create},
+    {HTTP_GET, "/v1/customers", ROUTE_TENANT, "customers:read", routes_customers_list},
+    {HTTP_GET, "/v1/customers/{id}", ROUTE_TENANT, "customers:read", routes_customers_get},
+    {HTTP_POST, "/v1/customers/{id}", ROUTE_TENANT, "customers:write", routes_customers_update},
+    {HTTP_GET, "/v1/jobs", ROUTE_OPS, "jobs:read", routes_jobs_list},
+    {HTTP_POST, "/v1/jobs/replay", ROUTE_OPS, "jobs:replay", routes_jobs_replay_many},
+    {HTTP_GET, "/v1/jobs/{id}", ROUTE_OPS, "jobs:read", routes_jobs_get},
+    {HTTP_POST, "/v1/jobs/{id}/replay", ROUTE_OPS, "jobs:replay", routes_jobs_replay},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const route_t *router_routes(size_t *count)
+{
+    *count = NROUTES;
+    return routes;
+}
+
+int router_index(const route_t *route)
+{
+    return route ? (int)(route - routes) : -1;
+}
+
+/* Matches path against pattern, capturing {x} segments into params. */
+static int match(const char *pattern, const char *path, char params[][ROUTE_PARAM_MAX])
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern == '{') {
+            const char *pend = strchr(pattern, '}');
+            const char *send = strchr(path, '/');
+            size_t n = send ? (size_t)(send - path) : strlen(path);
+            if (n == 0 || n >= ROUTE_PARAM_MAX || np == ROUTE_MAX_PARAMS)
+                return 0;
+            if (params) {
+                memcpy(params[np], path, n);
+                params[np][n] = '\0';
+            }
+            np++;
+            pattern = pend + 1;
+            path += n;
+            continue;
+        }
+        if (*pattern != *path)
+            return 0;
+        pattern++;
+        path++;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+const route_t *router_match(enum http_method method, const char *path,
+                            char params[][ROUTE_PARAM_MAX], int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!match(routes[i].pattern, path, NULL))
+            continue;
+        if (routes[i].method == method) {
+            match(routes[i].pattern, path, params);
+            return &routes[i];
+        }
+        *path_known = 1;
+    }
+    return NULL;
+}
+
+int router_check(char *err, size_t err_len)
+{
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (routes[i].auth != ROUTE_PUBLIC && routes[i].permission[0] == '\0') {
+            snprintf(err, err_len, "route %s %s declares no permission",
+                     http_method_str(routes[i].method), routes[i].pattern);
+            return BILLOW_EINTERNAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (routes[i].method == routes[j].method &&
+                strcmp(routes[i].pattern, routes[j].pattern) == 0) {
+                snprintf(err, err_len, "route %s %s is registered twice",
+                         http_method_str(routes[i].method), routes[i].pattern);
+                return BILLOW_EINTERNAL;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The methods a path accepts, for the Allow header of a 405. */
+static void allowed_methods(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!match(routes[i].pattern, path, NULL))
+            continue;
+        const char *m = http_method_str(routes[i].method);
+        if (strstr(out, m))
+            continue;
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "%s%s", used ? ", " : "", m);
+    }
+}
+
+/* True when Content-Type names JSON (parameters such as charset allowed). */
+static int is_json_media(const char *ct)
+{
+    if (ct == NULL)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Body checks, after authentication: media type, then JSON syntax. */
+static void parse_body_and_run(api_req_t *ar)
+{
+    http_req_t *req = ar->http;
+    if (req->method == HTTP_POST) {
+        if (req->body_len == 0) {
+            ar->body = json_object();
+        } else {
+            if (!is_json_media(http_req_header(req, "Content-Type"))) {
+                respond_error(ar, BILLOW_EUNSUPPORTED_MEDIA, NULL,
+                              "Send the request body as application/json (got %s).",
+                              http_req_header(req, "Content-Type") ? "another Content-Type"
+                                                                   : "no Content-Type");
+                return;
+            }
+            json_error_t jerr;
+            ar->body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+            if (ar->body == NULL) {
+                respond_error(ar, BILLOW_EINVALID_JSON, NULL,
+                              "Invalid JSON at line %d column %d (position %d): %s.", jerr.line,
+                              jerr.column, jerr.position, jerr.text);
+                return;
+            }
+            if (!json_is_object(ar->body)) {
+                respond_error(ar, BILLOW_EINVALID_JSON, NULL,
+                              "The request body must be a JSON object.");
+                return;
+            }
+        }
+    }
+    ar->route->fn(ar);
+}
+
+static void on_auth(void *data, int err)
+{
+    api_req_t *ar = data;
+    if (err) {
+        respond_error(ar, err, NULL, NULL);
+        return;
+    }
+    switch (ar->route->auth) {
+    case ROUTE_TENANT:
+        if (ar->auth.kind != AUTH_KEY) {
+            respond_error(ar, BILLOW_EFORBIDDEN, NULL,
+                          "The platform token cannot act for a tenant; use the tenant's secret "
+                          "API key.");
+            return;
+        }
+        break;
+    case ROUTE_PLATFORM:
+        if (ar->auth.kind != AUTH_PLATFORM) {
+            respond_error(ar, BILLOW_EFORBIDDEN, NULL,
+                          "Only the platform operator token may call this route.");
+            return;
+        }
+        break;
+    case ROUTE_OPS:
+    case ROUTE_PUBLIC:
+        break;
+    }
+    parse_body_and_run(ar);
+}
+
+void router_dispatch(http_req_t *req, void *ctx)
+{
+    app_t *app = ctx;
+    api_req_t *ar = mem_calloc(1, sizeof(*ar));
+    ar->app = app;
+    ar->http = req;
+    int known = 0;
+    ar->route = router_match(req->method, req->path, ar->params, &known);
+    req->user = (void *)ar->route;
+    if (ar->route == NULL) {
+        if (known) {
+            char allow[64];
+            allowed_methods(req->path, allow, sizeof(allow));
+            respond_header(ar, "Allow", allow);
+            respond_error(ar, BILLOW_EMETHOD_NOT_ALLOWED, NULL,
+                          "%s is not allowed on %s; allowed: %s.", http_method_str(req->method),
+                          req->path, allow);
+        } else {
+            respond_error(ar, BILLOW_EROUTE_NOT_FOUND, NULL, "No route for %s %s.",
+                          http_method_str(req->method), req->path);
+        }
+        return;
+    }
+    if (ar->route->auth == ROUTE_PUBLIC) {
+        parse_body_and_run(ar);
+        return;
+    }
+    int rc = auth_start(app, req, &ar->auth, on_auth, ar);
+    if (rc)
+        respond_error(ar, rc, NULL, NULL);
+}
+
+void router_log(const http_req_t *req, int status, size_t body_len, uint64_t dur_ns, void *ctx)
+{
+    app_t *app = ctx;
+    const route_t *route = req->user;
+    const char *method = req->path && req->path[0] ? http_method_str(req->method) : "";
+    metrics_observe_request(app->metrics, router_index(route), method, status, dur_ns);
+    log_write(LOG_INFO, "http_request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s}", "request_id",
+              req->request_id, "method", method, "path", req->path ? req->path : "", "route",
+              route ? route->pattern : "unmatched", "status", status, "bytes", (json_int_t)body_len,
+              "duration_us", (json_int_t)(dur_ns / 1000), "client", req->client_addr);
+}

@@ -1,0 +1,39 @@
+/* submit: turning a validated request into a job, and answering it.
+ *
+ * submit_job_or_respond() builds the envelope, enqueues it with the
+ * request's Idempotency-Key through one atomic Redis function, and answers:
+ * 202 with the job; or, with `Prefer: wait=N`, the job's outcome if it ends
+ * within N seconds (created_status and the result, or the job's error); or
+ * 409 when the Idempotency-Key was used for another request.
+ */
+#ifndef BILLOW_SUBMIT_H
+#define BILLOW_SUBMIT_H
+
+#include <jansson.h>
+
+#include "respond.h"
+
+/* Longest Idempotency-Key accepted (as Stripe). */
+#define SUBMIT_IDEMPOTENCY_KEY_MAX 255
+
+typedef struct {
+    const char *type;      /* Job type ("customer.create"). */
+    const char *tenant_id; /* The job's tenant. */
+    json_t *payload;       /* Stolen. */
+    int created_status;    /* 201 for creations, 200 otherwise. */
+    /* Merged into the answer (202 job object, or the finished result) when
+     * the job was enqueued by this request (not an idempotent replay):
+     * secrets shown once. Stolen; may be NULL. */
+    json_t *reveal;
+    /* Where in the finished result reveal goes ("api_key"), or NULL for the top level. */
+    const char *reveal_at;
+} submit_t;
+
+/* Enqueues and answers ar; frees ar. */
+void submit_job_or_respond(api_req_t *ar, submit_t *s);
+/* Parses a Prefer header for wait=N; returns N seconds (capped at max) or 0. */
+int submit_parse_prefer_wait(const char *prefer, int max);
+/* Checks an Idempotency-Key: 1..255 printable ASCII characters. */
+int submit_check_idempotency_key(const char *key);
+
+#endif

@@ -1,0 +1,259 @@
+# shellcheck shell=bash
+# lib.sh: the steps ./scripts/up and ./scripts/test share.
+#
+# Sourced, never run. Every step is idempotent: packages are installed only
+# when missing, the build is incremental, the servers are started only when
+# not running, migrations are applied once each, and the demo tenant is
+# created once. Ports and folders come from the environment so the test run
+# can keep its own servers beside a running `up`.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+: "${BILLOW_DATA:=$ROOT/.data}"   # server data (git-ignored)
+: "${BILLOW_RUN:=$ROOT/.run}"     # pid and log files (git-ignored)
+: "${PG_PORT:=55432}"
+: "${REDIS_PORT:=56379}"
+: "${PORT:=8080}"
+: "${BILLOW_BUILD:=$ROOT/build}"
+: "${PLATFORM_ADMIN_TOKEN:=}"
+export BILLOW_DATA BILLOW_RUN PG_PORT REDIS_PORT PORT BILLOW_BUILD
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_SOCK="$BILLOW_DATA/pgsock"
+export DATABASE_URL="${DATABASE_URL:-postgresql://billow_worker:billow_worker@127.0.0.1:$PG_PORT/billow}"
+export DATABASE_READ_URL="${DATABASE_READ_URL:-postgresql://billow_api:billow_api@127.0.0.1:$PG_PORT/billow}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+
+say() { printf '\033[1mbillow:\033[0m %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# Debian packages Billow needs to build, run and test. Only missing ones are
+# installed, so a second run installs nothing.
+BILLOW_PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates curl clang-format
+  libuv1-dev libhiredis-dev libpq-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+  libxlsxwriter-dev libhpdf-dev libcriterion-dev libhttp-parser-dev
+  postgresql-15 postgresql-client-15 redis-server redis-tools ruby-foreman
+  python3-yaml procps
+)
+
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root to install them"
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Services must not start on install: Billow runs its own servers.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' RETURN
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Node.js and npm (for the API linter, the integration tests and the
+# benchmark peer). A machine that already has both keeps its own.
+ensure_node() {
+  if command -v node >/dev/null && command -v npm >/dev/null; then return 0; fi
+  ensure_packages nodejs npm
+}
+
+build() { # build [dir] [extra cmake args...]
+  local dir=${1:-$BILLOW_BUILD}
+  shift || true
+  say "building in ${dir#"$ROOT"/}"
+  cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >/dev/null ||
+    cmake --build "$dir" -j 1 # again, verbosely, so the error shows
+}
+
+# Postgres refuses to run as root; it runs as the postgres user with its
+# data under $BILLOW_DATA. If postgres cannot reach that folder (a checkout
+# under a private home), the data lives in /var/lib/billow and a link in
+# $BILLOW_DATA points to it.
+pg_datadir() {
+  mkdir -p "$BILLOW_DATA"
+  if ! runuser -u postgres -- test -x "$BILLOW_DATA" 2>/dev/null; then
+    local alt
+    alt=/var/lib/billow/$(printf '%s' "$BILLOW_DATA" | sha256sum | cut -c1-12)
+    mkdir -p "$alt"
+    chown postgres "$alt"
+    [ -L "$BILLOW_DATA/pg" ] || ln -sfn "$alt" "$BILLOW_DATA/pg"
+    PG_SOCK="$alt/sock"
+  else
+    mkdir -p "$BILLOW_DATA/pg"
+    chown postgres "$BILLOW_DATA/pg"
+  fi
+  mkdir -p "$PG_SOCK"
+  chown postgres "$PG_SOCK"
+}
+
+pg_start() {
+  pg_datadir
+  local data="$BILLOW_DATA/pg/data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "initialising Postgres in ${data#"$ROOT"/}"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres --auth-local=peer \
+      --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "starting Postgres on 127.0.0.1:$PG_PORT"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -w -t 60 -l "$data/../postgres.log" \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCK -c max_connections=300 -c shared_buffers=256MB" \
+      start >/dev/null
+  fi
+  pg_roles
+}
+
+pg_stop() {
+  local data="$BILLOW_DATA/pg/data"
+  [ -f "$data/PG_VERSION" ] || return 0
+  if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "stopping Postgres"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  fi
+}
+
+# psql as the superuser over the private socket.
+pg_super() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
+
+# The three roles: billow_owner owns the schema (migrations run as it),
+# billow_api may only read, billow_worker reads and writes; neither of the
+# last two owns a table or has BYPASSRLS, so row-level security binds them.
+pg_roles() {
+  pg_super -d postgres <<'SQL' >/dev/null
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'billow_owner') THEN
+    CREATE ROLE billow_owner NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'billow_api') THEN
+    CREATE ROLE billow_api LOGIN PASSWORD 'billow_api' NOBYPASSRLS;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'billow_worker') THEN
+    CREATE ROLE billow_worker LOGIN PASSWORD 'billow_worker' NOBYPASSRLS;
+  END IF;
+END $$;
+SQL
+  if [ "$(pg_super -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'billow'")" != 1 ]; then
+    pg_super -d postgres -c "CREATE DATABASE billow OWNER billow_owner" >/dev/null
+    pg_super -d billow -c "REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO billow_api, billow_worker; ALTER SCHEMA public OWNER TO billow_owner" >/dev/null
+  fi
+}
+
+# Applies schema/NNN_*.sql in order, each once, each in its own transaction
+# with its record in schema_migrations.
+migrate() {
+  pg_super -d billow -c "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); ALTER TABLE schema_migrations OWNER TO billow_owner" >/dev/null
+  local f v
+  for f in "$ROOT"/schema/[0-9][0-9][0-9]_*.sql; do
+    v=$(basename "$f" .sql)
+    if [ -z "$(pg_super -d billow -tAc "SELECT 1 FROM schema_migrations WHERE version = '$v'")" ]; then
+      say "migrating: $v"
+      { echo "BEGIN; SET ROLE billow_owner;"; cat "$f"; echo "; INSERT INTO schema_migrations (version) VALUES ('$v'); COMMIT;"; } |
+        pg_super -d billow >/dev/null
+    fi
+  done
+}
+
+redis_start() {
+  mkdir -p "$BILLOW_DATA/redis" "$BILLOW_RUN"
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then return 0; fi
+  say "starting Redis on 127.0.0.1:$REDIS_PORT"
+  # appendfsync always: a job the front accepted survives a crash of Redis.
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$BILLOW_DATA/redis" \
+    --appendonly yes --appendfsync always --save '' --daemonize yes \
+    --pidfile "$BILLOW_RUN/redis.pid" --logfile "$BILLOW_RUN/redis.log" --protected-mode yes
+  local i
+  for i in $(seq 100); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "Redis did not start; see $BILLOW_RUN/redis.log"
+}
+
+redis_stop() {
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    say "stopping Redis"
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+  fi
+}
+
+# The demo tenant (slug demo, test mode) and its secret API key. The key is
+# DEMO_API_KEY when set (20-100 URL-safe characters starting with sk_), else
+# generated once and kept in $BILLOW_DATA/demo_api_key. Only its SHA-256
+# enters the database.
+DEMO_TENANT_ID=ten_0000000000000000000000DEM0
+DEMO_KEY_ID=key_0000000000000000000000DEM0
+seed_demo() {
+  local key=${DEMO_API_KEY:-}
+  if [ -z "$key" ]; then
+    if [ -s "$BILLOW_DATA/demo_api_key" ]; then
+      key=$(cat "$BILLOW_DATA/demo_api_key")
+    else
+      key="sk_test_$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
+    fi
+  fi
+  [[ $key =~ ^sk_[A-Za-z0-9_-]{17,97}$ ]] || die "DEMO_API_KEY must be 20-100 URL-safe characters starting with sk_"
+  (umask 077 && printf '%s\n' "$key" >"$BILLOW_DATA/demo_api_key")
+  local hash
+  hash=$(printf '%s' "$key" | sha256sum | cut -c1-64)
+  pg_super -d billow -v hash="$hash" -v prefix="${key:0:12}" -v tid="$DEMO_TENANT_ID" -v kid="$DEMO_KEY_ID" <<'SQL' >/dev/null
+INSERT INTO tenants (id, name, slug, livemode) VALUES (:'tid', 'Demo Company', 'demo', false)
+  ON CONFLICT (id) DO NOTHING;
+-- The demo key follows DEMO_API_KEY: a changed key replaces the old hash.
+INSERT INTO api_keys (tenant_id, id, name, secret_hash, prefix, role)
+  VALUES (:'tid', :'kid', 'demo', :'hash', :'prefix', 'owner')
+  ON CONFLICT (tenant_id, id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, prefix = EXCLUDED.prefix, revoked_at = NULL;
+SQL
+  DEMO_KEY=$key
+  export DEMO_KEY
+}
+
+# Procfile entries as "name<TAB>command" lines.
+procfile_entries() { sed -n 's/^\([a-z][a-z0-9_-]*\):[[:space:]]*\(.*\)$/\1\t\2/p' "$ROOT/Procfile"; }
+
+# Starts every Procfile process in the background, pid in $BILLOW_RUN/<name>.pid.
+start_detached() {
+  mkdir -p "$BILLOW_RUN"
+  local name cmd
+  while IFS=$'\t' read -r name cmd; do
+    if [ -f "$BILLOW_RUN/$name.pid" ] && kill -0 "$(cat "$BILLOW_RUN/$name.pid")" 2>/dev/null; then
+      continue
+    fi
+    (cd "$ROOT" && exec setsid bash -c "exec $cmd" >>"$BILLOW_RUN/$name.log" 2>&1 </dev/null) &
+    echo $! >"$BILLOW_RUN/$name.pid"
+  done < <(procfile_entries)
+}
+
+# Stops what start_detached started, by pid (never by process name).
+stop_detached() {
+  local f pid i
+  for f in "$BILLOW_RUN"/*.pid; do
+    [ -e "$f" ] || continue
+    [ "$(basename "$f")" = redis.pid ] && continue
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+  done
+}
+
+wait_ready() { # wait_ready URL seconds
+  local i
+  for i in $(seq $(($2 * 10))); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}

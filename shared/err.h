@@ -1,0 +1,68 @@
+/* err: Billow's error codes, one table for all of them.
+ *
+ * Functions that can fail return int: 0 on success, a negative BILLOW_E*
+ * code otherwise. BILLOW_ERRNO_MAP gives each code its stable API name (the
+ * `code` of an error response), its HTTP status, its error `type` (as in
+ * Stripe's API) and a default message, the way libuv's UV_ERRNO_MAP does.
+ */
+#ifndef BILLOW_ERR_H
+#define BILLOW_ERR_H
+
+#define BILLOW_MUSTCHECK __attribute__((warn_unused_result))
+
+/* XX(NAME, code, http status, type, default message) */
+#define BILLOW_ERRNO_MAP(XX)                                                                       \
+    XX(INVALID_JSON, "invalid_json", 400, "invalid_request_error",                                 \
+       "The request body is not valid JSON.")                                                      \
+    XX(PARAM_INVALID, "parameter_invalid", 400, "invalid_request_error",                           \
+       "A parameter has an invalid value.")                                                        \
+    XX(PARAM_MISSING, "parameter_missing", 400, "invalid_request_error",                           \
+       "A required parameter is missing.")                                                         \
+    XX(PARAM_UNKNOWN, "parameter_unknown", 400, "invalid_request_error",                           \
+       "The request has a parameter Billow does not know.")                                        \
+    XX(MALFORMED, "malformed_request", 400, "invalid_request_error",                               \
+       "The request is not well-formed HTTP.")                                                     \
+    XX(UNAUTHENTICATED, "unauthenticated", 401, "authentication_error",                            \
+       "No valid credentials were given. Send Authorization: Bearer <key>.")                       \
+    XX(FORBIDDEN, "forbidden", 403, "permission_error",                                            \
+       "These credentials may not perform this request.")                                          \
+    XX(NOT_FOUND, "resource_missing", 404, "invalid_request_error", "No such object.")             \
+    XX(ROUTE_NOT_FOUND, "route_not_found", 404, "invalid_request_error",                           \
+       "No route matches this method and path.")                                                   \
+    XX(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "invalid_request_error",                     \
+       "This path does not accept this method.")                                                   \
+    XX(TIMEOUT, "request_timeout", 408, "invalid_request_error",                                   \
+       "The request was not received in time.")                                                    \
+    XX(IDEMPOTENCY_REUSED, "idempotency_key_reused", 409, "idempotency_error",                     \
+       "This Idempotency-Key was already used with a different request.")                          \
+    XX(CONFLICT, "conflict", 409, "invalid_request_error",                                         \
+       "The request conflicts with the current state.")                                            \
+    XX(BODY_TOO_LARGE, "body_too_large", 413, "invalid_request_error",                             \
+       "The request body is larger than allowed.")                                                 \
+    XX(UNSUPPORTED_MEDIA, "unsupported_media_type", 415, "invalid_request_error",                  \
+       "Send request bodies as application/json.")                                                 \
+    XX(HEADERS_TOO_LARGE, "headers_too_large", 431, "invalid_request_error",                       \
+       "The request headers are larger than allowed.")                                             \
+    XX(UNAVAILABLE, "service_unavailable", 503, "api_error",                                       \
+       "A backing service is unavailable; retry later.")                                           \
+    XX(INTERNAL, "internal_error", 500, "api_error", "An internal error occurred.")
+
+typedef enum {
+    BILLOW_OK = 0,
+    BILLOW_ERR_FIRST_ = -1000,
+#define XX(name, code, status, type, msg) BILLOW_E##name,
+    BILLOW_ERRNO_MAP(XX)
+#undef XX
+        BILLOW_ERR_LAST_
+} billow_err_t;
+
+/* The API name of err ("parameter_invalid"); "internal_error" for unknown codes. */
+const char *err_code(int err);
+/* The HTTP status of err; 500 for unknown codes. */
+int err_http_status(int err);
+/* The error type of err ("invalid_request_error"). */
+const char *err_type(int err);
+/* The default human message of err. */
+const char *err_message(int err);
+
+#endif

@@ -1,0 +1,76 @@
+/* billow-worker: runs one worker kind, named on the command line.
+ *
+ * `billow-worker <kind>` consumes jobs:<kind> with that kind's handler
+ * table until SIGTERM or SIGINT. Scaling a kind is starting more of these
+ * processes. Exit status: 0 after a graceful stop, 1 when the configuration
+ * is bad or Postgres or Redis cannot be reached at start, 2 for a usage
+ * error (unknown kind, or a kind with no handlers yet).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "fault.h"
+#include "jobq.h"
+#include "kind_domain.h"
+#include "kind_metrics.h"
+#include "log.h"
+#include "runtime.h"
+
+/* The kinds this build can run. The other JOBQ_KINDS are planned. */
+static const struct {
+    const char *kind;                 /* A name from JOBQ_KINDS. */
+    const worker_handler_t *handlers; /* Its handler table. */
+} kinds[] = {
+    {"domain", kind_domain_handlers},
+    {"metrics", kind_metrics_handlers},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: billow-worker <kind>\nkinds:");
+    for (size_t i = 0; JOBQ_KINDS[i] != NULL; i++)
+        fprintf(out, " %s", JOBQ_KINDS[i]);
+    fprintf(out, "\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *kind = argv[1];
+    if (!jobq_kind_valid(kind)) {
+        fprintf(stderr, "billow-worker: unknown kind \"%s\"\n", kind);
+        usage(stderr);
+        return 2;
+    }
+    const worker_handler_t *handlers = NULL;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kinds[i].kind, kind) == 0)
+            handlers = kinds[i].handlers;
+    if (handlers == NULL) {
+        fprintf(stderr, "billow-worker: kind \"%s\" has no handlers yet\n", kind);
+        return 2;
+    }
+
+    config_t cfg;
+    char err[256];
+    if (config_load(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "billow-worker: %s\n", err);
+        return 1;
+    }
+    char service[64];
+    snprintf(service, sizeof service, "worker-%s", kind);
+    log_init(service, cfg.log_level);
+    fault_init(cfg.faults);
+
+    int rc = runtime_run(&cfg, kind, handlers);
+    config_dispose(&cfg);
+    return rc == 0 ? 0 : 1;
+}

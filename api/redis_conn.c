@@ -17,6 +17,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "mem.h"
+#include "redis_url.h"
 
 /* First and longest pause between reconnection attempts. */
 #define RECONNECT_MIN_MS 100
@@ -47,43 +48,6 @@ typedef struct {
     redis_reply_cb cb; /* Caller's callback. */
     void *data;        /* Caller's data. */
 } pending_t;
-
-int redis_conn_parse_url(const char *url, char *host, size_t host_len, int *port, int *db)
-{
-    const char *p = url;
-    if (strncmp(p, "redis://", 8) != 0)
-        return BILLOW_EPARAM_INVALID;
-    p += 8;
-    const char *at = strchr(p, '@');
-    if (at)
-        p = at + 1; /* Credentials are not used on loopback; ignore them. */
-    const char *colon = strchr(p, ':');
-    const char *slash = strchr(p, '/');
-    const char *hend = colon ? colon : (slash ? slash : p + strlen(p));
-    size_t hl = (size_t)(hend - p);
-    if (hl == 0 || hl >= host_len)
-        return BILLOW_EPARAM_INVALID;
-    memcpy(host, p, hl);
-    host[hl] = '\0';
-    *port = 6379;
-    *db = 0;
-    if (colon) {
-        char *end;
-        long v = strtol(colon + 1, &end, 10);
-        if (end == colon + 1 || v < 1 || v > 65535 || (*end != '\0' && *end != '/'))
-            return BILLOW_EPARAM_INVALID;
-        *port = (int)v;
-        slash = *end == '/' ? end : NULL;
-    }
-    if (slash && slash[1] != '\0') {
-        char *end;
-        long v = strtol(slash + 1, &end, 10);
-        if (*end != '\0' || v < 0 || v > 15)
-            return BILLOW_EPARAM_INVALID;
-        *db = (int)v;
-    }
-    return 0;
-}
 
 static void schedule_reconnect(redis_conn_t *rc);
 
@@ -201,7 +165,7 @@ int redis_conn_create(uv_loop_t *loop, const char *url, const char *channel,
                       redis_message_cb on_msg, void *data, redis_conn_t **out)
 {
     redis_conn_t *rc = mem_calloc(1, sizeof(*rc));
-    if (redis_conn_parse_url(url, rc->host, sizeof(rc->host), &rc->port, &rc->db) != 0) {
+    if (redis_url_parse(url, rc->host, sizeof(rc->host), &rc->port, &rc->db) != 0) {
         free(rc);
         return BILLOW_EPARAM_INVALID;
     }

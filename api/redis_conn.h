@@ -37,9 +37,6 @@ int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc
                        const size_t *argvlen) BILLOW_MUSTCHECK;
 /* True when connected and set up (database selected, library loaded). */
 bool redis_conn_ready(const redis_conn_t *rc);
-/* Parses a Redis URL into host (size host_len), port and database number. */
-int redis_conn_parse_url(const char *url, char *host, size_t host_len, int *port,
-                         int *db) BILLOW_MUSTCHECK;
 /* Disconnects (pending commands get NULL replies) and frees the connection
  * once hiredis has let go of it. */
 void redis_conn_destroy(redis_conn_t *rc);

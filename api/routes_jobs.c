@@ -268,7 +268,8 @@ static void list_done(scan_t *s)
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
         return;
     }
-    qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
+    if (s->nitems > 0)
+        qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
     json_t *data = json_array();
     int has_more = 0;
     for (size_t i = 0; i < s->nitems; i++) {
@@ -400,7 +401,8 @@ static void replay_scan_done(scan_t *s)
     s->ids = json_array();
     s->pending = 1;
     int64_t now = timeutil_now_ms();
-    qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
+    if (s->nitems > 0)
+        qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
     for (size_t i = 0; i < s->nitems; i++) {
         if (s->items[i].job == NULL)
             continue;

@@ -34,6 +34,8 @@ typedef struct {
     int replayed;                        /* Idempotent replay of an earlier job. */
     char job_id[IDS_MAX];                /* The job answered for. */
     waiter_t *waiter;                    /* Armed while waiting. */
+    int reading;                         /* An HGETALL of the status is in flight. */
+    int reread;                          /* The waiter fired during that read: read again. */
     jobq_cmd_t cmd;                      /* The enqueue command (must outlive the send). */
     char fingerprint[CRYPTO_SHA256_HEX]; /* Idempotency fingerprint. */
 } submission_t;
@@ -157,9 +159,12 @@ static void answer_from_status(submission_t *s, const redisReply *r)
     answer_job(s, job);
 }
 
+static void read_status(submission_t *s);
+
 static void on_status(void *data, redisReply *r)
 {
     submission_t *s = data;
+    s->reading = 0;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         api_req_t *ar = s->ar;
         if (s->waiter)
@@ -173,6 +178,13 @@ static void on_status(void *data, redisReply *r)
                            strcmp(status, "dead") == 0);
     if (s->waiter && !final)
         return; /* Keep waiting: the waiter fires on completion or timeout. */
+    if (!final && s->reread) {
+        /* The job was announced (or the wait ran out) while this read was in
+         * flight: this reply may predate it, so read once more. */
+        s->reread = 0;
+        read_status(s);
+        return;
+    }
     if (s->waiter) {
         waiters_cancel(s->waiter);
         s->waiter = NULL;
@@ -186,6 +198,7 @@ static void read_status(submission_t *s)
     jobq_status_key(s->job_id, key);
     const char *argv[2] = {"HGETALL", key};
     size_t lens[2] = {7, strlen(key)};
+    s->reading = 1;
     if (redis_conn_command(s->ar->app->redis, on_status, s, 2, argv, lens) != 0) {
         api_req_t *ar = s->ar;
         if (s->waiter)
@@ -199,6 +212,10 @@ static void on_waited(void *data, bool done)
 {
     submission_t *s = data;
     s->waiter = NULL;
+    if (s->reading) {
+        s->reread = 1; /* on_status reads again if the reply in flight is stale. */
+        return;
+    }
     read_status(s);
 }
 

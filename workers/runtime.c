@@ -37,6 +37,8 @@
  */
 #include "runtime.h"
 
+#include "redis_url.h"
+
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -77,11 +79,6 @@
 #define ENTRY_ID_MAX 48
 /* Consumer name: host name (at most 255), pid, random part. */
 #define CONSUMER_MAX 320
-/* Redis's port when the URL names none. */
-#define REDIS_DEFAULT_PORT 6379
-/* Largest database number accepted in REDIS_URL (Redis is configured with
- * 16 by default; the bound only stops absurd numbers). */
-#define REDIS_DB_MAX 1000000
 
 /* Set by the SIGTERM/SIGINT handler. A signal handler can reach no context
  * struct, so this one flag is a static, as signal handlers require. */
@@ -220,56 +217,6 @@ static int parse_number(const char *s, const char *e, long min, long max, long *
     if (v < min || v > max)
         return BILLOW_EPARAM_INVALID;
     *out = v;
-    return 0;
-}
-
-int runtime_parse_redis_url(const char *url, char *host, size_t host_len, int *port, int *db)
-{
-    static const char scheme[] = "redis://";
-    const size_t scheme_len = sizeof scheme - 1;
-    if (url == NULL || strncmp(url, scheme, scheme_len) != 0)
-        return BILLOW_EPARAM_INVALID;
-    const char *auth = url + scheme_len;
-    const char *end = auth + strcspn(auth, "/?#");
-    if (memchr(auth, '@', (size_t)(end - auth)) != NULL)
-        return BILLOW_EPARAM_INVALID;
-
-    const char *h = auth, *h_end, *port_at = NULL;
-    if (*auth == '[') {
-        const char *close = memchr(auth, ']', (size_t)(end - auth));
-        if (close == NULL)
-            return BILLOW_EPARAM_INVALID;
-        h = auth + 1;
-        h_end = close;
-        if (close + 1 < end) {
-            if (close[1] != ':')
-                return BILLOW_EPARAM_INVALID;
-            port_at = close + 2;
-        }
-    } else {
-        const char *colon = memchr(auth, ':', (size_t)(end - auth));
-        h_end = colon ? colon : end;
-        if (colon)
-            port_at = colon + 1;
-    }
-    size_t n = (size_t)(h_end - h);
-    if (n == 0 || n >= host_len)
-        return BILLOW_EPARAM_INVALID;
-
-    long p = REDIS_DEFAULT_PORT, d = 0;
-    if (port_at && parse_number(port_at, end, 1, 65535, &p) != 0)
-        return BILLOW_EPARAM_INVALID;
-    if (*end == '/') {
-        const char *d_at = end + 1;
-        if (*d_at != '\0' && parse_number(d_at, d_at + strlen(d_at), 0, REDIS_DB_MAX, &d) != 0)
-            return BILLOW_EPARAM_INVALID;
-    } else if (*end != '\0') {
-        return BILLOW_EPARAM_INVALID;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    *port = (int)p;
-    *db = (int)d;
     return 0;
 }
 
@@ -1318,8 +1265,8 @@ int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *h
     rt.conn.app_name = rt.app_name;
     rt.conn.redis_timeout_ms = cfg->worker_block_ms + REDIS_REPLY_GRACE_MS;
     snprintf(rt.conn.stream, sizeof rt.conn.stream, "%s", rt.stream);
-    int rc = runtime_parse_redis_url(cfg->redis_url, rt.conn.redis_host, sizeof rt.conn.redis_host,
-                                     &rt.conn.redis_port, &rt.conn.redis_db);
+    int rc = redis_url_parse(cfg->redis_url, rt.conn.redis_host, sizeof rt.conn.redis_host,
+                             &rt.conn.redis_port, &rt.conn.redis_db);
     if (rc != 0) {
         log_write(LOG_ERROR, "worker_start_failed", "{s:s}", "error",
                   "REDIS_URL must look like redis://host:port/db");

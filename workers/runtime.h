@@ -123,16 +123,6 @@ runtime_action_t runtime_decide(handler_outcome_t outcome, int attempt, int deli
 
 /* Pure helpers of the runtime, exposed for the unit tests. */
 
-/* Longest Redis host name accepted in REDIS_URL. */
-#define RUNTIME_REDIS_HOST_MAX 256
-
-/* Parses "redis://host[:port][/db]" (host may be a bracketed IPv6
- * address; port defaults to 6379, db to 0). A URL with credentials is
- * refused rather than half-honoured. Returns 0 with host, port and db set,
- * or BILLOW_EPARAM_INVALID (outputs then unspecified). */
-int runtime_parse_redis_url(const char *url, char *host, size_t host_len, int *port,
-                            int *db) BILLOW_MUSTCHECK;
-
 /* One stream entry as XREADGROUP or XAUTOCLAIM returns it. */
 typedef struct {
     const char *id;  /* Entry id ("1700000000000-0"); points into the reply. */

@@ -23,14 +23,14 @@
 
 /* What one query's callback saw. */
 typedef struct {
-    int calls;              /* Times the callback ran. */
-    int err;                /* Its err. */
-    bool had_res;           /* Whether res was non-NULL. */
-    ExecStatusType status;  /* PQresultStatus(res). */
-    char *value;            /* Row 0, column 0, copied; NULL if none. */
-    char *value2;           /* Row 0, column 1, copied; NULL if none. */
-    char *sqlstate;         /* SQLSTATE of an error result, copied. */
-    int *done;              /* Incremented on each call, if set. */
+    int calls;             /* Times the callback ran. */
+    int err;               /* Its err. */
+    bool had_res;          /* Whether res was non-NULL. */
+    ExecStatusType status; /* PQresultStatus(res). */
+    char *value;           /* Row 0, column 0, copied; NULL if none. */
+    char *value2;          /* Row 0, column 1, copied; NULL if none. */
+    char *sqlstate;        /* SQLSTATE of an error result, copied. */
+    int *done;             /* Incremented on each call, if set. */
 } result_t;
 
 static void result_dispose(result_t *r)
@@ -416,8 +416,7 @@ Test(pg_async, destroy_fails_running_and_waiting_queries_once, .timeout = 30)
     result_t r[4] = {{0}};
 
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(pg_pool_query(pool, NULL, "SELECT pg_sleep(2)", 0, NULL, on_result, &r[i]),
-                     0);
+        cr_assert_eq(pg_pool_query(pool, NULL, "SELECT pg_sleep(2)", 0, NULL, on_result, &r[i]), 0);
     /* The first query is sent as soon as the connection is up. */
     while (!pg_pool_ready(pool))
         uv_run(&loop, UV_RUN_ONCE);
@@ -462,9 +461,9 @@ Test(pg_async, destroy_from_a_callback_fails_the_rest_once, .timeout = 30)
 
     for (int i = 0; i < 4; i++) {
         ctx.q[i].ctx = &ctx;
-        cr_assert_eq(pg_pool_query(ctx.pool, NULL, "SELECT 1", 0, NULL, on_result_then_destroy,
-                                   &ctx.q[i]),
-                     0);
+        cr_assert_eq(
+            pg_pool_query(ctx.pool, NULL, "SELECT 1", 0, NULL, on_result_then_destroy, &ctx.q[i]),
+            0);
     }
     while (ctx.q[0].r.calls == 0)
         uv_run(&loop, UV_RUN_ONCE);
@@ -541,8 +540,7 @@ Test(pg_async, queue_beyond_max_waiting_fails_at_once_without_callback)
 
     for (int i = 0; i < PG_POOL_MAX_WAITING; i++)
         cr_assert_eq(pg_pool_query(pool, NULL, "SELECT 1", 0, NULL, on_result, &r[i]), 0);
-    cr_assert_eq(pg_pool_query(pool, NULL, "SELECT 1", 0, NULL, on_result,
-                               &r[PG_POOL_MAX_WAITING]),
+    cr_assert_eq(pg_pool_query(pool, NULL, "SELECT 1", 0, NULL, on_result, &r[PG_POOL_MAX_WAITING]),
                  BILLOW_EUNAVAILABLE);
 
     pg_pool_destroy(pool);
@@ -567,9 +565,9 @@ Test(pg_async, bad_arguments_are_refused_without_callback)
     pg_pool_t *pool = pool_open(&loop, conninfo, 1);
     result_t r = {0};
     const char *params[PG_POOL_MAX_PARAMS + 1] = {0};
-    cr_assert_eq(pg_pool_query(pool, NULL, "SELECT 1", PG_POOL_MAX_PARAMS + 1, params, on_result,
-                               &r),
-                 BILLOW_EINTERNAL);
+    cr_assert_eq(
+        pg_pool_query(pool, NULL, "SELECT 1", PG_POOL_MAX_PARAMS + 1, params, on_result, &r),
+        BILLOW_EINTERNAL);
     cr_assert_eq(pg_pool_query(pool, NULL, "SELECT $1", 1, NULL, on_result, &r), BILLOW_EINTERNAL);
     cr_assert_eq(pg_pool_query(pool, NULL, NULL, 0, NULL, on_result, &r), BILLOW_EINTERNAL);
     pool_close(&loop, pool);

@@ -1,0 +1,221 @@
+// Dead jobs and replays: a poison job (a customer.create for a tenant that
+// does not exist, so its insert hits the foreign key: a permanent error)
+// goes dead; ops list it, fix the data, and replay it under its own id,
+// through the API (one job, or by type and time of death) and through the
+// scripts/jobs CLI.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { waitJob } from './lib/billow.mjs';
+import { lit, superuser, superValue } from './lib/db.mjs';
+import { DEMO_API_KEY, PLATFORM_ADMIN_TOKEN, ROOT, slot } from './lib/env.mjs';
+import { assertError, client } from './lib/http.mjs';
+import { hgetall, redis } from './lib/redis.mjs';
+import { Stack } from './lib/stack.mjs';
+import { newId, rfc3339, tag } from './lib/util.mjs';
+
+const S = slot(3);
+const stack = new Stack('dead_replay', S);
+let api;
+let apiUrl;
+// The envelope of a real customer.create job the api made, as a template
+// for poison jobs (so their payload has the shape the worker expects).
+let template;
+
+const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+before(async () => {
+  await stack.flushRedis();
+  const p = await stack.startApi();
+  apiUrl = p.url;
+  api = client(p);
+  stack.startWorker('domain');
+  const res = await api.post('/v1/customers', {
+    token: DEMO_API_KEY,
+    json: { email: 'template@example.com', metadata: { role: 'template' } },
+  });
+  assert.equal(res.status, 202, res.text);
+  await waitJob(api, res.json.id, DEMO_API_KEY);
+  const hash = await hgetall(S.redisDb, `job:${res.json.id}`);
+  assert.ok(hash.envelope, `job:${res.json.id} has an envelope field: ${JSON.stringify(hash)}`);
+  template = JSON.parse(hash.envelope);
+});
+
+after(async () => {
+  await stack.stopAll();
+});
+
+// Customer ids in a payload replaced by fresh ones, should the front have
+// chosen the id (a poison job must not collide with the template's customer).
+function freshIds(v) {
+  if (typeof v === 'string') return /^cus_/.test(v) ? newId('cus') : v;
+  if (Array.isArray(v)) return v.map(freshIds);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, freshIds(x)]));
+  return v;
+}
+
+// Enqueues, straight into Redis with FCALL billow_enqueue (jobq.c), a
+// customer.create job for a well-formed tenant id that is in no table.
+// Returns {jobId, tenantId, mark}.
+async function enqueuePoison() {
+  const tenantId = newId('ten');
+  const jobId = newId('job');
+  const trace = newId('req');
+  const mark = tag('poison');
+  const env = {
+    ...template,
+    id: jobId,
+    tenant_id: tenantId,
+    actor: 'platform',
+    idempotency_key: null,
+    attempt: 0,
+    enqueued_at: new Date().toISOString(),
+    trace,
+    payload: { ...freshIds(template.payload), email: `${mark}@example.com`, metadata: { poison: mark } },
+  };
+  const reply = await redis(S.redisDb, 'FCALL', 'billow_enqueue', 2, `job:${jobId}`, 'jobs:domain',
+    jobId, JSON.stringify(env), Date.now(), 'domain', 'customer.create', tenantId, trace, '', 86400);
+  assert.deepEqual(reply, ['enqueued', jobId]);
+  return { jobId, tenantId, mark };
+}
+
+// The fix: the missing tenant row, inserted as the superuser.
+async function insertTenant(tenantId) {
+  await superuser(`INSERT INTO tenants (id, name, slug) VALUES (${lit(tenantId)}, 'Recovered', ${lit(tag('fix'))})`);
+}
+
+async function deadIds(query = {}, token = PLATFORM_ADMIN_TOKEN) {
+  const res = await api.get('/v1/jobs', { token, query: { status: 'dead', limit: 100, ...query } });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.object, 'list');
+  return res.json.data;
+}
+
+// Asserts the replayed job succeeded once, under its own id, and created its customer.
+async function assertRecovered({ jobId, tenantId, mark }) {
+  const job = await waitJob(api, jobId, PLATFORM_ADMIN_TOKEN);
+  assert.equal(job.id, jobId);
+  assert.equal(job.replayed_by, 'platform');
+  assert.match(job.replayed_at, RFC3339_RE);
+  assert.equal(job.replays, 1);
+  assert.equal(job.result.object, 'customer');
+  assert.deepEqual(job.result.metadata, { poison: mark });
+  const rows = await superuser(`SELECT id FROM customers WHERE tenant_id = ${lit(tenantId)}`);
+  assert.deepEqual(rows, [[job.result.id]], 'exactly the replayed job\'s customer exists');
+  assert.equal(await superValue(`SELECT count(*) FROM processed_jobs WHERE tenant_id = ${lit(tenantId)} AND job_id = ${lit(jobId)}`), '1');
+  assert.ok(!(await deadIds()).some((j) => j.id === jobId), 'no longer listed as dead');
+}
+
+function jobsCli(...args) {
+  return new Promise((resolve) => {
+    execFile(path.join(ROOT, 'scripts', 'jobs'), args, {
+      env: { PATH: process.env.PATH, BILLOW_API_URL: apiUrl, PLATFORM_ADMIN_TOKEN },
+      timeout: 60000,
+    }, (err, stdout, stderr) => {
+      resolve({ code: err ? (err.code ?? err.signal) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('dead jobs and replays', () => {
+  it('a poison job goes dead, is listed with its error, and after the fix its replay succeeds under the same id', async () => {
+    const poison = await enqueuePoison();
+    const dead = await waitJob(api, poison.jobId, PLATFORM_ADMIN_TOKEN, { status: 'dead' });
+    assert.equal(dead.tenant_id, poison.tenantId);
+    assert.equal(dead.type, 'customer.create');
+    assert.equal(dead.result, null);
+    assert.ok(dead.error && typeof dead.error.message === 'string' && dead.error.message.length > 0, `dead job has an error: ${JSON.stringify(dead)}`);
+    assert.match(dead.finished_at, RFC3339_RE);
+
+    const listed = (await deadIds()).find((j) => j.id === poison.jobId);
+    assert.ok(listed, 'GET /v1/jobs?status=dead lists the job');
+    assert.equal(listed.status, 'dead');
+    assert.deepEqual(listed.error, dead.error);
+    assert.ok((await deadIds({ type: 'customer.create' })).some((j) => j.id === poison.jobId), 'type filter keeps it');
+    assert.ok((await deadIds({ kind: 'domain' })).some((j) => j.id === poison.jobId), 'kind filter keeps it');
+    assert.ok(!(await deadIds({ type: 'tenant.create' })).some((j) => j.id === poison.jobId), 'another type filters it out');
+    assert.ok(!(await deadIds({}, DEMO_API_KEY)).some((j) => j.id === poison.jobId), 'another tenant\'s key does not see it');
+    assertError(await api.post('/v1/jobs/{id}/replay', { params: { id: poison.jobId }, token: DEMO_API_KEY }), 404, 'resource_missing');
+
+    await insertTenant(poison.tenantId);
+    const res = await api.post('/v1/jobs/{id}/replay', { params: { id: poison.jobId }, token: PLATFORM_ADMIN_TOKEN });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.id, poison.jobId);
+    assert.equal(res.json.replayed_by, 'platform');
+    assert.equal(res.json.replays, 1);
+    assert.ok(['queued', 'running', 'succeeded'].includes(res.json.status), `replayed job status ${res.json.status}`);
+
+    await assertRecovered(poison);
+    const again = await api.post('/v1/jobs/{id}/replay', { params: { id: poison.jobId }, token: PLATFORM_ADMIN_TOKEN });
+    assertError(again, 409, 'job_not_dead');
+  });
+
+  it('POST /v1/jobs/replay replays the dead jobs of a type whose death falls in [since, until]', async () => {
+    const before = Date.now() - 2000;
+    const poison = await enqueuePoison();
+    await waitJob(api, poison.jobId, PLATFORM_ADMIN_TOKEN, { status: 'dead' });
+    await insertTenant(poison.tenantId);
+
+    const early = await api.post('/v1/jobs/replay', {
+      token: PLATFORM_ADMIN_TOKEN,
+      json: { type: 'customer.create', until: rfc3339(before - 60000) },
+    });
+    assert.equal(early.status, 200, early.text);
+    assert.deepEqual(early.json, { object: 'replay', replayed: 0, ids: [] });
+    assert.equal((await api.get('/v1/jobs/{id}', { params: { id: poison.jobId }, token: PLATFORM_ADMIN_TOKEN })).json.status, 'dead');
+
+    const otherType = await api.post('/v1/jobs/replay', { token: PLATFORM_ADMIN_TOKEN, json: { type: 'tenant.create', since: rfc3339(before) } });
+    assert.equal(otherType.status, 200, otherType.text);
+    assert.equal(otherType.json.replayed, 0);
+
+    const res = await api.post('/v1/jobs/replay', {
+      token: PLATFORM_ADMIN_TOKEN,
+      json: { type: 'customer.create', since: rfc3339(before), until: rfc3339(Date.now() + 60000) },
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, { object: 'replay', replayed: 1, ids: [poison.jobId] });
+    await assertRecovered(poison);
+  });
+
+  it('scripts/jobs list-dead shows a dead job and scripts/jobs replay ID brings it back', async () => {
+    const poison = await enqueuePoison();
+    await waitJob(api, poison.jobId, PLATFORM_ADMIN_TOKEN, { status: 'dead' });
+
+    const list = await jobsCli('list-dead');
+    assert.equal(list.code, 0, `scripts/jobs list-dead failed: ${list.stderr}`);
+    assert.ok(list.stdout.includes(poison.jobId), `list-dead shows ${poison.jobId}:\n${list.stdout}`);
+    const byType = await jobsCli('list-dead', '--type', 'customer.create');
+    assert.equal(byType.code, 0, byType.stderr);
+    assert.ok(byType.stdout.includes(poison.jobId), byType.stdout);
+    const otherType = await jobsCli('list-dead', '--type', 'tenant.create');
+    assert.equal(otherType.code, 0, otherType.stderr);
+    assert.ok(!otherType.stdout.includes(poison.jobId), otherType.stdout);
+
+    await insertTenant(poison.tenantId);
+    const replay = await jobsCli('replay', poison.jobId);
+    assert.equal(replay.code, 0, `scripts/jobs replay failed: ${replay.stderr}`);
+    await assertRecovered(poison);
+
+    const again = await jobsCli('replay', poison.jobId);
+    assert.notEqual(again.code, 0, 'replaying a job that is not dead fails');
+  });
+
+  it('scripts/jobs replay --type T --since/--until replays by time of death', async () => {
+    const before = Date.now() - 2000;
+    const poison = await enqueuePoison();
+    await waitJob(api, poison.jobId, PLATFORM_ADMIN_TOKEN, { status: 'dead' });
+    await insertTenant(poison.tenantId);
+
+    const early = await jobsCli('replay', '--type', 'customer.create', '--until', rfc3339(before - 60000));
+    assert.equal(early.code, 0, early.stderr);
+    assert.equal((await api.get('/v1/jobs/{id}', { params: { id: poison.jobId }, token: PLATFORM_ADMIN_TOKEN })).json.status, 'dead');
+
+    const res = await jobsCli('replay', '--type', 'customer.create', '--since', rfc3339(before));
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(res.stdout.includes(poison.jobId) || /\b1\b/.test(res.stdout), `the CLI reports what it replayed:\n${res.stdout}`);
+    await assertRecovered(poison);
+  });
+});

@@ -13,8 +13,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ROOT
 : "${BILLOW_DATA:=$ROOT/.data}"   # server data (git-ignored)
 : "${BILLOW_RUN:=$ROOT/.run}"     # pid and log files (git-ignored)
-: "${PG_PORT:=55432}"
-: "${REDIS_PORT:=56379}"
+: "${PG_PORT:=15432}"      # below the ephemeral range (32768-60999), so a
+                          # burst of outgoing connections cannot hold it
+: "${REDIS_PORT:=16379}"
 : "${PORT:=8080}"
 : "${BILLOW_BUILD:=$ROOT/build}"
 : "${PLATFORM_ADMIN_TOKEN:=}"
@@ -122,7 +123,7 @@ pg_stop() {
 }
 
 # psql as the superuser over the private socket.
-pg_super() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
+pg_super() { PGOPTIONS='-c client_min_messages=warning' runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
 
 # The three roles: billow_owner owns the schema (migrations run as it),
 # billow_api may only read, billow_worker reads and writes; neither of the

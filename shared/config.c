@@ -34,13 +34,13 @@
  * Postgres connections, a BLOCK of 0 (forever, which would stall shutdown). */
 static const config_setting_t settings[] = {
     STR(database_url, "DATABASE_URL",
-        "postgresql://billow_worker:billow_worker@127.0.0.1:55432/billow", 1,
+        "postgresql://billow_worker:billow_worker@127.0.0.1:15432/billow", 1,
         "Postgres URL of the workers (role billow_worker)."),
     STR(database_read_url, "DATABASE_READ_URL",
-        "postgresql://billow_api:billow_api@127.0.0.1:55432/billow", 1,
+        "postgresql://billow_api:billow_api@127.0.0.1:15432/billow", 1,
         "Postgres URL of the api's read path (read-only role billow_api); may point at a "
         "replica."),
-    STR(redis_url, "REDIS_URL", "redis://127.0.0.1:56379/0", 1,
+    STR(redis_url, "REDIS_URL", "redis://127.0.0.1:16379/0", 1,
         "Redis URL: job queues, job status, idempotency keys."),
     STR(host, "HOST", "127.0.0.1", 0, "Address the api listens on."),
     INT(port, "PORT", 8080, 1, 65535, "Port the api listens on."),

@@ -14,4 +14,8 @@ int query_get(const char *query, const char *name, char *out, size_t out_len) BI
  * list allowed, copied into out; returns 1 if there is one, else 0. */
 int query_unknown(const char *query, const char *const *allowed, char *out, size_t out_len);
 
+/* The page size of a list: the "limit" parameter, 1 to max, or def when
+ * absent. Returns 0, or BILLOW_EPARAM_INVALID for anything else. */
+int query_get_limit(const char *query, int def, int max, int *out) BILLOW_MUSTCHECK;
+
 #endif

@@ -97,17 +97,25 @@ static void read_failed(api_req_t *ar, int err, const PGresult *res)
     respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
 }
 
-static void on_customer(void *data, int err, const PGresult *res)
+/* True when the read found the customer; otherwise answers (error or 404). */
+static int found_or_respond(api_req_t *ar, int err, const PGresult *res)
 {
-    api_req_t *ar = data;
     if (err) {
         read_failed(ar, err, res);
-        return;
+        return 0;
     }
     if (PQntuples(res) == 0) {
         respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such customer: '%s'.", ar->params[0]);
-        return;
+        return 0;
     }
+    return 1;
+}
+
+static void on_customer(void *data, int err, const PGresult *res)
+{
+    api_req_t *ar = data;
+    if (!found_or_respond(ar, err, res))
+        return;
     respond_raw_json(ar, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
@@ -127,14 +135,8 @@ void routes_customers_get(api_req_t *ar)
 static void on_exists(void *data, int err, const PGresult *res)
 {
     api_req_t *ar = data;
-    if (err) {
-        read_failed(ar, err, res);
+    if (!found_or_respond(ar, err, res))
         return;
-    }
-    if (PQntuples(res) == 0) {
-        respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such customer: '%s'.", ar->params[0]);
-        return;
-    }
     json_t *payload = json_deep_copy(ar->body);
     json_object_set_new(payload, "id", json_string(ar->params[0]));
     submit_t s = {.type = "customer.update",
@@ -204,27 +206,18 @@ static void on_list(void *data, int err, const PGresult *res)
 void routes_customers_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit", "starting_after", "email", NULL};
-    char unknown[64], limit_s[16], after[IDS_MAX], email[VALIDATE_EMAIL_MAX + 1];
+    char unknown[64], after[IDS_MAX], email[VALIDATE_EMAIL_MAX + 1];
     if (query_unknown(ar->http->query, allowed, unknown, sizeof(unknown))) {
         respond_error(ar, BILLOW_EPARAM_UNKNOWN, unknown, "Unknown query parameter '%s'.", unknown);
         return;
     }
-    int limit = CUSTOMERS_LIST_DEFAULT;
-    int rc = query_get(ar->http->query, "limit", limit_s, sizeof(limit_s));
-    if (rc == 1) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (*end != '\0' || end == limit_s || v < 1 || v > CUSTOMERS_LIST_MAX)
-            rc = BILLOW_EPARAM_INVALID;
-        else
-            limit = (int)v;
-    }
-    if (rc < 0) {
+    int limit;
+    if (query_get_limit(ar->http->query, CUSTOMERS_LIST_DEFAULT, CUSTOMERS_LIST_MAX, &limit) != 0) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "limit", "limit must be an integer from 1 to %d.",
                       CUSTOMERS_LIST_MAX);
         return;
     }
-    rc = query_get(ar->http->query, "starting_after", after, sizeof(after));
+    int rc = query_get(ar->http->query, "starting_after", after, sizeof(after));
     if (rc < 0 || (rc == 1 && !ids_valid("cus", after))) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
                       "starting_after must be a customer id (cus_…).");

@@ -310,7 +310,7 @@ static int scan_filters_or_respond(api_req_t *ar, scan_t *s, const char *kind, c
 void routes_jobs_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"status", "type", "kind", "limit", NULL};
-    char unknown[64], status[16], type[64], kind[32], limit_s[16];
+    char unknown[64], status[16], type[64], kind[32];
     if (query_unknown(ar->http->query, allowed, unknown, sizeof(unknown))) {
         respond_error(ar, BILLOW_EPARAM_UNKNOWN, unknown, "Unknown query parameter '%s'.", unknown);
         return;
@@ -321,20 +321,15 @@ void routes_jobs_list(api_req_t *ar)
                       "Jobs are listed by status=dead; read other jobs by id.");
         return;
     }
-    if (query_get(ar->http->query, "type", type, sizeof(type)) < 0 ||
-        query_get(ar->http->query, "kind", kind, sizeof(kind)) < 0) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, NULL, "type or kind is badly encoded.");
+    int has_type = query_get(ar->http->query, "type", type, sizeof(type));
+    int has_kind = query_get(ar->http->query, "kind", kind, sizeof(kind));
+    if (has_type < 0 || has_kind < 0) {
+        respond_error(ar, BILLOW_EPARAM_INVALID, has_type < 0 ? "type" : "kind",
+                      "%s is too long or badly encoded.", has_type < 0 ? "type" : "kind");
         return;
     }
-    int limit = JOBS_LIST_DEFAULT;
-    int rc = query_get(ar->http->query, "limit", limit_s, sizeof(limit_s));
-    if (rc == 1) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        rc = (*end || end == limit_s || v < 1 || v > JOBS_LIST_MAX) ? -1 : 0;
-        limit = (int)v;
-    }
-    if (rc < 0) {
+    int limit;
+    if (query_get_limit(ar->http->query, JOBS_LIST_DEFAULT, JOBS_LIST_MAX, &limit) != 0) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "limit", "limit must be an integer from 1 to %d.",
                       JOBS_LIST_MAX);
         return;
@@ -343,8 +338,6 @@ void routes_jobs_list(api_req_t *ar)
     s->ar = ar;
     s->limit = limit;
     s->done = list_done;
-    int has_type = query_get(ar->http->query, "type", type, sizeof(type)) == 1;
-    int has_kind = query_get(ar->http->query, "kind", kind, sizeof(kind)) == 1;
     if (scan_filters_or_respond(ar, s, has_kind ? kind : NULL, has_type ? type : NULL) != 0) {
         scan_free(s);
         return;

@@ -8,22 +8,7 @@
 
 #include <string.h>
 
-/* Parses the decimal number in [s, e) into *out if it is in [min, max]. */
-static int parse_number(const char *s, const char *e, long min, long max, long *out)
-{
-    long v = 0;
-    if (s >= e || e - s > 10)
-        return BILLOW_EPARAM_INVALID;
-    for (const char *p = s; p < e; p++) {
-        if (*p < '0' || *p > '9')
-            return BILLOW_EPARAM_INVALID;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return BILLOW_EPARAM_INVALID;
-    *out = v;
-    return 0;
-}
+#include "decimal.h"
 
 int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int *db)
 {
@@ -59,11 +44,11 @@ int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int
         return BILLOW_EPARAM_INVALID;
 
     long p = REDIS_URL_DEFAULT_PORT, d = 0;
-    if (port_at && parse_number(port_at, end, 1, 65535, &p) != 0)
+    if (port_at && decimal_parse(port_at, (size_t)(end - port_at), 1, 65535, &p) != 0)
         return BILLOW_EPARAM_INVALID;
     if (*end == '/') {
         const char *d_at = end + 1;
-        if (*d_at != '\0' && parse_number(d_at, d_at + strlen(d_at), 0, REDIS_URL_DB_MAX, &d) != 0)
+        if (*d_at != '\0' && decimal_parse(d_at, strlen(d_at), 0, REDIS_URL_DB_MAX, &d) != 0)
             return BILLOW_EPARAM_INVALID;
     } else if (*end != '\0') {
         return BILLOW_EPARAM_INVALID;

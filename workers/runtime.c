@@ -37,6 +37,7 @@
  */
 #include "runtime.h"
 
+#include "decimal.h"
 #include "redis_url.h"
 
 #include <limits.h>
@@ -203,23 +204,6 @@ handler_outcome_t runtime_sqlstate_outcome(const char *sqlstate)
     return HANDLER_PERMANENT;
 }
 
-/* Parses the decimal number in [s, e) into *out if it is in [min, max]. */
-static int parse_number(const char *s, const char *e, long min, long max, long *out)
-{
-    long v = 0;
-    if (s >= e || e - s > 10)
-        return BILLOW_EPARAM_INVALID;
-    for (const char *p = s; p < e; p++) {
-        if (*p < '0' || *p > '9')
-            return BILLOW_EPARAM_INVALID;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return BILLOW_EPARAM_INVALID;
-    *out = v;
-    return 0;
-}
-
 int runtime_parse_entry(const redisReply *entry, runtime_entry_t *out)
 {
     out->id = NULL;
@@ -248,7 +232,7 @@ int runtime_parse_entry(const redisReply *entry, runtime_entry_t *out)
             out->job_len = v->len;
         } else if (strcmp(k->str, "attempt") == 0) {
             long a;
-            if (parse_number(v->str, v->str + v->len, 0, INT_MAX, &a) == 0)
+            if (decimal_parse(v->str, v->len, 0, INT_MAX, &a) == 0)
                 out->attempt = (int)a;
         }
     }
@@ -555,17 +539,30 @@ static int batch_find_processed(runtime_t *rt, batch_t *b)
     size_t ntenants = batch_tenants(b, tenants);
     for (size_t t = 0; t < ntenants; t++) {
         size_t n = 0;
-        for (size_t i = 0; i < b->njobs; i++)
-            if (strcmp(b->jobs[i].env.tenant_id, tenants[t]) == 0)
+        long long most = 0;
+        for (size_t i = 0; i < b->njobs; i++) {
+            if (strcmp(b->jobs[i].env.tenant_id, tenants[t]) == 0) {
                 ids[n++] = b->jobs[i].env.id;
+                most = b->jobs[i].deliveries > most ? b->jobs[i].deliveries : most;
+            }
+        }
+        /* A job on its first delivery cannot have been processed: only an
+         * outcome that is final writes processed_jobs, and a job whose
+         * delivery count was reset (a retry, a replay) had none. So a group
+         * of first deliveries needs no look-up. Should that ever be wrong,
+         * the primary key of processed_jobs refuses the second row, the
+         * batch rolls back, and the redelivery (count 2) is looked up. */
+        if (most <= 1)
+            continue;
         free(arr);
         arr = runtime_pg_array(ids, n);
         if (worker_conn_pg_set_tenant(&rt->conn, tenants[t]) != 0)
             goto fail;
         const char *params[] = {arr};
         res = worker_conn_pg_params(&rt->conn,
-                                    "SELECT job_id, result::text FROM processed_jobs "
-                                    "WHERE job_id = ANY($1::text[])",
+                                    "SELECT p.job_id, p.result::text FROM unnest($1::text[]) AS j "
+                                    "JOIN processed_jobs p ON p.tenant_id = "
+                                    "current_setting('app.tenant_id') AND p.job_id = j",
                                     1, params, PGRES_TUPLES_OK, "find_processed");
         if (res == NULL)
             goto fail;

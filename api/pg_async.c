@@ -196,6 +196,15 @@ static void waiting_push_front(pg_pool_t *pool, pg_query_t *q)
     wait_timer_arm(pool);
 }
 
+/* The length of a libpq message without the newline libpq ends it with. */
+static size_t message_len(const char *msg)
+{
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        len--;
+    return len;
+}
+
 static uint64_t ms_until(const pg_pool_t *pool, uint64_t deadline)
 {
     uint64_t now = uv_now(pool->loop);
@@ -333,15 +342,13 @@ static void conn_reset(pg_conn_t *c)
         c->backoff_ms = PG_POOL_BACKOFF_MAX_MS;
 }
 
-/* Logs why c is being dropped: libpq's message, without its newline. */
+/* Logs why c is being dropped, with libpq's message. */
 static void conn_log_failure(const pg_conn_t *c, const char *event, const char *why)
 {
     const char *msg = c->pg != NULL ? PQerrorMessage(c->pg) : "";
-    size_t len = strlen(msg);
-    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-        len--;
-    log_write(LOG_WARN, event, "{s:s, s:s%, s:i, s:I}", "reason", why, "error", msg, len, "conn",
-              (int)(c - c->pool->conns), "retry_ms", (json_int_t)c->backoff_ms);
+    log_write(LOG_WARN, event, "{s:s, s:s%, s:i, s:I}", "reason", why, "error", msg,
+              message_len(msg), "conn", (int)(c - c->pool->conns), "retry_ms",
+              (json_int_t)c->backoff_ms);
 }
 
 /* Closes c (reconnecting after a backoff) and fails its query, if any, with
@@ -652,7 +659,6 @@ int pg_pool_create(uv_loop_t *loop, const char *conninfo, int size, pg_pool_t **
 {
     char *parse_error = NULL;
     PQconninfoOption *options = NULL;
-    pg_pool_t *pool = NULL;
 
     if (loop == NULL || conninfo == NULL || out == NULL || size < 1 || size > PG_POOL_MAX_SIZE)
         goto fail;
@@ -660,13 +666,13 @@ int pg_pool_create(uv_loop_t *loop, const char *conninfo, int size, pg_pool_t **
      * failures for it forever. */
     options = PQconninfoParse(conninfo, &parse_error);
     if (options == NULL) {
-        log_write(LOG_ERROR, "pg_conninfo_invalid", "{s:s}", "error",
-                  parse_error != NULL ? parse_error : "out of memory");
+        const char *msg = parse_error != NULL ? parse_error : "out of memory";
+        log_write(LOG_ERROR, "pg_conninfo_invalid", "{s:s%}", "error", msg, message_len(msg));
         goto fail;
     }
     PQconninfoFree(options);
 
-    pool = mem_calloc(1, sizeof *pool);
+    pg_pool_t *pool = mem_calloc(1, sizeof *pool);
     pool->loop = loop;
     pool->conninfo = mem_strdup(conninfo);
     pool->conns = mem_calloc((size_t)size, sizeof *pool->conns);
@@ -712,7 +718,8 @@ int pg_pool_query(pg_pool_t *pool, const char *tenant_id, const char *sql, int n
         q->params[i] = mem_strdup(params[i]);
     q->cb = cb;
     q->data = data;
-    q->deadline = uv_now(pool->loop) + pool->timeout_ms;
+    uint64_t now = uv_now(pool->loop);
+    q->deadline = pool->timeout_ms < UINT64_MAX - now ? now + pool->timeout_ms : UINT64_MAX;
     waiting_insert(pool, q);
     dispatch(pool);
     return 0;

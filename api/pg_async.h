@@ -34,8 +34,9 @@
 #define PG_POOL_QUERY_TIMEOUT_MS 10000
 #define PG_POOL_MAX_PARAMS       16
 /* Most connections a pool may open: each is a Postgres backend process, and
- * a configuration typo must not fork hundreds of them. */
-#define PG_POOL_MAX_SIZE 64
+ * a configuration typo must not fork thousands of them. Matches the bound
+ * config.c puts on PG_POOL_SIZE. */
+#define PG_POOL_MAX_SIZE 256
 
 typedef struct pg_pool_s pg_pool_t;
 

@@ -333,6 +333,52 @@ Test(pg_async, killed_connection_fails_at_most_its_query_and_is_reconnected, .ti
     free(conninfo);
 }
 
+Test(pg_async, killed_connection_fails_its_running_query_with_unavailable, .timeout = 60)
+{
+    char *conninfo = test_conninfo();
+    uv_loop_t loop;
+    pg_pool_t *pool = pool_open(&loop, conninfo, 2);
+    int failures = 0;
+    while (own_backends(&loop, pool, "0", &failures) != 2)
+        loop_sleep(&loop, 20);
+
+    /* The sleep takes one connection; the kill runs on the other and ends
+     * the sleeping one's session mid-query. */
+    int done = 0;
+    result_t sleeper = {.done = &done};
+    result_t killer = {.done = &done};
+    char *app = app_name();
+    const char *params[] = {app};
+    cr_assert_eq(pg_pool_query(pool, NULL, "SELECT pg_sleep(20)", 0, NULL, on_result, &sleeper), 0);
+    cr_assert_eq(pg_pool_query(pool, NULL,
+                               "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                               "FROM pg_stat_activity "
+                               "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                               1, params, on_result, &killer),
+                 0);
+    run_until(&loop, &done, 2);
+    free(app);
+
+    cr_assert_eq(killer.err, 0);
+    cr_assert_str_eq(killer.value, "1");
+    cr_assert_eq(sleeper.calls, 1);
+    cr_assert_eq(sleeper.err, BILLOW_EUNAVAILABLE,
+                 "a lost session is unavailable, not a SQL error");
+    cr_assert_not(sleeper.had_res);
+
+    result_t r = {0};
+    for (int i = 0; i < 4; i++) {
+        query_sync(&loop, pool, NULL, "SELECT 1", 0, NULL, &r);
+        cr_assert_eq(r.err, 0);
+    }
+
+    result_dispose(&r);
+    result_dispose(&killer);
+    result_dispose(&sleeper);
+    pool_close(&loop, pool);
+    free(conninfo);
+}
+
 Test(pg_async, running_query_past_timeout_fails_and_connection_is_replaced, .timeout = 30)
 {
     char *conninfo = test_conninfo();

@@ -258,6 +258,16 @@ static void on_enqueued(void *data, redisReply *r)
         read_status(s);
         return;
     }
+    if (outcome == JOBQ_ENQUEUED && s->reveal == NULL) {
+        /* The hot path: the job object is known without reading it back. */
+        char text[JOBQ_NEW_JOB_MAX], loc[IDS_MAX + 16];
+        size_t n = jobq_new_job_text(&s->env, text, sizeof(text));
+        snprintf(loc, sizeof(loc), "/v1/jobs/%s", s->job_id);
+        respond_header(ar, "Location", loc);
+        submission_free(s);
+        respond_raw_json(ar, 202, text, n);
+        return;
+    }
     if (outcome == JOBQ_ENQUEUED) {
         answer_job(s, jobq_new_job_json(&s->env));
         return;

@@ -331,14 +331,27 @@ json_t *jobq_status_json(const redisReply *r)
         "replayed_by", string_field(r, "replayed_by"), "replayed_at", time_field(r, "replayed_at"));
 }
 
-json_t *jobq_new_job_json(const envelope_t *env)
+size_t jobq_new_job_text(const envelope_t *env, char *out, size_t len)
 {
+    /* Every value here is an id, a routed job type or a time: ASCII without
+     * quotes or backslashes, so the object is written without an encoder. */
     char created[TIMEUTIL_RFC3339_MAX];
     timeutil_format_rfc3339(env->enqueued_at_ms, created);
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:i,s:n,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n}", "id",
-                     env->id, "object", "job", "type", env->type, "status", "queued", "tenant_id",
-                     env->tenant_id[0] ? json_string(env->tenant_id) : json_null(), "attempts", 0,
-                     "replays", 0, "result", "error", "request_id", env->trace, "created_at",
-                     created, "started_at", "finished_at", "next_attempt_at", "replayed_by",
-                     "replayed_at");
+    char tenant[IDS_MAX + 2];
+    snprintf(tenant, sizeof(tenant), env->tenant_id[0] ? "\"%s\"" : "null", env->tenant_id);
+    int n = snprintf(out, len,
+                     "{\"id\":\"%s\",\"object\":\"job\",\"type\":\"%s\",\"status\":\"queued\","
+                     "\"tenant_id\":%s,\"attempts\":0,\"replays\":0,\"result\":null,"
+                     "\"error\":null,\"request_id\":\"%s\",\"created_at\":\"%s\","
+                     "\"started_at\":null,\"finished_at\":null,\"next_attempt_at\":null,"
+                     "\"replayed_by\":null,\"replayed_at\":null}",
+                     env->id, env->type, tenant, env->trace, created);
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
+json_t *jobq_new_job_json(const envelope_t *env)
+{
+    char text[JOBQ_NEW_JOB_MAX];
+    size_t n = jobq_new_job_text(env, text, sizeof(text));
+    return n ? json_loadb(text, n, 0, NULL) : NULL;
 }

@@ -128,6 +128,11 @@ void jobq_idem_key(const char *scope, const char *key, char out[JOBQ_KEY_MAX]);
  * decrefs. The envelope's payload is not included; `result` and `error` are
  * parsed JSON. */
 json_t *jobq_status_json(const redisReply *hgetall);
+/* Room for the text of a just-enqueued job's object. */
+#define JOBQ_NEW_JOB_MAX 768
+/* Writes the API's job object of a job just enqueued from env as JSON text
+ * into out; returns its length, or 0 if it does not fit. */
+size_t jobq_new_job_text(const envelope_t *env, char *out, size_t len);
 /* The API's job object of a job just enqueued from env (what HGETALL would
  * return right after billow_enqueue). Caller decrefs. */
 json_t *jobq_new_job_json(const envelope_t *env);

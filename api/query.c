@@ -69,6 +69,8 @@ static int next_pair(const char **p, pair_t *out)
 
 int query_get(const char *query, const char *name, char *out, size_t out_len)
 {
+    if (out_len == 0)
+        return BILLOW_EPARAM_INVALID;
     size_t nlen = strlen(name);
     pair_t pair;
     while (next_pair(&query, &pair)) {
@@ -82,6 +84,8 @@ int query_get(const char *query, const char *name, char *out, size_t out_len)
 
 int query_unknown(const char *query, const char *const *allowed, char *out, size_t out_len)
 {
+    if (out_len == 0)
+        return 0;
     pair_t pair;
     while (next_pair(&query, &pair)) {
         int known = pair.key_len == 0;

@@ -158,6 +158,12 @@ int timeutil_parse_rfc3339(const char *s, int64_t *unix_ms)
                     .tm_min = min,
                     .tm_sec = sec};
     int64_t local_secs = (int64_t)timegm(&tm);
-    *unix_ms = (local_secs - (int64_t)offset_min * 60) * 1000 + ms;
+    int64_t t = (local_secs - (int64_t)offset_min * 60) * 1000 + ms;
+    /* An offset can carry a year-0000 or year-9999 time out of the range
+     * timeutil_format_rfc3339 writes; refuse it rather than let a round trip
+     * change the time. */
+    if (t < RFC3339_MIN_MS || t > RFC3339_MAX_MS)
+        return -1;
+    *unix_ms = t;
     return 0;
 }

@@ -16,7 +16,8 @@ void timeutil_format_rfc3339(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX]);
 /* Parses an RFC 3339 date-time ("2026-11-25T23:17:50.123Z", any number of
  * fraction digits, "Z" or a "+hh:mm" offset) into milliseconds since the Unix
  * epoch; fraction digits beyond milliseconds are dropped. Returns 0, or -1
- * when s is not such a time (out is then untouched). */
+ * when s is not such a time or lies outside years 0000-9999 in UTC (out is
+ * then untouched). */
 int timeutil_parse_rfc3339(const char *s, int64_t *unix_ms);
 
 #endif

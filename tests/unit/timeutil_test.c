@@ -101,3 +101,13 @@ Test(timeutil, clocks_do_not_run_backwards)
     /* After 2020-01-01: a wall clock of zero would mean clock_gettime was not used. */
     cr_assert_gt(timeutil_now_ms(), INT64_C(1577836800000));
 }
+
+Test(timeutil, offsets_that_leave_the_writable_range_are_refused)
+{
+    int64_t ms = 7;
+    cr_assert_eq(timeutil_parse_rfc3339("0000-01-01T00:00:00+05:30", &ms), -1);
+    cr_assert_eq(timeutil_parse_rfc3339("9999-12-31T23:59:59.999-00:01", &ms), -1);
+    cr_assert_eq(ms, 7, "a refused time leaves the output alone");
+    cr_assert_eq(timeutil_parse_rfc3339("0000-01-01T00:00:00-00:01", &ms), 0,
+                 "a negative offset moves year 0000 forward, inside the range");
+}

@@ -33,6 +33,7 @@ typedef struct app_s {
     size_t openapi_len;       /* Its length. */
     uv_signal_t sigterm;      /* Graceful stop. */
     uv_signal_t sigint;       /* Graceful stop (Ctrl-C). */
+    uv_prepare_t log_flush;   /* Flushes the log buffer before the loop waits. */
     bool stopping;            /* SIGTERM seen: finishing in-flight requests. */
 } app_t;
 

@@ -57,6 +57,14 @@ static int load_openapi(app_t *app)
     return 0;
 }
 
+/* The log goes out once per loop iteration, before the loop waits for I/O:
+ * one write(2) carries the access lines of every request of the iteration
+ * instead of one write per line. */
+static void on_log_flush(uv_prepare_t *h)
+{
+    fflush(stderr);
+}
+
 static void on_job_done(void *data, const char *channel, const char *message, size_t len)
 {
     app_t *app = data;
@@ -78,7 +86,9 @@ static void on_http_stopped(void *data)
     redis_conn_destroy(app->redis_sub);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->log_flush, NULL);
     log_write(LOG_INFO, "api_stopped", NULL);
+    fflush(stderr);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -108,6 +118,9 @@ int main(int argc, char **argv)
         return 1;
     }
     log_init("api", cfg.log_level);
+    /* Fully buffered: flushed by the loop's prepare handle (on_log_flush). */
+    static char log_buffer[1 << 16];
+    setvbuf(stderr, log_buffer, _IOFBF, sizeof(log_buffer));
     if (router_check(err, sizeof(err)) != 0) {
         log_write(LOG_ERROR, "routes_invalid", "{s:s}", "error", err);
         return 1;
@@ -165,6 +178,8 @@ int main(int argc, char **argv)
     app.sigterm.data = app.sigint.data = &app;
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_prepare_init(loop, &app.log_flush);
+    uv_prepare_start(&app.log_flush, on_log_flush);
     log_write(LOG_INFO, "api_listening", "{s:s,s:i}", "host", cfg.host, "port",
               http_server_port(app.http));
 

@@ -193,7 +193,8 @@ runtime_action_t runtime_decide(handler_outcome_t outcome, int attempt, int deli
 
 handler_outcome_t runtime_sqlstate_outcome(const char *sqlstate)
 {
-    static const char *const passing[] = {"40001", "40P01", "57P01", "57P02", "57P03", "57014"};
+    static const char *const passing[] = {"40001", "40P01", "55P03", "57P01",
+                                          "57P02", "57P03", "57014"};
     if (sqlstate == NULL || strlen(sqlstate) != 5)
         return HANDLER_RETRY;
     if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)

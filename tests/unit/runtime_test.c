@@ -88,7 +88,7 @@ Test(runtime, exactly_max_deliveries_still_counts)
 Test(runtime, passing_database_faults_are_retried)
 {
     const char *retry[] = {"40001", "40P01", "08000", "08006", "08P01", "57P01",
-                           "57P02", "57P03", "57014", "53300", "53100"};
+                           "57P02", "57P03", "57014", "53300", "53100", "55P03"};
     for (size_t i = 0; i < sizeof retry / sizeof retry[0]; i++)
         cr_assert_eq(runtime_sqlstate_outcome(retry[i]), HANDLER_RETRY, "%s", retry[i]);
     cr_assert_eq(runtime_sqlstate_outcome(NULL), HANDLER_RETRY, "no answer at all");

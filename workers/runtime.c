@@ -626,8 +626,12 @@ static int batch_run_job(runtime_t *rt, batch_job_t *bj, bool *savepoint_open)
         outcome =
             runtime_fault(job, HANDLER_PERMANENT, "unknown_job_type",
                           "No handler for job type %s in worker kind %s.", bj->env.type, rt->kind);
-    else
+    else {
+        /* A crash here stands for a handler that brings its worker down (a
+         * poison job): the crash tests count deliveries through it. */
+        fault_point("worker.run_job");
         outcome = fn(job);
+    }
 
     if (PQstatus(rt->conn.db) != CONNECTION_OK) {
         worker_conn_pg_log(&rt->conn, NULL, "handler");

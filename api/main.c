@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -63,6 +64,18 @@ static int load_openapi(app_t *app)
 static void on_log_flush(uv_prepare_t *h)
 {
     fflush(stderr);
+}
+
+/* Each client connection is a file descriptor: lift the soft limit to the
+ * hard one so MAX_CONNECTIONS, not a default of 1,024, is what bounds them. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_write(LOG_WARN, "fd_limit_unchanged", NULL);
+    }
 }
 
 static void on_job_done(void *data, const char *channel, const char *message, size_t len)
@@ -126,6 +139,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     app_t app;
     memset(&app, 0, sizeof(app));

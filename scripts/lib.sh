@@ -22,7 +22,6 @@ export ROOT
 export BILLOW_DATA BILLOW_RUN PG_PORT REDIS_PORT PORT BILLOW_BUILD
 
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_SOCK="$BILLOW_DATA/pgsock"
 export DATABASE_URL="${DATABASE_URL:-postgresql://billow_worker:billow_worker@127.0.0.1:$PG_PORT/billow}"
 export DATABASE_READ_URL="${DATABASE_READ_URL:-postgresql://billow_api:billow_api@127.0.0.1:$PG_PORT/billow}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
@@ -75,38 +74,41 @@ build() { # build [dir] [extra cmake args...]
     cmake --build "$dir" -j 1 # again, verbosely, so the error shows
 }
 
-# Postgres refuses to run as root; it runs as the postgres user with its
-# data under $BILLOW_DATA. If postgres cannot reach that folder (a checkout
-# under a private home), the data lives in /var/lib/billow and a link in
-# $BILLOW_DATA points to it.
-pg_datadir() {
+# Postgres refuses to run as root; it runs as the postgres user. Its folder
+# (PG_HOME: data/, sock/, postgres.log) is $BILLOW_DATA/pg when postgres can
+# reach it; when it cannot (a checkout under a private home such as /root),
+# PG_HOME is /var/lib/billow/<hash of $BILLOW_DATA> and $BILLOW_DATA/pg links
+# there. Every path handed to postgres is the real one, never the link.
+pg_paths() {
   mkdir -p "$BILLOW_DATA"
-  if ! runuser -u postgres -- test -x "$BILLOW_DATA" 2>/dev/null; then
-    local alt
-    alt=/var/lib/billow/$(printf '%s' "$BILLOW_DATA" | sha256sum | cut -c1-12)
-    mkdir -p "$alt"
-    chown postgres "$alt"
-    [ -L "$BILLOW_DATA/pg" ] || ln -sfn "$alt" "$BILLOW_DATA/pg"
-    PG_SOCK="$alt/sock"
+  if [ -L "$BILLOW_DATA/pg" ]; then
+    PG_HOME=$(readlink "$BILLOW_DATA/pg")
+  elif (cd / && runuser -u postgres -- test -x "$BILLOW_DATA") 2>/dev/null; then
+    PG_HOME="$BILLOW_DATA/pg"
   else
-    mkdir -p "$BILLOW_DATA/pg"
-    chown postgres "$BILLOW_DATA/pg"
+    PG_HOME=/var/lib/billow/$(printf '%s' "$BILLOW_DATA" | sha256sum | cut -c1-12)
+    mkdir -p "$PG_HOME"
+    ln -sfn "$PG_HOME" "$BILLOW_DATA/pg"
   fi
-  mkdir -p "$PG_SOCK"
-  chown postgres "$PG_SOCK"
+  PG_DATA="$PG_HOME/data"
+  PG_SOCK="$PG_HOME/sock"
 }
 
+# Runs a command as the postgres user from a folder it may enter.
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+
 pg_start() {
-  pg_datadir
-  local data="$BILLOW_DATA/pg/data"
-  if [ ! -f "$data/PG_VERSION" ]; then
-    say "initialising Postgres in ${data#"$ROOT"/}"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres --auth-local=peer \
+  pg_paths
+  mkdir -p "$PG_HOME" "$PG_SOCK"
+  chown postgres "$PG_HOME" "$PG_SOCK"
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    say "initialising Postgres in ${PG_DATA#"$ROOT"/}"
+    as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=peer \
       --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if ! as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
     say "starting Postgres on 127.0.0.1:$PG_PORT"
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -w -t 60 -l "$data/../postgres.log" \
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_HOME/postgres.log" \
       -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCK -c max_connections=300 -c shared_buffers=256MB" \
       start >/dev/null
   fi
@@ -114,16 +116,16 @@ pg_start() {
 }
 
 pg_stop() {
-  local data="$BILLOW_DATA/pg/data"
-  [ -f "$data/PG_VERSION" ] || return 0
-  if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  pg_paths
+  [ -f "$PG_DATA/PG_VERSION" ] || return 0
+  if as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
     say "stopping Postgres"
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
   fi
 }
 
 # psql as the superuser over the private socket.
-pg_super() { PGOPTIONS='-c client_min_messages=warning' runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
+pg_super() { PGOPTIONS='-c client_min_messages=warning' as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
 
 # The three roles: billow_owner owns the schema (migrations run as it),
 # billow_api may only read, billow_worker reads and writes; neither of the

@@ -12,7 +12,7 @@ import { BILLOW_PG_SOCK, PG_PORT } from './env.mjs';
 
 function run(cmd, args, sql) {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024, cwd: '/' }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`psql failed (${err.code ?? err.signal}): ${stderr.trim()}\nSQL: ${sql.slice(0, 500)}`));
         return;
@@ -59,6 +59,7 @@ export function lit(s) {
 export async function holdLock(lockSql) {
   const child = spawn('runuser', ['-u', 'postgres', '--', 'psql', '-h', BILLOW_PG_SOCK, '-p', PG_PORT, '-d', 'billow', '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1'], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: '/', // postgres may not enter the checkout's folders
   });
   let out = '';
   let err = '';

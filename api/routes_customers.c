@@ -76,11 +76,10 @@ void routes_customers_create(api_req_t *ar)
         return;
     char id[IDS_MAX];
     ids_generate("cus", id);
-    json_t *payload = json_deep_copy(ar->body);
-    json_object_set_new(payload, "id", json_string(id));
     submit_t s = {.type = "customer.create",
                   .tenant_id = ar->auth.tenant_id,
-                  .payload = payload,
+                  .payload = json_incref(ar->body),
+                  .object_id = id,
                   .created_status = 201};
     submit_job_or_respond(ar, &s);
 }
@@ -137,11 +136,10 @@ static void on_exists(void *data, int err, const PGresult *res)
     api_req_t *ar = data;
     if (!found_or_respond(ar, err, res))
         return;
-    json_t *payload = json_deep_copy(ar->body);
-    json_object_set_new(payload, "id", json_string(ar->params[0]));
     submit_t s = {.type = "customer.update",
                   .tenant_id = ar->auth.tenant_id,
-                  .payload = payload,
+                  .payload = json_incref(ar->body),
+                  .object_id = ar->params[0],
                   .created_status = 200};
     submit_job_or_respond(ar, &s);
 }

@@ -304,8 +304,6 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     s->env.attempt = 0;
     s->env.enqueued_at_ms = timeutil_now_ms();
     snprintf(s->env.trace, sizeof(s->env.trace), "%s", ar->http->request_id);
-    s->env_json = envelope_encode(&s->env);
-
     if (idem) {
         char *canon = json_dumps(ar->body, JSON_COMPACT | JSON_SORT_KEYS);
         char *material = mem_printf("%s %s\n%s", http_method_str(ar->http->method), ar->http->path,
@@ -314,6 +312,9 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
         free(material);
         free(canon);
     }
+    if (in->object_id)
+        json_object_set_new(s->env.payload, "id", json_string(in->object_id));
+    s->env_json = envelope_encode(&s->env);
     const char *scope = ar->auth.kind == AUTH_PLATFORM ? "platform" : ar->auth.tenant_id;
     jobq_enqueue_cmd(&s->cmd, &s->env, s->env_json, scope, idem, idem ? s->fingerprint : NULL,
                      s->env.enqueued_at_ms);

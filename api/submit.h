@@ -19,8 +19,12 @@
 typedef struct {
     const char *type;      /* Job type ("customer.create"). */
     const char *tenant_id; /* The job's tenant. */
-    json_t *payload;       /* Stolen. */
-    int created_status;    /* 201 for creations, 200 otherwise. */
+    json_t *payload;       /* Stolen; may be the request's own body. */
+    /* Set as payload.id after the idempotency fingerprint is taken from the
+     * request body (so a generated id does not change the fingerprint), or
+     * NULL. Lets a route pass its body as the payload without copying it. */
+    const char *object_id;
+    int created_status; /* 201 for creations, 200 otherwise. */
     /* Merged into the answer (202 job object, or the finished result) when
      * the job was enqueued by this request (not an idempotent replay):
      * secrets shown once. Stolen; may be NULL. */

@@ -16,7 +16,9 @@
  * response shuts down its write side and reads and drops the client's
  * leftovers for a moment first (a lingering close), so the kernel does not
  * answer unread bytes with a reset that could destroy the response before
- * the client reads it.
+ * the client reads it. A request's url and header strings share one growing
+ * buffer (req_priv_t), so reading a head costs one allocation, not several
+ * per header.
  */
 #include "http_conn.h"
 
@@ -49,6 +51,16 @@
  * leftover bytes after the last response. Bounded so a client cannot hold a
  * closed connection open by trickling bytes. */
 #define LINGER_MS 2000
+
+/* First size of a request's string arena. Most request heads fit, so a
+ * typical request costs one allocation for all its strings; larger heads
+ * double it. The arena needs no limit of its own: it holds only bytes of the
+ * head, already capped by max_header_bytes, plus one NUL per string and a
+ * copy of the path and query. */
+#define ARENA_FIRST 1024
+
+/* A header's value offset before any byte of the value arrived. */
+#define NO_VALUE SIZE_MAX
 
 /* Room for an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") and its NUL. */
 #define HTTP_DATE_MAX 64
@@ -89,16 +101,18 @@ struct http_conn_s {
     size_t head_bytes;          /* Bytes of the current request's head read so far. */
     http_req_t *req;            /* The request being read, or NULL. */
     http_req_t *inflight;       /* The request with the handler, or NULL. */
-    size_t url_len;             /* Bytes in req->url. */
-    size_t field_len;           /* Bytes in the last header's name. */
-    size_t value_len;           /* Bytes in the last header's value. */
-    bool in_value;              /* The last header callback was for a value. */
-    size_t body_cap;            /* Bytes allocated for req->body. */
-    int fail;                   /* A limit a parser callback hit (BILLOW_E*), or 0. */
-    char *fail_msg;             /* Message for fail, or NULL for the default; owned. */
-    char *out;                  /* The response being written; owned until written. */
-    size_t stall_queue;         /* Write queue size at the last stall check. */
-    char client_addr[64];       /* Peer IP address as text. */
+    size_t url_len;             /* Bytes of the url, which starts the request's arena. */
+    size_t nfields;             /* Headers begun in the arena (req->nheaders is 0 until fixed). */
+    size_t name_off[HTTP_MAX_HEADERS];  /* Arena offset of each header's name. */
+    size_t value_off[HTTP_MAX_HEADERS]; /* Arena offset of each header's value, or NO_VALUE. */
+    bool in_value;                      /* The last header callback was for a value. */
+    bool strings_fixed;   /* req's strings point into its arena (see req_fix_strings). */
+    size_t body_cap;      /* Bytes allocated for req->body. */
+    int fail;             /* A limit a parser callback hit (BILLOW_E*), or 0. */
+    char *fail_msg;       /* Message for fail, or NULL for the default; owned. */
+    char *out;            /* The response being written; owned until written. */
+    size_t stall_queue;   /* Write queue size at the last stall check. */
+    char client_addr[64]; /* Peer IP address as text. */
 };
 
 struct http_server_s {
@@ -135,33 +149,88 @@ static void server_maybe_stopped(http_server_t *s)
         cb(data);
 }
 
-/* Appends n bytes at `at` to the NUL-terminated string *s of length *len. */
-static void append(char **s, size_t *len, const char *at, size_t n)
+/* A request and the one buffer (its arena) behind all its strings: the url,
+ * each header's name and value, then the path and query, each NUL-terminated,
+ * appended as http-parser delivers them. The arena moves when it grows, so
+ * while the head is read its strings are kept as offsets (in the connection)
+ * and become pointers only in req_fix_strings. The public part comes first,
+ * so the http_req_t pointer handed out is also a pointer to this. */
+typedef struct {
+    http_req_t pub;   /* What the handler and the log callback see. */
+    char *arena;      /* The request's strings, or NULL before the first byte. */
+    size_t arena_len; /* Bytes used, not counting the last string's NUL. */
+    size_t arena_cap; /* Bytes allocated for arena. */
+} req_priv_t;
+
+/* What url and path point to until the request's strings are fixed, so a
+ * request answered half-read (431, 400, 408) still has readable ones. */
+static char empty_string[1];
+
+static req_priv_t *req_priv(http_req_t *req)
 {
-    *s = mem_realloc(*s, *len + n + 1);
-    memcpy(*s + *len, at, n);
-    *len += n;
-    (*s)[*len] = '\0';
+    return (req_priv_t *)req;
 }
 
-/* A new request on c with the per-request parse state reset. Every string
- * field is allocated at once, so a request answered half-read (431, 408)
- * still has a readable url and path. */
+/* Makes room for need bytes in r's arena; pointers into it become stale. */
+static void arena_reserve(req_priv_t *r, size_t need)
+{
+    if (r->arena_cap >= need)
+        return;
+    size_t cap = r->arena_cap == 0 ? ARENA_FIRST : r->arena_cap * 2;
+    if (cap < need)
+        cap = need;
+    r->arena = mem_realloc(r->arena, cap);
+    r->arena_cap = cap;
+}
+
+/* Ends the arena's last string and starts an empty one; returns its offset. */
+static size_t arena_begin(req_priv_t *r)
+{
+    size_t off = r->arena_len + 1;
+    arena_reserve(r, off + 1);
+    r->arena[off - 1] = '\0';
+    r->arena[off] = '\0';
+    r->arena_len = off;
+    return off;
+}
+
+/* Appends n bytes at `at` to the arena's last string, keeping its NUL. `at`
+ * must not point into the arena (it may move); see arena_append_own. */
+static void arena_append(req_priv_t *r, const char *at, size_t n)
+{
+    arena_reserve(r, r->arena_len + n + 1);
+    memcpy(r->arena + r->arena_len, at, n);
+    r->arena_len += n;
+    r->arena[r->arena_len] = '\0';
+}
+
+/* Appends the arena's own bytes [off, off + n) to its last string. */
+static void arena_append_own(req_priv_t *r, size_t off, size_t n)
+{
+    arena_reserve(r, r->arena_len + n + 1);
+    memcpy(r->arena + r->arena_len, r->arena + off, n);
+    r->arena_len += n;
+    r->arena[r->arena_len] = '\0';
+}
+
+/* A new request on c with the per-request parse state reset. Its url and
+ * path are "" and it has no headers until req_fix_strings runs. */
 static http_req_t *req_create(http_conn_t *c)
 {
-    http_req_t *req = mem_calloc(1, sizeof *req);
+    req_priv_t *r = mem_calloc(1, sizeof *r);
+    http_req_t *req = &r->pub;
     req->server = c->server;
     req->conn_ = c;
     req->method = HTTP_GET;
-    req->url = mem_strdup("");
-    req->path = mem_strdup("");
+    req->url = empty_string;
+    req->path = empty_string;
     ids_generate("req", req->request_id);
     memcpy(req->client_addr, c->client_addr, sizeof req->client_addr);
     req->start_ns = timeutil_mono_ns();
     c->url_len = 0;
-    c->field_len = 0;
-    c->value_len = 0;
+    c->nfields = 0;
     c->in_value = false;
+    c->strings_fixed = false;
     c->body_cap = 0;
     c->server->nreqs++;
     return req;
@@ -169,35 +238,54 @@ static http_req_t *req_create(http_conn_t *c)
 
 static void req_free(http_req_t *req)
 {
-    for (size_t i = 0; i < req->nheaders; i++) {
-        free(req->headers[i].name);
-        free(req->headers[i].value);
-    }
-    free(req->url);
-    free(req->path);
-    free(req->query);
+    req_priv_t *r = req_priv(req);
+    free(r->arena);
     free(req->body);
     req->server->nreqs--;
-    free(req);
+    free(r);
 }
 
-/* Splits req->url into path and query. False if it is not a request target. */
-static bool parse_target(http_req_t *req, size_t url_len, bool is_connect)
+/* Points c->req's url, path, query and (if with_headers) headers into its
+ * arena, which does not move again: nothing is appended afterwards. The path
+ * and query are copied to the arena's end, because inside the url they are
+ * not NUL-terminated. False if the url is not a request target; path then
+ * stays "". Runs once per request, when its head completes or when it is
+ * answered half-read (then with no headers: the last may be incomplete). */
+static bool req_fix_strings(http_conn_t *c, bool is_connect, bool with_headers)
 {
+    http_req_t *req = c->req;
+    req_priv_t *r = req_priv(req);
+    size_t path_off = NO_VALUE;
+    size_t query_off = NO_VALUE;
     struct http_parser_url u;
     http_parser_url_init(&u);
-    if (http_parser_parse_url(req->url, url_len, is_connect, &u) != 0)
-        return false;
-    free(req->path);
-    free(req->query);
-    req->query = NULL;
-    if (u.field_set & (1 << UF_PATH))
-        req->path = mem_strndup(req->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
-    else
-        req->path = mem_strdup(is_connect ? "" : "/");
-    if (u.field_set & (1 << UF_QUERY))
-        req->query = mem_strndup(req->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
-    return true;
+    bool ok = c->url_len > 0 && http_parser_parse_url(r->arena, c->url_len, is_connect, &u) == 0;
+    if (ok) {
+        path_off = arena_begin(r);
+        if (u.field_set & (1 << UF_PATH))
+            arena_append_own(r, u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+        else if (!is_connect)
+            arena_append(r, "/", 1);
+        if (u.field_set & (1 << UF_QUERY)) {
+            query_off = arena_begin(r);
+            arena_append_own(r, u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+        }
+    }
+    if (c->url_len > 0)
+        req->url = r->arena;
+    if (path_off != NO_VALUE)
+        req->path = r->arena + path_off;
+    req->query = query_off != NO_VALUE ? r->arena + query_off : NULL;
+    if (with_headers) {
+        for (size_t i = 0; i < c->nfields; i++) {
+            req->headers[i].name = r->arena + c->name_off[i];
+            req->headers[i].value =
+                c->value_off[i] != NO_VALUE ? r->arena + c->value_off[i] : empty_string;
+        }
+        req->nheaders = c->nfields;
+    }
+    c->strings_fixed = true;
+    return ok;
 }
 
 static void on_timer(uv_timer_t *timer);
@@ -349,14 +437,17 @@ static void on_continue_written(uv_write_t *wreq, int status)
  * Takes ownership of msg (NULL for err's default message). */
 static void conn_respond_error(http_conn_t *c, int err, char *msg)
 {
-    http_req_t *req = c->req != NULL ? c->req : req_create(c);
-    c->req = NULL;
-    if (c->url_len > 0) {
+    if (c->req == NULL)
+        c->req = req_create(c);
+    http_req_t *req = c->req;
+    if (!c->strings_fixed) {
         /* The method is complete once the url has begun; a half-read target is
          * still worth a path in the access log. */
-        req->method = (enum http_method)c->parser.method;
-        (void)parse_target(req, c->url_len, req->method == HTTP_CONNECT);
+        if (c->url_len > 0)
+            req->method = (enum http_method)c->parser.method;
+        (void)req_fix_strings(c, req->method == HTTP_CONNECT, false);
     }
+    c->req = NULL;
     uv_timer_stop(&c->timer);
     conn_read_stop(c);
     c->state = CONN_HANDLING;
@@ -550,41 +641,43 @@ static int on_message_begin(http_parser *p)
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
-    append(&c->req->url, &c->url_len, at, n);
+    /* The url is the arena's first string, so no arena_begin. */
+    arena_append(req_priv(c->req), at, n);
+    c->url_len += n;
     return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
-    http_req_t *req = c->req;
+    req_priv_t *r = req_priv(c->req);
     /* Trailers of a chunked body are not kept: nothing in Billow reads them. */
     if (c->state == CONN_BODY)
         return 0;
-    if (req->nheaders == 0 || c->in_value) {
-        if (req->nheaders == HTTP_MAX_HEADERS) {
+    if (c->nfields == 0 || c->in_value) {
+        if (c->nfields == HTTP_MAX_HEADERS) {
             c->fail = BILLOW_EHEADERS_TOO_LARGE;
             c->fail_msg = mem_printf("The request has more than %d headers.", HTTP_MAX_HEADERS);
             return -1;
         }
-        http_header_t *h = &req->headers[req->nheaders++];
-        h->name = mem_strdup("");
-        h->value = mem_strdup("");
-        c->field_len = 0;
-        c->value_len = 0;
+        c->name_off[c->nfields] = arena_begin(r);
+        c->value_off[c->nfields] = NO_VALUE;
+        c->nfields++;
         c->in_value = false;
     }
-    append(&req->headers[req->nheaders - 1].name, &c->field_len, at, n);
+    arena_append(r, at, n);
     return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
-    http_req_t *req = c->req;
-    if (c->state == CONN_BODY || req->nheaders == 0)
+    req_priv_t *r = req_priv(c->req);
+    if (c->state == CONN_BODY || c->nfields == 0)
         return 0;
-    append(&req->headers[req->nheaders - 1].value, &c->value_len, at, n);
+    if (!c->in_value)
+        c->value_off[c->nfields - 1] = arena_begin(r);
+    arena_append(r, at, n);
     c->in_value = true;
     return 0;
 }
@@ -597,7 +690,8 @@ static int on_headers_complete(http_parser *p)
     c->state = CONN_BODY;
     req->method = (enum http_method)p->method;
     req->start_ns = timeutil_mono_ns();
-    if (!parse_target(req, c->url_len, p->method == HTTP_CONNECT)) {
+    /* Before anything reads the head: the 413 below and the 400 logs too. */
+    if (!req_fix_strings(c, p->method == HTTP_CONNECT, true)) {
         c->fail = BILLOW_EMALFORMED;
         c->fail_msg = mem_strdup("The request target could not be parsed.");
         return -1;

@@ -72,7 +72,8 @@ typedef void (*http_handler_cb)(http_req_t *req, void *ctx);
 /* Called once per answered request after the response is queued (for access
  * logs and metrics): status, bytes of body sent, duration. Also called for the
  * errors this module answers itself (400, 408, 413, 431); a request rejected
- * before its target began has url and path "" and method HTTP_GET.
+ * before its target began has url and path "" and method HTTP_GET, and one
+ * rejected before its head was complete has no headers (nheaders 0).
  * A response dropped because the client had gone is logged with 0 bytes. */
 typedef void (*http_log_cb)(const http_req_t *req, int status, size_t body_len, uint64_t dur_ns,
                             void *ctx);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -103,6 +104,20 @@ static void respond_echo(http_req_t *req)
     free(body);
 }
 
+/* Answers with the url, path, query and every header, one "name=value" a
+ * line, so a test can check that each arrived intact. */
+static void respond_headers(http_req_t *req)
+{
+    char *body = mem_printf("%s %s %s\n", req->url, req->path, req->query ? req->query : "-");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        char *more = mem_printf("%s%s=%s\n", body, req->headers[i].name, req->headers[i].value);
+        free(body);
+        body = more;
+    }
+    http_respond(req, 200, NULL, 0, "text/plain", body, strlen(body));
+    free(body);
+}
+
 /* A response that comes later, from a timer. */
 typedef struct {
     uv_timer_t timer; /* First, so the handle pointer is the struct's. */
@@ -136,6 +151,10 @@ static void handler(http_req_t *req, void *ctx)
         F.held_count++;
         pthread_cond_broadcast(&F.cv);
         pthread_mutex_unlock(&F.mu);
+        return;
+    }
+    if (strcmp(req->path, "/headers") == 0) {
+        respond_headers(req);
         return;
     }
     if (strcmp(req->path, "/big") == 0) {
@@ -773,6 +792,62 @@ Test(http_conn, too_many_headers_is_431, .timeout = 30)
     cr_assert(client_sees_close(cl));
     client_close(cl);
     server_finish();
+}
+
+Test(http_conn, many_headers_split_across_many_small_writes_arrive_intact, .timeout = 30)
+{
+    /* Room for the longest head and time for it to trickle in. */
+    http_limits_t limits = test_limits;
+    limits.max_header_bytes = 16 * 1024;
+    limits.header_timeout_ms = 10 * 1000;
+    server_start(&limits);
+    client_t *cl = client_open();
+    int one = 1;
+    setsockopt(cl->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    /* The most headers allowed, of growing lengths and one empty, so that
+     * names and values outgrow the server's first buffer mid-field. */
+    char *req = mem_strdup("GET /headers?a=1&b=two HTTP/1.1\r\n");
+    char *want = mem_strdup("/headers?a=1&b=two /headers a=1&b=two\n");
+    for (int i = 0; i < HTTP_MAX_HEADERS; i++) {
+        char value[128];
+        int len = i == 7 ? 0 : 1 + i % 40;
+        for (int k = 0; k < len; k++)
+            value[k] = (char)('a' + (i + k) % 26);
+        value[len] = '\0';
+        char *r2 = mem_printf("%sX-Header-%02d-%.*s: %s\r\n", req, i, i % 5, "Nnnnn", value);
+        char *w2 = mem_printf("%sX-Header-%02d-%.*s=%s\n", want, i, i % 5, "Nnnnn", value);
+        free(req);
+        free(want);
+        req = r2;
+        want = w2;
+    }
+    char *r2 = mem_printf("%s\r\n", req);
+    free(req);
+    req = r2;
+    cr_assert_gt(strlen(req), 2048, "the head must outgrow the first arena");
+
+    /* Pieces of 1 to 7 bytes with a pause after each, so the server reads
+     * most of them separately and fields arrive in many callbacks. */
+    size_t total = strlen(req);
+    size_t sent = 0;
+    for (size_t piece = 1; sent < total; piece = piece % 7 + 1) {
+        size_t n = total - sent < piece ? total - sent : piece;
+        cr_assert(client_send_n(cl, req + sent, n));
+        sent += n;
+        usleep(100);
+    }
+    resp_t r;
+    cr_assert(client_read(cl, &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, strlen(want));
+    cr_assert_str_eq(r.body, want);
+    free(req);
+    free(want);
+    client_close(cl);
+    server_finish();
+    cr_assert_eq(F.nlogs, 1);
+    cr_assert_str_eq(F.logs[0].path, "/headers");
 }
 
 Test(http_conn, content_length_over_limit_is_413_before_the_body_is_sent, .timeout = 30)

@@ -390,6 +390,20 @@ static void batch_dispose(batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Forgets what a rolled-back pass decided, so the batch can run again. */
+static void batch_reset(batch_t *b)
+{
+    for (size_t i = 0; i < b->njobs; i++) {
+        batch_job_t *bj = &b->jobs[i];
+        json_decref(bj->job.result);
+        json_decref(bj->job.error);
+        json_decref(bj->job.followups);
+        json_decref(bj->record);
+        bj->job.result = bj->job.error = bj->job.followups = bj->record = NULL;
+        bj->state = BJ_NEW;
+    }
+}
+
 static batch_job_t *batch_find(batch_t *b, const char *tenant, const char *job_id)
 {
     for (size_t i = 0; i < b->njobs; i++)
@@ -590,6 +604,21 @@ fail:
     return rc;
 }
 
+/* How a batch's jobs run inside its transaction. The first pass is
+ * optimistic: no savepoints, the tenant set only when it changes, so a batch
+ * of jobs that all succeed costs no round trip per job of its own. The first
+ * job that fails ends that pass (RUNTIME_REDO); the transaction is rolled
+ * back and the batch runs again carefully, a savepoint per job, so the
+ * failure undoes only its own job. */
+typedef struct {
+    bool careful;        /* A savepoint per job. */
+    bool savepoint_open; /* careful: the savepoint "job" exists. */
+    const char *tenant;  /* Optimistic: the tenant set for the transaction, or NULL. */
+} pass_t;
+
+/* batch_transact's answer when the optimistic pass met a failing job. */
+#define RUNTIME_REDO BILLOW_ECONFLICT
+
 static worker_handler_fn find_handler(const worker_handler_t *handlers, const char *type)
 {
     for (size_t i = 0; handlers[i].type != NULL; i++)
@@ -601,22 +630,30 @@ static worker_handler_fn find_handler(const worker_handler_t *handlers, const ch
 /* Step 2b: runs one job under the savepoint "job" with its tenant set.
  * Returns 0 when the job has an outcome, or an error when the transaction
  * itself failed (the batch is then abandoned). */
-static int batch_run_job(runtime_t *rt, batch_job_t *bj, bool *savepoint_open)
+static int batch_run_job(runtime_t *rt, batch_job_t *bj, pass_t *pass)
 {
     worker_job_t *job = &bj->job;
-    char *lit = PQescapeLiteral(rt->conn.db, bj->env.tenant_id, strlen(bj->env.tenant_id));
-    if (lit == NULL) {
-        worker_conn_pg_log(&rt->conn, NULL, "escape_tenant");
-        return BILLOW_EUNAVAILABLE;
+    int rc;
+    if (pass->careful) {
+        char *lit = PQescapeLiteral(rt->conn.db, bj->env.tenant_id, strlen(bj->env.tenant_id));
+        if (lit == NULL) {
+            worker_conn_pg_log(&rt->conn, NULL, "escape_tenant");
+            return BILLOW_EUNAVAILABLE;
+        }
+        char *sql = mem_printf("%sSAVEPOINT job; SELECT set_config('app.tenant_id', %s, true)",
+                               pass->savepoint_open ? "RELEASE SAVEPOINT job; " : "", lit);
+        PQfreemem(lit);
+        rc = worker_conn_pg_exec(&rt->conn, sql, PGRES_TUPLES_OK, "savepoint");
+        free(sql);
+        if (rc != 0)
+            return rc;
+        pass->savepoint_open = true;
+    } else if (pass->tenant == NULL || strcmp(pass->tenant, bj->env.tenant_id) != 0) {
+        rc = worker_conn_pg_set_tenant(&rt->conn, bj->env.tenant_id);
+        if (rc != 0)
+            return rc;
+        pass->tenant = bj->env.tenant_id;
     }
-    char *sql = mem_printf("%sSAVEPOINT job; SELECT set_config('app.tenant_id', %s, true)",
-                           *savepoint_open ? "RELEASE SAVEPOINT job; " : "", lit);
-    PQfreemem(lit);
-    int rc = worker_conn_pg_exec(&rt->conn, sql, PGRES_TUPLES_OK, "savepoint");
-    free(sql);
-    if (rc != 0)
-        return rc;
-    *savepoint_open = true;
 
     job->env = &bj->env;
     job->db = rt->conn.db;
@@ -640,6 +677,8 @@ static int batch_run_job(runtime_t *rt, batch_job_t *bj, bool *savepoint_open)
     if (outcome == HANDLER_OK && PQtransactionStatus(rt->conn.db) != PQTRANS_INTRANS)
         outcome = runtime_fault(job, HANDLER_PERMANENT, "internal_error",
                                 "The handler reported success after a failed statement.");
+    if (outcome != HANDLER_OK && !pass->careful)
+        return RUNTIME_REDO; /* Without a savepoint to go back to: redo the batch carefully. */
     if (outcome == HANDLER_OK) {
         if (job->result == NULL)
             job->result = json_object();
@@ -716,9 +755,9 @@ static int batch_record(runtime_t *rt, batch_t *b)
 /* Step 2: the rest of the batch's transaction, which the caller began. On
  * failure it is rolled back (or lost with the connection) and nothing of it
  * counts. */
-static int batch_transact(runtime_t *rt, batch_t *b)
+static int batch_transact(runtime_t *rt, batch_t *b, bool careful)
 {
-    bool savepoint_open = false;
+    pass_t pass = {.careful = careful, .savepoint_open = false, .tenant = NULL};
     PGresult *res = NULL;
     int rc = batch_find_processed(rt, b);
     if (rc != 0)
@@ -735,7 +774,7 @@ static int batch_transact(runtime_t *rt, batch_t *b)
             batch_job_decide(rt, bj, RUNTIME_ACT_DEAD);
             continue;
         }
-        rc = batch_run_job(rt, bj, &savepoint_open);
+        rc = batch_run_job(rt, bj, &pass);
         if (rc != 0)
             goto fail;
         maybe_heartbeat(rt);
@@ -1034,7 +1073,13 @@ static int process_entries(runtime_t *rt, const redisReply *entries)
             worker_conn_pg_abandon(&rt->conn);
             goto done;
         }
-        rc = batch_transact(rt, &b);
+        rc = batch_transact(rt, &b, false);
+        if (rc == RUNTIME_REDO) {
+            batch_reset(&b);
+            rc = worker_conn_pg_exec(&rt->conn, "BEGIN", PGRES_COMMAND_OK, "begin");
+            if (rc == 0)
+                rc = batch_transact(rt, &b, true);
+        }
         if (rc != 0)
             goto done;
         fault_point("worker.after_commit");

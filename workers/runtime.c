@@ -8,7 +8,8 @@
  *
  *   1. Redis: count the delivery and mark the jobs running.
  *   2. Postgres, one transaction: skip the jobs already in processed_jobs,
- *      run the others each under a savepoint, record the finished ones.
+ *      run the others, record the finished ones (see pass_t: optimistic
+ *      first, a savepoint per job only after a failure).
  *   3. Redis: publish the outcomes, schedule retries, bury the dead, ack.
  *   4. Relay the follow-ups the batch wrote to the outbox.
  *
@@ -627,9 +628,10 @@ static worker_handler_fn find_handler(const worker_handler_t *handlers, const ch
     return NULL;
 }
 
-/* Step 2b: runs one job under the savepoint "job" with its tenant set.
- * Returns 0 when the job has an outcome, or an error when the transaction
- * itself failed (the batch is then abandoned). */
+/* Step 2b: runs one job with its tenant set, under the savepoint "job" in a
+ * careful pass. Returns 0 when the job has an outcome, RUNTIME_REDO when it
+ * failed in an optimistic pass, or an error when the transaction itself
+ * failed (the batch is then abandoned). */
 static int batch_run_job(runtime_t *rt, batch_job_t *bj, pass_t *pass)
 {
     worker_job_t *job = &bj->job;

@@ -2,19 +2,21 @@
  *
  * API: a kind is a NULL-terminated table of worker_handler_t (job type →
  * function). runtime_run() consumes jobs:<kind> until SIGTERM. A handler
- * runs inside the batch's Postgres transaction, under its own savepoint,
- * with app.tenant_id set to the job's tenant; it does its SQL on job->db,
+ * runs inside the batch's Postgres transaction (under its own savepoint when
+ * the batch is re-run after a failure), with app.tenant_id set to the job's
+ * tenant; it does its SQL on job->db,
  * sets job->result on success, and may queue follow-up jobs with
  * runtime_followup(), which go through the outbox.
  *
  * Design: jobs are read in batches (XREADGROUP COUNT worker_batch) and the
- * whole batch commits in one transaction with a savepoint per job, so one
- * failing job does not undo the others and throughput is not one commit per
- * job. processed_jobs records each finished job in that transaction; a job
- * delivered again finds its record, republishes the stored outcome, and does
- * nothing else. Only after the commit are statuses published, entries acked
- * and follow-ups relayed; a crash before that loses nothing, it only
- * repeats the publish.
+ * whole batch commits in one transaction, so throughput is not one commit
+ * per job. The batch first runs without savepoints; if a job fails, it is
+ * rolled back and run again with a savepoint per job, so one failing job
+ * does not undo the others. A handler must therefore have no effect outside
+ * the transaction: it may run twice before its batch commits. processed_jobs records each finished
+ * job in that transaction; a job delivered again finds its record, republishes the stored outcome,
+ * and does nothing else. Only after the commit are statuses published, entries acked and follow-ups
+ * relayed; a crash before that loses nothing, it only repeats the publish.
  */
 #ifndef BILLOW_RUNTIME_H
 #define BILLOW_RUNTIME_H
@@ -41,7 +43,7 @@ typedef enum {
 typedef struct worker_job_s worker_job_t;
 struct worker_job_s {
     const envelope_t *env; /* The job; valid during the handler. */
-    PGconn *db;            /* In the batch transaction, under this job's savepoint. */
+    PGconn *db;            /* In the batch transaction (under this job's savepoint on a re-run). */
     json_t *result;        /* Set by the handler on HANDLER_OK (owned by the runtime after). */
     json_t *error;         /* Set via runtime_reject/runtime_fault/runtime_db_fault: {type, code,
                               message, param, http_status}. */

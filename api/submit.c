@@ -93,14 +93,20 @@ static void merge(json_t *dst, json_t *src)
         json_object_update(dst, src);
 }
 
+/* A 202's Location: where the job's status can be polled. */
+static void location_header(submission_t *s)
+{
+    char loc[IDS_MAX + 16];
+    snprintf(loc, sizeof(loc), "/v1/jobs/%s", s->job_id);
+    respond_header(s->ar, "Location", loc);
+}
+
 static void answer_job(submission_t *s, json_t *job)
 {
     api_req_t *ar = s->ar;
     if (s->reveal && !s->replayed)
         merge(job, s->reveal);
-    char loc[IDS_MAX + 16];
-    snprintf(loc, sizeof(loc), "/v1/jobs/%s", s->job_id);
-    respond_header(ar, "Location", loc);
+    location_header(s);
     submission_free(s);
     respond_json(ar, 202, job);
 }
@@ -260,10 +266,9 @@ static void on_enqueued(void *data, redisReply *r)
     }
     if (outcome == JOBQ_ENQUEUED && s->reveal == NULL) {
         /* The hot path: the job object is known without reading it back. */
-        char text[JOBQ_NEW_JOB_MAX], loc[IDS_MAX + 16];
+        char text[JOBQ_NEW_JOB_MAX];
         size_t n = jobq_new_job_text(&s->env, text, sizeof(text));
-        snprintf(loc, sizeof(loc), "/v1/jobs/%s", s->job_id);
-        respond_header(ar, "Location", loc);
+        location_header(s);
         submission_free(s);
         respond_raw_json(ar, 202, text, n);
         return;
@@ -316,8 +321,15 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
         json_object_set_new(s->env.payload, "id", json_string(in->object_id));
     s->env_json = envelope_encode(&s->env);
     const char *scope = ar->auth.kind == AUTH_PLATFORM ? "platform" : ar->auth.tenant_id;
-    jobq_enqueue_cmd(&s->cmd, &s->env, s->env_json, scope, idem, idem ? s->fingerprint : NULL,
-                     s->env.enqueued_at_ms);
+    if (jobq_enqueue_cmd(&s->cmd, &s->env, s->env_json, scope, idem, idem ? s->fingerprint : NULL,
+                         s->env.enqueued_at_ms) != 0) {
+        /* A route submitted a type no worker kind runs: a bug, never input. */
+        log_write(LOG_ERROR, "job_type_unrouted", "{s:s,s:s}", "type", s->env.type, "request_id",
+                  ar->http->request_id);
+        submission_free(s);
+        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        return;
+    }
     if (redis_conn_command(ar->app->redis, on_enqueued, s, s->cmd.argc, s->cmd.argv,
                            s->cmd.argvlen) != 0) {
         submission_free(s);

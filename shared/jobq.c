@@ -178,14 +178,16 @@ void jobq_idem_key(const char *scope, const char *key, char out[JOBQ_KEY_MAX])
     snprintf(out, JOBQ_KEY_MAX, "idem:%s:%s", scope, key);
 }
 
-void jobq_enqueue_cmd(jobq_cmd_t *cmd, const envelope_t *env, const char *envelope_json,
-                      const char *idem_scope, const char *idem_key, const char *fingerprint,
-                      int64_t now_ms)
+int jobq_enqueue_cmd(jobq_cmd_t *cmd, const envelope_t *env, const char *envelope_json,
+                     const char *idem_scope, const char *idem_key, const char *fingerprint,
+                     int64_t now_ms)
 {
     const char *kind = jobq_kind_for_type(env->type);
     cmd->argc = 0;
+    if (kind == NULL)
+        return BILLOW_EPARAM_INVALID;
     jobq_status_key(env->id, cmd->keys[0]);
-    jobq_stream_key(kind ? kind : "unrouted", cmd->keys[1]);
+    jobq_stream_key(kind, cmd->keys[1]);
     snprintf(cmd->nums[0], sizeof(cmd->nums[0]), "%lld", (long long)now_ms);
     snprintf(cmd->nums[1], sizeof(cmd->nums[1]), "%d", JOBQ_IDEMPOTENCY_TTL_S);
     arg(cmd, "FCALL");
@@ -203,12 +205,13 @@ void jobq_enqueue_cmd(jobq_cmd_t *cmd, const envelope_t *env, const char *envelo
     arg(cmd, env->id);
     arg(cmd, envelope_json);
     arg(cmd, cmd->nums[0]);
-    arg(cmd, kind ? kind : "unrouted");
+    arg(cmd, kind);
     arg(cmd, env->type);
     arg(cmd, env->tenant_id);
     arg(cmd, env->trace);
     arg(cmd, fingerprint ? fingerprint : "");
     arg(cmd, cmd->nums[1]);
+    return 0;
 }
 
 int jobq_enqueue_reply(const redisReply *r, jobq_outcome_t *outcome, char job_id[IDS_MAX])
@@ -239,9 +242,14 @@ int jobq_enqueue_sync(redisContext *c, const envelope_t *env, const char *idem_s
 {
     char *json = envelope_encode(env);
     jobq_cmd_t cmd;
-    jobq_enqueue_cmd(&cmd, env, json, idem_scope, idem_key, fingerprint, timeutil_now_ms());
+    int rc =
+        jobq_enqueue_cmd(&cmd, env, json, idem_scope, idem_key, fingerprint, timeutil_now_ms());
+    if (rc != 0) {
+        free(json);
+        return rc;
+    }
     redisReply *r = redisCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
-    int rc = r ? jobq_enqueue_reply(r, outcome, job_id) : BILLOW_EUNAVAILABLE;
+    rc = r ? jobq_enqueue_reply(r, outcome, job_id) : BILLOW_EUNAVAILABLE;
     if (r)
         freeReplyObject(r);
     free(json);

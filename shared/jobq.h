@@ -96,15 +96,19 @@ void jobq_load_library_cmd(jobq_cmd_t *cmd);
  * must outlive the send). idem_key and fingerprint may be NULL for a job
  * without an Idempotency-Key; a job with a key is checked against earlier
  * uses of the key within idem_scope (the caller's tenant id, or "platform"),
- * and a job whose id already exists is never enqueued twice. */
-void jobq_enqueue_cmd(jobq_cmd_t *cmd, const envelope_t *env, const char *envelope_json,
-                      const char *idem_scope, const char *idem_key, const char *fingerprint,
-                      int64_t now_ms);
+ * and a job whose id already exists is never enqueued twice. Returns 0, or
+ * BILLOW_EPARAM_INVALID when no worker kind runs env's type (nothing is
+ * built: such a job would wait forever). */
+int jobq_enqueue_cmd(jobq_cmd_t *cmd, const envelope_t *env, const char *envelope_json,
+                     const char *idem_scope, const char *idem_key, const char *fingerprint,
+                     int64_t now_ms) BILLOW_MUSTCHECK;
 /* Reads the reply of billow_enqueue: the outcome and the job id it refers
  * to (the earlier job's for REPLAYED and CONFLICT). */
 int jobq_enqueue_reply(const redisReply *r, jobq_outcome_t *outcome,
                        char job_id[IDS_MAX]) BILLOW_MUSTCHECK;
-/* Enqueue on a synchronous connection (workers' outbox relay, tools). */
+/* Enqueue on a synchronous connection (workers' outbox relay, tools).
+ * BILLOW_EPARAM_INVALID for an unroutable type, BILLOW_EUNAVAILABLE when
+ * Redis does not answer. */
 int jobq_enqueue_sync(redisContext *c, const envelope_t *env, const char *idem_scope,
                       const char *idem_key, const char *fingerprint, jobq_outcome_t *outcome,
                       char job_id[IDS_MAX]) BILLOW_MUSTCHECK;

@@ -9,11 +9,13 @@
  */
 #include "outbox.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "envelope.h"
+#include "jobq.h"
 #include "log.h"
 #include "mem.h"
 #include "runtime.h"
@@ -33,7 +35,14 @@ int outbox_relay(worker_conn_t *c, const char *envelope, const char *malformed_k
     char id[IDS_MAX];
     if (c->redis == NULL)
         return BILLOW_EUNAVAILABLE;
-    if (envelope_decode(envelope, strlen(envelope), &env) != 0) {
+    /* An envelope that cannot be read, or whose type no kind runs, can never
+     * be relayed: it is set aside for an operator instead of retried. */
+    bool bad = envelope_decode(envelope, strlen(envelope), &env) != 0;
+    if (!bad && jobq_kind_for_type(env.type) == NULL) {
+        envelope_dispose(&env);
+        bad = true;
+    }
+    if (bad) {
         log_write(LOG_ERROR, "outbox_envelope_malformed", "{s:s}", "envelope", envelope);
         redisReply *r = redisCommand(c->redis, "LPUSH %s %s", malformed_key, envelope);
         if (r == NULL) {

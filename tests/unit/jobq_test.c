@@ -163,17 +163,28 @@ Test(jobq, enqueue_declares_the_idempotency_key_only_when_given)
     envelope_t env;
     sample_envelope(&env, "ten_0000000000000000000000DEM0");
     jobq_cmd_t cmd;
-    jobq_enqueue_cmd(&cmd, &env, "{}", NULL, NULL, NULL, 1);
+    cr_assert_eq(jobq_enqueue_cmd(&cmd, &env, "{}", NULL, NULL, NULL, 1), 0);
     cr_assert_str_eq(cmd.argv[0], "FCALL");
     cr_assert_str_eq(cmd.argv[1], "billow_enqueue");
     cr_assert_str_eq(cmd.argv[2], "2");
     cr_assert_str_eq(cmd.argv[3], "job:job_01M8AGPYA84BH5ERP1GDMWX9FM");
     cr_assert_str_eq(cmd.argv[4], "jobs:domain");
 
-    jobq_enqueue_cmd(&cmd, &env, "{}", "platform", "key-1", "abc", 1);
+    cr_assert_eq(jobq_enqueue_cmd(&cmd, &env, "{}", "platform", "key-1", "abc", 1), 0);
     cr_assert_str_eq(cmd.argv[2], "3");
     cr_assert_str_eq(cmd.argv[5], "idem:platform:key-1");
     for (int i = 0; i < cmd.argc; i++)
         cr_assert_eq(cmd.argvlen[i], strlen(cmd.argv[i]));
+    envelope_dispose(&env);
+}
+
+Test(jobq, a_job_no_worker_kind_runs_is_refused_not_queued_somewhere)
+{
+    envelope_t env;
+    sample_envelope(&env, "ten_0000000000000000000000DEM0");
+    strcpy(env.type, "invoice.pay");
+    jobq_cmd_t cmd;
+    cr_assert_eq(jobq_enqueue_cmd(&cmd, &env, "{}", NULL, NULL, NULL, 1), BILLOW_EPARAM_INVALID);
+    cr_assert_eq(cmd.argc, 0, "nothing to send");
     envelope_dispose(&env);
 }

@@ -196,11 +196,6 @@ int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc
     return 0;
 }
 
-bool redis_conn_ready(const redis_conn_t *rc)
-{
-    return rc->state == RC_READY;
-}
-
 static void on_timer_closed(uv_handle_t *h)
 {
     redis_conn_t *rc = h->data;

@@ -35,8 +35,6 @@ int redis_conn_create(uv_loop_t *loop, const char *url, const char *channel,
  * BILLOW_EUNAVAILABLE (not connected) and never calls cb. */
 int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc, const char **argv,
                        const size_t *argvlen) BILLOW_MUSTCHECK;
-/* True when connected and set up (database selected, library loaded). */
-bool redis_conn_ready(const redis_conn_t *rc);
 /* Disconnects (pending commands get NULL replies) and frees the connection
  * once hiredis has let go of it. */
 void redis_conn_destroy(redis_conn_t *rc);

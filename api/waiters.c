@@ -31,7 +31,6 @@ struct waiter_s {
 struct waiters_s {
     uv_loop_t *loop;                    /* The loop. */
     waiter_t *buckets[WAITERS_BUCKETS]; /* Armed waiters by id hash. */
-    size_t count;                       /* Armed waiters. */
     size_t closing;                     /* Timers not yet closed. */
     int destroying;                     /* Free the table when closing reaches 0. */
 };
@@ -62,7 +61,6 @@ static void unlink_waiter(waiter_t *x)
         x->next->prev = x->prev;
     x->prev = x->next = NULL;
     x->armed = 0;
-    w->count--;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -111,7 +109,6 @@ waiter_t *waiters_add(waiters_t *w, const char *job_id, uint64_t timeout_ms, wai
         x->next->prev = x;
     w->buckets[b] = x;
     x->armed = 1;
-    w->count++;
     return x;
 }
 
@@ -134,11 +131,6 @@ again:
             goto again;
         }
     }
-}
-
-size_t waiters_count(const waiters_t *w)
-{
-    return w->count;
 }
 
 void waiters_destroy(waiters_t *w)

@@ -30,8 +30,6 @@ waiter_t *waiters_add(waiters_t *w, const char *job_id, uint64_t timeout_ms, wai
 void waiters_cancel(waiter_t *waiter);
 /* Fires every waiter of job_id with done = true. */
 void waiters_notify(waiters_t *w, const char *job_id);
-/* Number of waiting requests. */
-size_t waiters_count(const waiters_t *w);
 /* Fires every waiter with done = false, then frees w once its timers are closed. */
 void waiters_destroy(waiters_t *w);
 

@@ -170,6 +170,15 @@ int config_load_from(config_t *cfg, const char *(*getter)(const char *name, void
                   cfg->log_level);
         goto fail;
     }
+    size_t plen = strlen(cfg->platform_admin_token);
+    if (plen > 0 &&
+        (plen < CONFIG_PLATFORM_TOKEN_MIN || strncmp(cfg->platform_admin_token, "sk_", 3) == 0)) {
+        set_error(err, err_len,
+                  "PLATFORM_ADMIN_TOKEN must be at least %d characters and must not start with "
+                  "\"sk_\" (the prefix of tenants' secret keys).",
+                  CONFIG_PLATFORM_TOKEN_MIN);
+        goto fail;
+    }
     if (cfg->backoff_base_ms > cfg->backoff_max_ms) {
         set_error(err, err_len, "BACKOFF_BASE_MS (%d) must not exceed BACKOFF_MAX_MS (%d).",
                   cfg->backoff_base_ms, cfg->backoff_max_ms);

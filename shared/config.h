@@ -14,6 +14,10 @@
 
 #include "err.h"
 
+/* Shortest PLATFORM_ADMIN_TOKEN accepted: the token opens every tenant's job
+ * operations, so it must not be guessable. */
+#define CONFIG_PLATFORM_TOKEN_MIN 20
+
 typedef struct {
     char *database_url;         /* Workers' Postgres URL (role billow_worker). */
     char *database_read_url;    /* The api's read-only Postgres URL (role billow_api). */

@@ -185,3 +185,19 @@ Test(config, markdown_lists_every_variable_and_marks_secrets)
     cr_assert_not_null(strstr(text, "| `PORT` | `8080` |"));
     free(text);
 }
+
+Test(config, a_short_or_key_like_platform_token_is_refused)
+{
+    static const char *const short_token[] = {"PLATFORM_ADMIN_TOKEN", "too-short", NULL};
+    static const char *const key_like[] = {"PLATFORM_ADMIN_TOKEN", "sk_test_0123456789abcdefghij",
+                                           NULL};
+    static const char *const good[] = {"PLATFORM_ADMIN_TOKEN", "platform-0123456789abcdef", NULL};
+    config_t cfg;
+    char err[256] = "";
+    cr_assert_eq(load(&cfg, short_token, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(err, "PLATFORM_ADMIN_TOKEN") != NULL, "%s", err);
+    cr_assert_eq(load(&cfg, key_like, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(err, "sk_") != NULL, "%s", err);
+    cr_assert_eq(load(&cfg, good, err, sizeof err), 0, "%s", err);
+    config_dispose(&cfg);
+}

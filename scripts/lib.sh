@@ -49,13 +49,16 @@ ensure_packages() {
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Services must not start on install: Billow runs its own servers.
+  local made_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' RETURN
+    made_policy=1
   fi
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local rc=0
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ $rc = 0 ] || die "apt-get could not install ${missing[*]}"
 }
 
 # Node.js and npm (for the API linter, the integration tests and the

@@ -16,25 +16,30 @@
 #include "http_conn.h"
 #include "metrics.h"
 #include "pg_async.h"
+#include "password.h"
 #include "redis_conn.h"
+#include "seal.h"
 #include "waiters.h"
 
 typedef struct app_s {
-    uv_loop_t *loop;          /* The one loop of the process. */
-    const config_t *cfg;      /* Settings; read-only. */
-    http_server_t *http;      /* The listener and its connections. */
-    pg_pool_t *pg;            /* Read-only Postgres pool (role billow_api). */
-    redis_conn_t *redis;      /* Commands: enqueue, status, replay. */
-    redis_conn_t *redis_sub;  /* SUBSCRIBE billow:jobs:done for waiters. */
-    waiters_t *waiters;       /* Requests waiting for jobs (Prefer: wait). */
-    auth_cache_t *auth_cache; /* Recently verified API keys. */
-    metrics_t *metrics;       /* Counters and histograms for /metrics. */
-    char *openapi_json;       /* The API document served at /openapi.json. */
-    size_t openapi_len;       /* Its length. */
-    uv_signal_t sigterm;      /* Graceful stop. */
-    uv_signal_t sigint;       /* Graceful stop (Ctrl-C). */
-    uv_prepare_t log_flush;   /* Flushes the log buffer before the loop waits. */
-    bool stopping;            /* SIGTERM seen: finishing in-flight requests. */
+    uv_loop_t *loop;             /* The one loop of the process. */
+    const config_t *cfg;         /* Settings; read-only. */
+    http_server_t *http;         /* The listener and its connections. */
+    pg_pool_t *pg;               /* Read-only Postgres pool (role billow_api). */
+    redis_conn_t *redis;         /* Commands: enqueue, status, replay. */
+    redis_conn_t *redis_sub;     /* SUBSCRIBE billow:jobs:done for waiters. */
+    waiters_t *waiters;          /* Requests waiting for jobs (Prefer: wait). */
+    auth_cache_t *auth_cache;    /* Recently verified API keys. */
+    metrics_t *metrics;          /* Counters and histograms for /metrics. */
+    seal_key_t seal_key;         /* ENCRYPTION_KEY, parsed. */
+    password_params_t pw_params; /* scrypt cost of new hashes. */
+    char *pw_dummy;              /* A hash checked for unknown users (pwhash.c). */
+    char *openapi_json;          /* The API document served at /openapi.json. */
+    size_t openapi_len;          /* Its length. */
+    uv_signal_t sigterm;         /* Graceful stop. */
+    uv_signal_t sigint;          /* Graceful stop (Ctrl-C). */
+    uv_prepare_t log_flush;      /* Flushes the log buffer before the loop waits. */
+    bool stopping;               /* SIGTERM seen: finishing in-flight requests. */
 } app_t;
 
 #endif

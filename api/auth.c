@@ -50,6 +50,11 @@ static void cache_clear(auth_cache_t *cache)
     cache->count = 0;
 }
 
+void auth_cache_flush(auth_cache_t *cache)
+{
+    cache_clear(cache);
+}
+
 void auth_cache_destroy(auth_cache_t *cache)
 {
     if (cache == NULL)
@@ -92,6 +97,21 @@ static void cache_put(auth_cache_t *cache, const char *hash, const auth_t *auth,
     cache->count++;
 }
 
+auth_session_state_t auth_session_state(int64_t now_ms, int64_t expires_ms, int64_t last_used_ms,
+                                        int64_t idle_ms)
+{
+    if (now_ms >= expires_ms)
+        return AUTH_SESSION_EXPIRED;
+    if (last_used_ms < 0 || now_ms - last_used_ms > idle_ms)
+        return AUTH_SESSION_IDLE;
+    return AUTH_SESSION_LIVE;
+}
+
+void auth_session_key(const char *session_id, char out[AUTH_SESSION_KEY_MAX])
+{
+    snprintf(out, AUTH_SESSION_KEY_MAX, "sess:%s", session_id);
+}
+
 typedef struct {
     app_t *app;                   /* For the cache. */
     auth_t *out;                  /* Caller's result. */
@@ -127,6 +147,66 @@ static void on_lookup(void *data, int err, const PGresult *res)
     free(lk);
 }
 
+/* A session's row answered: check its absolute expiry, then its idle time
+ * in Redis (which also records this use). */
+static void on_session_touched(void *data, redisReply *r)
+{
+    lookup_t *lk = data;
+    int err = 0;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        err = BILLOW_EUNAVAILABLE;
+    else if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+        err = BILLOW_EUNAUTHENTICATED;
+    lk->cb(lk->data, err);
+    free(lk);
+}
+
+static void on_session(void *data, int err, const PGresult *res)
+{
+    lookup_t *lk = data;
+    if (err) {
+        lk->cb(lk->data, BILLOW_EUNAVAILABLE);
+        free(lk);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        lk->cb(lk->data, BILLOW_EUNAUTHENTICATED);
+        free(lk);
+        return;
+    }
+    int64_t now = timeutil_now_ms();
+    int64_t expires = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+    /* The idle part is judged in Redis below, with this clock's now. */
+    if (auth_session_state(now, expires, now, 0) != AUTH_SESSION_LIVE) {
+        lk->cb(lk->data, BILLOW_EUNAUTHENTICATED);
+        free(lk);
+        return;
+    }
+    auth_t *a = lk->out;
+    memset(a, 0, sizeof(*a));
+    a->kind = AUTH_SESSION;
+    copy_field(a->tenant_id, sizeof(a->tenant_id), res, 0);
+    copy_field(a->session_id, sizeof(a->session_id), res, 1);
+    copy_field(a->user_id, sizeof(a->user_id), res, 2);
+    copy_field(a->role, sizeof(a->role), res, 3);
+    a->livemode = PQgetvalue(res, 0, 4)[0] == 't';
+    a->must_enroll_totp = PQgetvalue(res, 0, 7)[0] == 't';
+    snprintf(a->actor, sizeof(a->actor), "%s", a->user_id);
+
+    char key[AUTH_SESSION_KEY_MAX], now_s[24], idle_s[24];
+    auth_session_key(a->session_id, key);
+    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    snprintf(idle_s, sizeof idle_s, "%lld", (long long)lk->app->cfg->session_idle_s * 1000);
+    const char *argv[] = {"FCALL", "billow_session_touch", "1", key, now_s, idle_s};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    if (redis_conn_command(lk->app->redis, on_session_touched, lk, 6, argv, lens) != 0) {
+        lk->cb(lk->data, BILLOW_EUNAVAILABLE);
+        free(lk);
+    }
+}
+
 int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void *data)
 {
     const char *h = http_req_header(req, "Authorization");
@@ -138,6 +218,25 @@ int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void 
     size_t len = strlen(token);
     if (len == 0 || len > AUTH_TOKEN_MAX)
         return BILLOW_EUNAUTHENTICATED;
+
+    if (strncmp(token, AUTH_SESSION_PREFIX, strlen(AUTH_SESSION_PREFIX)) == 0) {
+        lookup_t *lk = mem_calloc(1, sizeof(*lk));
+        crypto_sha256_hex(token, len, lk->hash);
+        lk->app = app;
+        lk->out = out;
+        lk->cb = cb;
+        lk->data = data;
+        const char *params[1] = {lk->hash};
+        int rc = pg_pool_query(app->pg, NULL,
+                               "SELECT tenant_id, session_id, user_id, role, livemode, created_ms,"
+                               " expires_ms, must_enroll_totp FROM auth_session($1)",
+                               1, params, on_session, lk);
+        if (rc) {
+            free(lk);
+            return BILLOW_EUNAVAILABLE;
+        }
+        return 0;
+    }
 
     const char *platform = app->cfg->platform_admin_token;
     size_t plen = strlen(platform);

@@ -10,6 +10,7 @@
  *   billow-api --config-markdown  print the settings table (for the README)
  */
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,10 @@
 #include "jobq.h"
 #include "log.h"
 #include "mem.h"
+#include "permissions.h"
+#include "pwhash.h"
 #include "router.h"
+#include "validate.h"
 
 /* The API document is read at start-up from beside the executable, where
  * the build puts the JSON form of docs/openapi.yaml. Bounded so a wrong
@@ -82,10 +86,19 @@ static void on_job_done(void *data, const char *channel, const char *message, si
 {
     app_t *app = data;
     char id[IDS_MAX];
-    if (len == 0 || len >= sizeof(id))
+    /* "<job id>:<type>". */
+    const char *colon = memchr(message, ':', len);
+    size_t id_len = colon ? (size_t)(colon - message) : len;
+    if (id_len == 0 || id_len >= sizeof(id))
         return;
-    memcpy(id, message, len);
-    id[len] = '\0';
+    memcpy(id, message, id_len);
+    id[id_len] = '\0';
+    /* A key was revoked or rotated (by any api): forget every cached key,
+     * so the old one stops working here now rather than within the TTL. */
+    static const char key_jobs[] = "api_key.";
+    size_t type_len = colon ? len - id_len - 1 : 0;
+    if (type_len > strlen(key_jobs) && memcmp(colon + 1, key_jobs, strlen(key_jobs)) == 0)
+        auth_cache_flush(app->auth_cache);
     waiters_notify(app->waiters, id);
 }
 
@@ -102,6 +115,33 @@ static void on_http_stopped(void *data)
     uv_close((uv_handle_t *)&app->log_flush, NULL);
     log_write(LOG_INFO, "api_stopped", NULL);
     fflush(stderr);
+}
+
+/* --hash-password: the scrypt hash of the password on stdin (one line),
+ * for the demo seed, so set-up scripts never hash passwords themselves. */
+static int hash_password_stdin(const config_t *cfg)
+{
+    char line[PASSWORD_MAX_BYTES + 2];
+    if (fgets(line, sizeof line, stdin) == NULL) {
+        fprintf(stderr, "billow-api: --hash-password reads the password from stdin\n");
+        return 2;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    validate_error_t e;
+    if (password_check_policy("password", line, &e) != 0) {
+        fprintf(stderr, "billow-api: %s\n", e.message);
+        return 1;
+    }
+    password_params_t params = {cfg->password_scrypt_log_n, PASSWORD_SCRYPT_R, PASSWORD_SCRYPT_P};
+    char encoded[PASSWORD_ENCODED_MAX];
+    int rc = password_hash(line, &params, encoded);
+    OPENSSL_cleanse(line, sizeof line);
+    if (rc != 0) {
+        fprintf(stderr, "billow-api: hashing failed\n");
+        return 1;
+    }
+    printf("%s\n", encoded);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -122,12 +162,33 @@ int main(int argc, char **argv)
         config_print_markdown(stdout);
         return 0;
     }
-    if (argc != 1) {
-        fprintf(stderr, "usage: billow-api [--config-markdown]\n");
+    if (argc == 2 && strcmp(argv[1], "--permissions-markdown") == 0) {
+        permissions_print_markdown(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--routes-json") == 0) {
+        router_print_json(stdout);
+        return 0;
+    }
+    if (argc != 1 && !(argc == 2 && strcmp(argv[1], "--hash-password") == 0)) {
+        fprintf(stderr, "usage: billow-api [--config-markdown | --permissions-markdown | "
+                        "--routes-json | --hash-password]\n");
         return 2;
     }
     if (config_load(&cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "billow-api: %s\n", err);
+        return 1;
+    }
+    if (argc == 2) {
+        int hrc = hash_password_stdin(&cfg);
+        config_dispose(&cfg);
+        return hrc;
+    }
+    seal_key_t seal_key;
+    if (seal_key_parse(cfg.encryption_key, &seal_key) != 0) {
+        fprintf(stderr, "billow-api: ENCRYPTION_KEY is not set: it must be 64 hex digits "
+                        "(./scripts/up makes one in .data/encryption_key).\n");
+        config_dispose(&cfg);
         return 1;
     }
     log_init("api", cfg.log_level);
@@ -144,6 +205,13 @@ int main(int argc, char **argv)
     app_t app;
     memset(&app, 0, sizeof(app));
     app.cfg = &cfg;
+    app.seal_key = seal_key;
+    app.pw_params =
+        (password_params_t){cfg.password_scrypt_log_n, PASSWORD_SCRYPT_R, PASSWORD_SCRYPT_P};
+    if (pwhash_init(&app) != 0) {
+        log_write(LOG_ERROR, "pwhash_failed", "{s:s}", "error", "scrypt is not available");
+        return 1;
+    }
     if (load_openapi(&app) != 0) {
         log_write(LOG_ERROR, "openapi_missing", "{s:s}", "error",
                   "openapi.json must be next to the billow-api executable (the build puts it "
@@ -203,6 +271,7 @@ int main(int argc, char **argv)
         log_write(LOG_WARN, "loop_not_closed", "{s:s}", "error", uv_strerror(rc));
     metrics_destroy(app.metrics);
     auth_cache_destroy(app.auth_cache);
+    pwhash_dispose(&app);
     free(names);
     free(app.openapi_json);
     config_dispose(&cfg);

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "permissions.h"
 #include "routes.h"
 
 static const route_t routes[] = {
@@ -23,6 +24,32 @@ static const route_t routes[] = {
     {HTTP_GET, "/openapi.json", ROUTE_PUBLIC, "", routes_openapi},
     {HTTP_GET, "/docs", ROUTE_PUBLIC, "", routes_docs},
     {HTTP_POST, "/v1/tenants", ROUTE_PLATFORM, "tenants:write", routes_tenants_create},
+    {HTTP_POST, "/v1/auth/login", ROUTE_PUBLIC, "", routes_auth_login},
+    {HTTP_POST, "/v1/auth/logout", ROUTE_USER, "account:self", routes_auth_logout},
+    {HTTP_GET, "/v1/auth/sessions", ROUTE_USER, "account:self", routes_auth_sessions_list},
+    {HTTP_DELETE, "/v1/auth/sessions/{id}", ROUTE_USER, "account:self",
+     routes_auth_sessions_delete},
+    {HTTP_POST, "/v1/auth/password", ROUTE_USER, "account:self", routes_auth_password_change},
+    {HTTP_POST, "/v1/auth/password_reset", ROUTE_PUBLIC, "", routes_auth_password_reset},
+    {HTTP_POST, "/v1/auth/password_reset/confirm", ROUTE_PUBLIC, "",
+     routes_auth_password_reset_confirm},
+    {HTTP_POST, "/v1/auth/invitations/accept", ROUTE_PUBLIC, "", routes_auth_invitation_accept},
+    {HTTP_POST, "/v1/auth/totp", ROUTE_USER, "account:self", routes_auth_totp_enroll},
+    {HTTP_POST, "/v1/auth/totp/confirm", ROUTE_USER, "account:self", routes_auth_totp_confirm},
+    {HTTP_POST, "/v1/auth/totp/disable", ROUTE_USER, "account:self", routes_auth_totp_disable},
+    {HTTP_GET, "/v1/users", ROUTE_TENANT, "users:read", routes_users_list},
+    {HTTP_POST, "/v1/users", ROUTE_TENANT, "users:write", routes_users_create},
+    {HTTP_GET, "/v1/users/{id}", ROUTE_TENANT, "users:read", routes_users_get},
+    {HTTP_POST, "/v1/users/{id}", ROUTE_TENANT, "users:write", routes_users_update},
+    {HTTP_GET, "/v1/api_keys", ROUTE_TENANT, "api_keys:read", routes_api_keys_list},
+    {HTTP_POST, "/v1/api_keys", ROUTE_TENANT, "api_keys:write", routes_api_keys_create},
+    {HTTP_POST, "/v1/api_keys/{id}/rotate", ROUTE_TENANT, "api_keys:write", routes_api_keys_rotate},
+    {HTTP_POST, "/v1/api_keys/{id}/revoke", ROUTE_TENANT, "api_keys:write", routes_api_keys_revoke},
+    {HTTP_GET, "/v1/audit-events", ROUTE_TENANT, "audit:read", routes_audit_list},
+    {HTTP_GET, "/v1/settings/security", ROUTE_TENANT, "settings:read",
+     routes_settings_security_get},
+    {HTTP_POST, "/v1/settings/security", ROUTE_TENANT, "settings:write",
+     routes_settings_security_update},
     {HTTP_POST, "/v1/customers", ROUTE_TENANT, "customers:write", routes_customers_create},
     {HTTP_GET, "/v1/customers", ROUTE_TENANT, "customers:read", routes_customers_list},
     {HTTP_GET, "/v1/customers/{id}", ROUTE_TENANT, "customers:read", routes_customers_get},
@@ -98,6 +125,15 @@ int router_check(char *err, size_t err_len)
                      http_method_str(routes[i].method), routes[i].pattern);
             return BILLOW_EINTERNAL;
         }
+        /* A tenant credential's role is checked against the matrix, so the
+         * permission must be in it; the platform's routes are the
+         * operator's alone and name theirs for the docs only. */
+        if (routes[i].auth != ROUTE_PUBLIC && routes[i].auth != ROUTE_PLATFORM &&
+            !permissions_known(routes[i].permission)) {
+            snprintf(err, err_len, "route %s %s needs permission %s, which no role table has",
+                     http_method_str(routes[i].method), routes[i].pattern, routes[i].permission);
+            return BILLOW_EINTERNAL;
+        }
         for (size_t j = 0; j < i; j++) {
             if (routes[i].method == routes[j].method &&
                 strcmp(routes[i].pattern, routes[j].pattern) == 0) {
@@ -170,6 +206,29 @@ static void parse_body_and_run(api_req_t *ar)
     ar->route->fn(ar);
 }
 
+/* The role check of a tenant credential: the route's permission, and a
+ * tenant's demand for two-factor sign-in. Answers and returns -1 when the
+ * caller may not go on. */
+static int permitted_or_respond(api_req_t *ar)
+{
+    const route_t *route = ar->route;
+    const auth_t *a = &ar->auth;
+    if (!permissions_allows(a->role, route->permission)) {
+        respond_error(ar, BILLOW_EFORBIDDEN, NULL,
+                      "The role '%s' does not have the permission '%s' that %s %s needs.", a->role,
+                      route->permission, http_method_str(route->method), route->pattern);
+        return -1;
+    }
+    if (a->kind == AUTH_SESSION && a->must_enroll_totp &&
+        strcmp(route->permission, "account:self") != 0) {
+        respond_error(ar, BILLOW_ETOTP_ENROLLMENT_REQUIRED, NULL,
+                      "This tenant requires two-factor sign-in: enrol an authenticator with POST "
+                      "/v1/auth/totp and /v1/auth/totp/confirm first.");
+        return -1;
+    }
+    return 0;
+}
+
 static void on_auth(void *data, int err)
 {
     api_req_t *ar = data;
@@ -177,17 +236,27 @@ static void on_auth(void *data, int err)
         respond_error(ar, err, NULL, NULL);
         return;
     }
+    bool platform = ar->auth.kind == AUTH_PLATFORM;
     switch (ar->route->auth) {
     case ROUTE_TENANT:
-        if (ar->auth.kind != AUTH_KEY) {
+        if (platform) {
             respond_error(ar, BILLOW_EFORBIDDEN, NULL,
-                          "The platform token cannot act for a tenant; use the tenant's secret "
-                          "API key.");
+                          "The platform token cannot act for a tenant; use one of the tenant's "
+                          "API keys or a staff session.");
+            return;
+        }
+        break;
+    case ROUTE_USER:
+        if (ar->auth.kind != AUTH_SESSION) {
+            respond_error(ar, BILLOW_EFORBIDDEN, NULL,
+                          "%s %s needs a signed-in staff user (a session token from POST "
+                          "/v1/auth/login); API keys and the platform token have no account.",
+                          http_method_str(ar->route->method), ar->route->pattern);
             return;
         }
         break;
     case ROUTE_PLATFORM:
-        if (ar->auth.kind != AUTH_PLATFORM) {
+        if (!platform) {
             respond_error(ar, BILLOW_EFORBIDDEN, NULL,
                           "Only the platform operator token may call this route.");
             return;
@@ -197,7 +266,26 @@ static void on_auth(void *data, int err)
     case ROUTE_PUBLIC:
         break;
     }
+    if (!platform && ar->route->auth != ROUTE_PUBLIC && permitted_or_respond(ar) != 0)
+        return;
     parse_body_and_run(ar);
+}
+
+void router_print_json(FILE *out)
+{
+    static const char *const auth_names[] = {
+        [ROUTE_PUBLIC] = "public",     [ROUTE_TENANT] = "tenant", [ROUTE_USER] = "user",
+        [ROUTE_PLATFORM] = "platform", [ROUTE_OPS] = "ops",
+    };
+    json_t *list = json_array();
+    for (size_t i = 0; i < NROUTES; i++)
+        json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s}", "method",
+                                              http_method_str(routes[i].method), "path",
+                                              routes[i].pattern, "auth", auth_names[routes[i].auth],
+                                              "permission", routes[i].permission));
+    json_dumpf(list, out, JSON_INDENT(2));
+    fputc('\n', out);
+    json_decref(list);
 }
 
 void router_dispatch(http_req_t *req, void *ctx)

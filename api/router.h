@@ -5,22 +5,25 @@
  * type and parses the JSON body, and only then calls the route's function
  * with a ready api_req_t. Each route states, where it is registered, who
  * may call it (auth) and the permission it needs, so a route cannot be
- * added without deciding both.
+ * added without deciding both; the permission is checked against the
+ * caller's role (permissions.h) before the body is even parsed.
  */
 #ifndef BILLOW_ROUTER_H
 #define BILLOW_ROUTER_H
 
 #include <http_parser.h>
+#include <stdio.h>
 
 #include "app.h"
 #include "respond.h"
 
 /* Who may call a route. */
 typedef enum {
-    ROUTE_PUBLIC,   /* Anyone: health, metrics, docs. */
-    ROUTE_TENANT,   /* A tenant's secret key. */
+    ROUTE_PUBLIC,   /* Anyone: health, metrics, docs, sign-in. */
+    ROUTE_TENANT,   /* A tenant's secret key or a staff session, holding the permission. */
+    ROUTE_USER,     /* A staff session only (one's own account), holding the permission. */
     ROUTE_PLATFORM, /* The platform operator only. */
-    ROUTE_OPS,      /* The platform operator (all tenants) or a tenant key (its own). */
+    ROUTE_OPS,      /* The platform operator (all tenants) or a tenant credential (its own). */
 } route_auth_t;
 
 typedef void (*route_fn)(api_req_t *ar);
@@ -44,6 +47,9 @@ const route_t *router_match(enum http_method method, const char *path,
 /* Checks the table at start-up: every route has a permission (or is public)
  * and no two routes collide. Returns 0 or BILLOW_EINTERNAL with a message. */
 int router_check(char *err, size_t err_len) BILLOW_MUSTCHECK;
+/* Prints the table as JSON ([{"method","path","auth","permission"}]) for
+ * the route × role test, which must notice a route it does not know. */
+void router_print_json(FILE *out);
 /* The http_conn handler (ctx is the app_t). */
 void router_dispatch(http_req_t *req, void *ctx);
 /* The http_conn log hook: access log line and metrics. */

@@ -20,6 +20,38 @@ void routes_customers_get(api_req_t *ar);
 void routes_customers_update(api_req_t *ar);
 void routes_customers_list(api_req_t *ar);
 
+/* routes_auth.c: sign-in, sessions, passwords, TOTP. */
+void routes_auth_login(api_req_t *ar);
+void routes_auth_logout(api_req_t *ar);
+void routes_auth_sessions_list(api_req_t *ar);
+void routes_auth_sessions_delete(api_req_t *ar);
+void routes_auth_password_change(api_req_t *ar);
+void routes_auth_password_reset(api_req_t *ar);
+void routes_auth_password_reset_confirm(api_req_t *ar);
+void routes_auth_invitation_accept(api_req_t *ar);
+void routes_auth_totp_enroll(api_req_t *ar);
+void routes_auth_totp_confirm(api_req_t *ar);
+void routes_auth_totp_disable(api_req_t *ar);
+
+/* routes_users.c */
+void routes_users_list(api_req_t *ar);
+void routes_users_get(api_req_t *ar);
+void routes_users_create(api_req_t *ar);
+void routes_users_update(api_req_t *ar);
+
+/* routes_api_keys.c */
+void routes_api_keys_list(api_req_t *ar);
+void routes_api_keys_create(api_req_t *ar);
+void routes_api_keys_rotate(api_req_t *ar);
+void routes_api_keys_revoke(api_req_t *ar);
+
+/* routes_audit.c */
+void routes_audit_list(api_req_t *ar);
+
+/* routes_settings.c */
+void routes_settings_security_get(api_req_t *ar);
+void routes_settings_security_update(api_req_t *ar);
+
 /* routes_jobs.c */
 void routes_jobs_get(api_req_t *ar);
 void routes_jobs_list(api_req_t *ar);

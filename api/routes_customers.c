@@ -6,21 +6,15 @@
  * customer.update jobs; the worker writes the row.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "ids.h"
-#include "log.h"
-#include "mem.h"
 #include "query.h"
+#include "reads.h"
 #include "routes.h"
 #include "submit.h"
 #include "validate.h"
-
-/* Page size bounds of the list (as Stripe's). */
-#define CUSTOMERS_LIST_DEFAULT 10
-#define CUSTOMERS_LIST_MAX     100
 
 static const char *const create_keys[] = {"email", "name", "phone", "metadata", NULL};
 static const char *const update_keys[] = {"email", "name", "phone", "metadata", "status", NULL};
@@ -84,40 +78,6 @@ void routes_customers_create(api_req_t *ar)
     submit_job_or_respond(ar, &s);
 }
 
-/* Answers a failed read: 503 when Postgres is unreachable, else 500. */
-static void read_failed(api_req_t *ar, int err, const PGresult *res)
-{
-    if (err == BILLOW_EUNAVAILABLE) {
-        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
-        return;
-    }
-    log_write(LOG_ERROR, "read_failed", "{s:s,s:s}", "request_id", ar->http->request_id, "error",
-              res ? PQresultErrorMessage(res) : "no result");
-    respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
-}
-
-/* True when the read found the customer; otherwise answers (error or 404). */
-static int found_or_respond(api_req_t *ar, int err, const PGresult *res)
-{
-    if (err) {
-        read_failed(ar, err, res);
-        return 0;
-    }
-    if (PQntuples(res) == 0) {
-        respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such customer: '%s'.", ar->params[0]);
-        return 0;
-    }
-    return 1;
-}
-
-static void on_customer(void *data, int err, const PGresult *res)
-{
-    api_req_t *ar = data;
-    if (!found_or_respond(ar, err, res))
-        return;
-    respond_raw_json(ar, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 void routes_customers_get(api_req_t *ar)
 {
     if (!ids_valid("cus", ar->params[0])) {
@@ -125,10 +85,22 @@ void routes_customers_get(api_req_t *ar)
         return;
     }
     const char *params[1] = {ar->params[0]};
-    if (pg_pool_query(ar->app->pg, ar->auth.tenant_id,
-                      "SELECT customer_object(c)::text FROM customers c WHERE c.id = $1", 1, params,
-                      on_customer, ar) != 0)
-        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
+    reads_object(ar, "customer", "SELECT customer_object(c)::text FROM customers c WHERE c.id = $1",
+                 1, params);
+}
+
+/* True when the read found the customer; otherwise answers (error or 404). */
+static int found_or_respond(api_req_t *ar, int err, const PGresult *res)
+{
+    if (err) {
+        reads_failed(ar, err, res);
+        return 0;
+    }
+    if (PQntuples(res) == 0) {
+        respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such customer: '%s'.", ar->params[0]);
+        return 0;
+    }
+    return 1;
 }
 
 static void on_exists(void *data, int err, const PGresult *res)
@@ -163,67 +135,14 @@ void routes_customers_update(api_req_t *ar)
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
 }
 
-typedef struct {
-    api_req_t *ar; /* The request. */
-    int limit;     /* Page size asked for. */
-} list_t;
-
-static void on_list(void *data, int err, const PGresult *res)
-{
-    list_t *l = data;
-    api_req_t *ar = l->ar;
-    int limit = l->limit;
-    free(l);
-    if (err) {
-        read_failed(ar, err, res);
-        return;
-    }
-    int n = PQntuples(res);
-    int has_more = n > limit;
-    if (has_more)
-        n = limit;
-    size_t cap = 128;
-    for (int i = 0; i < n; i++)
-        cap += (size_t)PQgetlength(res, i, 0) + 1;
-    char *out = mem_alloc(cap);
-    size_t len =
-        (size_t)snprintf(out, cap, "{\"object\":\"list\",\"url\":\"/v1/customers\",\"data\":[");
-    for (int i = 0; i < n; i++) {
-        if (i)
-            out[len++] = ',';
-        size_t vl = (size_t)PQgetlength(res, i, 0);
-        memcpy(out + len, PQgetvalue(res, i, 0), vl);
-        len += vl;
-    }
-    len +=
-        (size_t)snprintf(out + len, cap - len, "],\"has_more\":%s}", has_more ? "true" : "false");
-    respond_raw_json(ar, 200, out, len);
-    free(out);
-}
-
 void routes_customers_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit", "starting_after", "email", NULL};
-    char unknown[64], after[IDS_MAX], email[VALIDATE_EMAIL_MAX + 1];
-    if (query_unknown(ar->http->query, allowed, unknown, sizeof(unknown))) {
-        respond_error(ar, BILLOW_EPARAM_UNKNOWN, unknown, "Unknown query parameter '%s'.", unknown);
-        return;
-    }
+    char after[IDS_MAX], email[VALIDATE_EMAIL_MAX + 1];
     int limit;
-    if (query_get_limit(ar->http->query, CUSTOMERS_LIST_DEFAULT, CUSTOMERS_LIST_MAX, &limit) != 0) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, "limit", "limit must be an integer from 1 to %d.",
-                      CUSTOMERS_LIST_MAX);
+    if (reads_page_params(ar, allowed, "cus", &limit, after) != 0)
         return;
-    }
-    int rc = query_get(ar->http->query, "starting_after", after, sizeof(after));
-    if (rc < 0 || (rc == 1 && !ids_valid("cus", after))) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
-                      "starting_after must be a customer id (cus_…).");
-        return;
-    }
-    if (rc == 0)
-        after[0] = '\0';
-    rc = query_get(ar->http->query, "email", email, sizeof(email));
+    int rc = query_get(ar->http->query, "email", email, sizeof(email));
     if (rc < 0) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "email", "email is too long or badly encoded.");
         return;
@@ -233,15 +152,9 @@ void routes_customers_list(api_req_t *ar)
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
     const char *params[3] = {after, email, lim};
-    list_t *l = mem_alloc(sizeof(*l));
-    l->ar = ar;
-    l->limit = limit;
-    if (pg_pool_query(ar->app->pg, ar->auth.tenant_id,
-                      "SELECT customer_object(c)::text FROM customers c"
-                      " WHERE ($1 = '' OR c.id < $1) AND ($2 = '' OR lower(c.email) = lower($2))"
-                      " ORDER BY c.id DESC LIMIT $3::int",
-                      3, params, on_list, l) != 0) {
-        free(l);
-        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
-    }
+    reads_list(ar, "/v1/customers", limit,
+               "SELECT customer_object(c)::text FROM customers c"
+               " WHERE ($1 = '' OR c.id < $1) AND ($2 = '' OR lower(c.email) = lower($2))"
+               " ORDER BY c.id DESC LIMIT $3::int",
+               3, params);
 }

@@ -5,8 +5,9 @@
  * status hash being read for the answer). Every path ends in exactly one
  * answer, after which the submission is freed with its request.
  *
- * Design: the idempotency fingerprint is the SHA-256 of the method, the
- * path and the body re-encoded with sorted keys, so the same parameters
+ * Design: the idempotency fingerprint is the HMAC-SHA256 (under
+ * ENCRYPTION_KEY) of the method, the path and the body re-encoded with
+ * sorted keys, so the same parameters
  * sent with other whitespace or key order count as the same request, as
  * with Stripe.
  */
@@ -29,8 +30,12 @@ typedef struct {
     char *env_json;                      /* Its encoding (sent to Redis). */
     json_t *reveal;                      /* Shown once, when this request made the job. */
     const char *reveal_at;               /* Where reveal goes in the result. */
+    bool reveal_only;                    /* The finished answer is reveal alone. */
+    json_t *answer;                      /* Fixed answer right after enqueueing, or NULL. */
+    int answer_status;                   /* Its status. */
     int created_status;                  /* 201 or 200. */
-    int wait_s;                          /* Prefer: wait seconds, 0 for none. */
+    int wait_s;                          /* Seconds to wait for the outcome, 0 for none. */
+    int prefer_s;                        /* What Prefer: wait asked (for Preference-Applied). */
     int replayed;                        /* Idempotent replay of an earlier job. */
     char job_id[IDS_MAX];                /* The job answered for. */
     waiter_t *waiter;                    /* Armed while waiting. */
@@ -46,6 +51,8 @@ static void submission_free(submission_t *s)
     free(s->env_json);
     if (s->reveal)
         json_decref(s->reveal);
+    if (s->answer)
+        json_decref(s->answer);
     free(s);
 }
 
@@ -104,7 +111,9 @@ static void location_header(submission_t *s)
 static void answer_job(submission_t *s, json_t *job)
 {
     api_req_t *ar = s->ar;
-    if (s->reveal && !s->replayed)
+    /* A reveal_only answer is the finished outcome's alone: the job
+     * object of a 202 keeps its own shape. */
+    if (s->reveal && !s->replayed && !s->reveal_only)
         merge(job, s->reveal);
     location_header(s);
     submission_free(s);
@@ -125,10 +134,16 @@ static void answer_from_status(submission_t *s, const redisReply *r)
     if (s->wait_s > 0 && status && strcmp(status, "succeeded") == 0) {
         char pref[32];
         snprintf(pref, sizeof(pref), "wait=%d", s->wait_s);
-        respond_header(ar, "Preference-Applied", pref);
+        if (s->prefer_s > 0)
+            respond_header(ar, "Preference-Applied", pref);
         json_t *result = json_incref(json_object_get(job, "result"));
-        if (s->reveal && !s->replayed)
-            merge(s->reveal_at ? json_object_get(result, s->reveal_at) : result,
+        if (s->reveal_only && s->reveal && !s->replayed) {
+            json_decref(result);
+            result = json_incref(s->reveal);
+        } else if (s->reveal && !s->replayed)
+            merge(s->reveal_at && json_object_get(result, s->reveal_at)
+                      ? json_object_get(result, s->reveal_at)
+                      : result,
                   s->reveal_at ? json_object_get(s->reveal, s->reveal_at) : s->reveal);
         json_decref(job);
         int st = s->created_status;
@@ -139,7 +154,8 @@ static void answer_from_status(submission_t *s, const redisReply *r)
     if (s->wait_s > 0 && status && strcmp(status, "failed") == 0) {
         char pref[32];
         snprintf(pref, sizeof(pref), "wait=%d", s->wait_s);
-        respond_header(ar, "Preference-Applied", pref);
+        if (s->prefer_s > 0)
+            respond_header(ar, "Preference-Applied", pref);
         json_t *e = json_object_get(job, "error");
         json_t *st = json_object_get(e, "http_status");
         int http = json_is_integer(st) ? (int)json_integer_value(st) : 400;
@@ -258,6 +274,13 @@ static void on_enqueued(void *data, redisReply *r)
         metrics_job_enqueued(ar->app->metrics, s->env.type);
         break;
     }
+    if (s->answer) {
+        json_t *answer = json_incref(s->answer);
+        int status = s->answer_status;
+        submission_free(s);
+        respond_json(ar, status, answer);
+        return;
+    }
     if (s->wait_s > 0) {
         s->waiter =
             waiters_add(ar->app->waiters, s->job_id, (uint64_t)s->wait_s * 1000, on_waited, s);
@@ -286,6 +309,9 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     s->ar = ar;
     s->reveal = in->reveal;
     s->reveal_at = in->reveal_at;
+    s->reveal_only = in->reveal_only;
+    s->answer = in->answer;
+    s->answer_status = in->answer_status;
     s->created_status = in->created_status;
     envelope_init(&s->env);
     s->env.payload = in->payload;
@@ -300,6 +326,9 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     }
     s->wait_s = submit_parse_prefer_wait(http_req_header(ar->http, "Prefer"),
                                          ar->app->cfg->max_wait_seconds);
+    s->prefer_s = s->wait_s;
+    if (in->wait_s > s->wait_s)
+        s->wait_s = in->wait_s;
 
     ids_generate("job", s->env.id);
     snprintf(s->env.type, sizeof(s->env.type), "%s", in->type);
@@ -309,11 +338,18 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     s->env.attempt = 0;
     s->env.enqueued_at_ms = timeutil_now_ms();
     snprintf(s->env.trace, sizeof(s->env.trace), "%s", ar->http->request_id);
+    snprintf(s->env.client, sizeof(s->env.client), "%s", ar->http->client_addr);
     if (idem) {
         char *canon = json_dumps(ar->body, JSON_COMPACT | JSON_SORT_KEYS);
         char *material = mem_printf("%s %s\n%s", http_method_str(ar->http->method), ar->http->path,
                                     canon ? canon : "");
-        crypto_sha256_hex(material, strlen(material), s->fingerprint);
+        /* Keyed, because a body may hold a password: a plain hash of it
+         * in Redis could be attacked offline; this one needs the key. */
+        unsigned char mac[32];
+        crypto_hmac_sha256(ar->app->seal_key.key, sizeof ar->app->seal_key.key, material,
+                           strlen(material), mac);
+        for (size_t i = 0; i < sizeof mac; i++)
+            snprintf(s->fingerprint + 2 * i, 3, "%02x", mac[i]);
         free(material);
         free(canon);
     }

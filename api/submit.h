@@ -10,6 +10,7 @@
 #define BILLOW_SUBMIT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "respond.h"
 
@@ -29,8 +30,24 @@ typedef struct {
      * the job was enqueued by this request (not an idempotent replay):
      * secrets shown once. Stolen; may be NULL. */
     json_t *reveal;
-    /* Where in the finished result reveal goes ("api_key"), or NULL for the top level. */
+    /* The member of reveal merged into the finished result ("api_key"):
+     * into the result's member of that name when it has one (a tenant and
+     * its key), else into the result itself (the key alone); NULL merges
+     * all of reveal into the result. */
     const char *reveal_at;
+    /* The finished answer is reveal alone, not the job's result merged with
+     * it (a TOTP enrolment answers with the secret, not the user). */
+    bool reveal_only;
+    /* Wait this long for the job even without a Prefer header (routes whose
+     * answer is the outcome: sign-in, sign-out); 0 for none. The longer of
+     * this and the header's wins. */
+    int wait_s;
+    /* When set (stolen), the request is answered with this body and
+     * answer_status as soon as the job is enqueued, and learns nothing of
+     * the job (a password reset must answer alike whether the email
+     * exists). */
+    json_t *answer;
+    int answer_status;
 } submit_t;
 
 /* Enqueues and answers ar; frees ar. */

@@ -175,7 +175,7 @@ redis_start() {
   say "starting Redis on 127.0.0.1:$REDIS_PORT"
   # appendfsync always: a job the front accepted survives a crash of Redis.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$BILLOW_DATA/redis" \
-    --appendonly yes --appendfsync always --save '' --daemonize yes \
+    --appendonly yes --appendfsync always --save '' --daemonize yes --databases 32 \
     --pidfile "$BILLOW_RUN/redis.pid" --logfile "$BILLOW_RUN/redis.log" --protected-mode yes
   local i
   for i in $(seq 100); do
@@ -221,6 +221,62 @@ INSERT INTO api_keys (tenant_id, id, name, secret_hash, prefix, role)
 SQL
   DEMO_KEY=$key
   export DEMO_KEY
+  seed_demo_owner
+}
+
+# The demo tenant's staff owner: DEMO_OWNER_EMAIL / DEMO_OWNER_PASSWORD when
+# set, else owner@demo.example and a password generated once (kept in
+# $BILLOW_DATA). The hash comes from billow-api itself (scrypt, the api's
+# parameters) and is made again only when the password changes, so a second
+# `up` neither rewrites the row nor ends the owner's sessions.
+DEMO_OWNER_ID=usr_0000000000000000000000DEM0
+seed_demo_owner() {
+  local email=${DEMO_OWNER_EMAIL:-owner@demo.example}
+  local password=${DEMO_OWNER_PASSWORD:-}
+  if [ -z "$password" ]; then
+    if [ -s "$BILLOW_DATA/demo_owner_password" ]; then
+      password=$(cat "$BILLOW_DATA/demo_owner_password")
+    else
+      password="demo-$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
+    fi
+  fi
+  local hash=
+  if [ -s "$BILLOW_DATA/demo_owner_hash" ] && [ "$(cat "$BILLOW_DATA/demo_owner_password" 2>/dev/null)" = "$password" ]; then
+    hash=$(cat "$BILLOW_DATA/demo_owner_hash")
+  else
+    hash=$(printf '%s\n' "$password" | "$BILLOW_BUILD/billow-api" --hash-password) ||
+      die "DEMO_OWNER_PASSWORD is not acceptable (see the message above)"
+  fi
+  (umask 077 && printf '%s\n' "$password" >"$BILLOW_DATA/demo_owner_password" && printf '%s\n' "$hash" >"$BILLOW_DATA/demo_owner_hash")
+  pg_super -d billow -v tid="$DEMO_TENANT_ID" -v uid="$DEMO_OWNER_ID" -v email="$email" -v hash="$hash" <<'SQL' >/dev/null
+INSERT INTO users (tenant_id, id, email, name, role, status, password_hash, password_changed_at)
+  VALUES (:'tid', :'uid', :'email', 'Demo Owner', 'owner', 'active', :'hash', now())
+  ON CONFLICT (tenant_id, id) DO UPDATE SET email = EXCLUDED.email, password_hash = EXCLUDED.password_hash,
+    status = 'active', role = 'owner',
+    password_changed_at = CASE WHEN users.password_hash IS DISTINCT FROM EXCLUDED.password_hash
+                               THEN now() ELSE users.password_changed_at END
+  WHERE users.email IS DISTINCT FROM EXCLUDED.email OR users.password_hash IS DISTINCT FROM EXCLUDED.password_hash
+     OR users.status <> 'active' OR users.role <> 'owner';
+SQL
+  DEMO_OWNER_SIGNIN_EMAIL=$email
+  DEMO_OWNER_SIGNIN_PASSWORD=$password
+  export DEMO_OWNER_SIGNIN_EMAIL DEMO_OWNER_SIGNIN_PASSWORD
+}
+
+# ENCRYPTION_KEY (64 hex digits) seals TOTP secrets and emailed tokens. When
+# unset, one is generated once and kept in $BILLOW_DATA/encryption_key:
+# losing it makes enrolled authenticators unreadable, so back it up with the
+# database.
+ensure_encryption_key() {
+  if [ -z "${ENCRYPTION_KEY:-}" ]; then
+    mkdir -p "$BILLOW_DATA"
+    if [ ! -s "$BILLOW_DATA/encryption_key" ]; then
+      (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BILLOW_DATA/encryption_key")
+    fi
+    ENCRYPTION_KEY=$(cat "$BILLOW_DATA/encryption_key")
+  fi
+  [[ $ENCRYPTION_KEY =~ ^[0-9a-fA-F]{64}$ ]] || die "ENCRYPTION_KEY must be 64 hex digits"
+  export ENCRYPTION_KEY
 }
 
 # Procfile entries as "name<TAB>command" lines.

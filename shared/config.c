@@ -82,6 +82,25 @@ static const config_setting_t settings[] = {
     STR(faults, "BILLOW_FAULTS", "", 0,
         "Crash points for the crash-safety tests (\"point\" or \"point:N\", comma-separated); "
         "empty in production."),
+    STR(encryption_key, "ENCRYPTION_KEY", "", 1,
+        "64 hex digits: the AES-256-GCM key that seals TOTP secrets and emailed tokens at rest "
+        "(the api refuses to start without it; the scripts generate one)."),
+    INT(session_ttl_s, "SESSION_TTL_S", 43200, 60, 2592000,
+        "Absolute lifetime of a staff session, in seconds."),
+    INT(session_idle_s, "SESSION_IDLE_S", 1800, 1, 2592000,
+        "A staff session unused this long ends, in seconds."),
+    INT(login_max_failures, "LOGIN_MAX_FAILURES", 5, 1, 1000,
+        "Failed sign-ins per account within LOGIN_LOCKOUT_S before sign-in is refused (429)."),
+    INT(login_max_failures_address, "LOGIN_MAX_FAILURES_ADDRESS", 20, 1, 100000,
+        "Failed sign-ins per client address within LOGIN_LOCKOUT_S before sign-in is refused."),
+    INT(login_lockout_s, "LOGIN_LOCKOUT_S", 900, 1, 86400,
+        "Window of the failed sign-in counters, in seconds; a lockout lasts until it ends."),
+    INT(reset_token_ttl_s, "RESET_TOKEN_TTL_S", 3600, 60, 86400,
+        "Lifetime of a password-reset token, in seconds."),
+    INT(invite_token_ttl_s, "INVITE_TOKEN_TTL_S", 604800, 3600, 2592000,
+        "Lifetime of an invitation token, in seconds."),
+    INT(password_scrypt_log_n, "PASSWORD_SCRYPT_LOG_N", 15, 14, 20,
+        "scrypt cost of new password hashes: N = 2^this, r = 8, p = 1 (stored with each hash)."),
 };
 
 #undef STR
@@ -172,11 +191,20 @@ int config_load_from(config_t *cfg, const char *(*getter)(const char *name, void
     }
     size_t plen = strlen(cfg->platform_admin_token);
     if (plen > 0 &&
-        (plen < CONFIG_PLATFORM_TOKEN_MIN || strncmp(cfg->platform_admin_token, "sk_", 3) == 0)) {
+        (plen < CONFIG_PLATFORM_TOKEN_MIN || strncmp(cfg->platform_admin_token, "sk_", 3) == 0 ||
+         strncmp(cfg->platform_admin_token, "bst_", 4) == 0)) {
         set_error(err, err_len,
                   "PLATFORM_ADMIN_TOKEN must be at least %d characters and must not start with "
-                  "\"sk_\" (the prefix of tenants' secret keys).",
+                  "\"sk_\" or \"bst_\" (the prefixes of secret keys and session tokens).",
                   CONFIG_PLATFORM_TOKEN_MIN);
+        goto fail;
+    }
+    size_t klen = strlen(cfg->encryption_key);
+    bool key_hex = klen == 64;
+    for (size_t i = 0; key_hex && i < klen; i++)
+        key_hex = isxdigit((unsigned char)cfg->encryption_key[i]) != 0;
+    if (klen > 0 && !key_hex) {
+        set_error(err, err_len, "ENCRYPTION_KEY must be 64 hex digits (32 bytes).");
         goto fail;
     }
     if (cfg->backoff_base_ms > cfg->backoff_max_ms) {

@@ -19,31 +19,40 @@
 #define CONFIG_PLATFORM_TOKEN_MIN 20
 
 typedef struct {
-    char *database_url;         /* Workers' Postgres URL (role billow_worker). */
-    char *database_read_url;    /* The api's read-only Postgres URL (role billow_api). */
-    char *redis_url;            /* Redis URL: queues, job status, idempotency keys. */
-    char *host;                 /* Address the api listens on. */
-    int port;                   /* Port the api listens on. */
-    char *platform_admin_token; /* Bearer token of the platform operator. */
-    char *log_level;            /* debug, info, warn or error. */
-    int pg_pool_size;           /* Postgres connections per api process. */
-    int max_header_bytes;       /* Largest request head (431 beyond). */
-    int max_body_bytes;         /* Largest request body (413 beyond). */
-    int header_timeout_ms;      /* Time allowed to receive a request head. */
-    int body_timeout_ms;        /* Time allowed to receive a request body. */
-    int idle_timeout_ms;        /* Keep-alive connection idle limit. */
-    int max_connections;        /* Open client connections per api process. */
-    int max_wait_seconds;       /* Largest Prefer: wait=N honoured. */
-    int worker_batch;           /* Jobs a worker reads and commits at once. */
-    int worker_block_ms;        /* XREADGROUP BLOCK time. */
-    int visibility_timeout_ms;  /* Idle time after which another consumer takes a job over. */
-    int max_deliveries;         /* Deliveries after which a job goes dead. */
-    int max_attempts;           /* Retryable failures after which a job goes dead. */
-    int backoff_base_ms;        /* First retry delay. */
-    int backoff_max_ms;         /* Longest retry delay. */
-    int job_status_ttl_s;       /* How long a finished job's status is kept. */
-    int outbox_sweep_ms;        /* How often workers relay orphaned outbox rows. */
-    char *faults;               /* Fault-injection points for crash tests (empty: none). */
+    char *database_url;             /* Workers' Postgres URL (role billow_worker). */
+    char *database_read_url;        /* The api's read-only Postgres URL (role billow_api). */
+    char *redis_url;                /* Redis URL: queues, job status, idempotency keys. */
+    char *host;                     /* Address the api listens on. */
+    int port;                       /* Port the api listens on. */
+    char *platform_admin_token;     /* Bearer token of the platform operator. */
+    char *log_level;                /* debug, info, warn or error. */
+    int pg_pool_size;               /* Postgres connections per api process. */
+    int max_header_bytes;           /* Largest request head (431 beyond). */
+    int max_body_bytes;             /* Largest request body (413 beyond). */
+    int header_timeout_ms;          /* Time allowed to receive a request head. */
+    int body_timeout_ms;            /* Time allowed to receive a request body. */
+    int idle_timeout_ms;            /* Keep-alive connection idle limit. */
+    int max_connections;            /* Open client connections per api process. */
+    int max_wait_seconds;           /* Largest Prefer: wait=N honoured. */
+    int worker_batch;               /* Jobs a worker reads and commits at once. */
+    int worker_block_ms;            /* XREADGROUP BLOCK time. */
+    int visibility_timeout_ms;      /* Idle time after which another consumer takes a job over. */
+    int max_deliveries;             /* Deliveries after which a job goes dead. */
+    int max_attempts;               /* Retryable failures after which a job goes dead. */
+    int backoff_base_ms;            /* First retry delay. */
+    int backoff_max_ms;             /* Longest retry delay. */
+    int job_status_ttl_s;           /* How long a finished job's status is kept. */
+    int outbox_sweep_ms;            /* How often workers relay orphaned outbox rows. */
+    char *faults;                   /* Fault-injection points for crash tests (empty: none). */
+    char *encryption_key;           /* 64 hex digits: AES-256-GCM key of sealed secrets. */
+    int session_ttl_s;              /* A staff session's absolute lifetime. */
+    int session_idle_s;             /* A staff session ends after this long unused. */
+    int login_max_failures;         /* Failed sign-ins per account before a lockout. */
+    int login_max_failures_address; /* Failed sign-ins per client address before a lockout. */
+    int login_lockout_s;            /* Window of the failure counters and length of a lockout. */
+    int reset_token_ttl_s;          /* Lifetime of a password-reset token. */
+    int invite_token_ttl_s;         /* Lifetime of an invitation token. */
+    int password_scrypt_log_n;      /* scrypt cost: N = 2^this (r = 8, p = 1). */
 } config_t;
 
 typedef enum {

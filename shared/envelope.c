@@ -18,10 +18,11 @@
 #include "mem.h"
 #include "timeutil.h"
 
-/* The fields of an envelope, all required. */
+/* The fields of an envelope, all required but "client" (envelopes written
+ * before it existed lack it). */
 static const char *const fields[] = {
-    "id",      "type",        "tenant_id", "actor",           "payload",
-    "attempt", "enqueued_at", "trace",     "idempotency_key", NULL};
+    "id",          "type",  "tenant_id",       "actor",  "payload", "attempt",
+    "enqueued_at", "trace", "idempotency_key", "client", NULL};
 
 void envelope_init(envelope_t *env)
 {
@@ -44,10 +45,11 @@ char *envelope_encode(const envelope_t *env)
     json_t *payload = env->payload != NULL ? json_incref(env->payload) : json_object();
 
     /* "o" steals payload even when packing fails; "s?" writes null for NULL. */
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s?, s:i, s:s, s:s}", "id", env->id, "type",
-                            env->type, "tenant_id", env->tenant_id, "actor", env->actor, "payload",
-                            payload, "idempotency_key", env->idempotency_key, "attempt",
-                            env->attempt, "enqueued_at", enqueued_at, "trace", env->trace);
+    json_t *obj =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s?, s:i, s:s, s:s, s:s}", "id", env->id, "type",
+                  env->type, "tenant_id", env->tenant_id, "actor", env->actor, "payload", payload,
+                  "idempotency_key", env->idempotency_key, "attempt", env->attempt, "enqueued_at",
+                  enqueued_at, "trace", env->trace, "client", env->client);
     if (obj == NULL)
         return NULL;
     char *text = json_dumps(obj, JSON_COMPACT);
@@ -116,6 +118,10 @@ int envelope_decode(const char *json, size_t len, envelope_t *env)
     if (copy_string(root, "actor", env->actor, sizeof env->actor, false) != 0)
         goto fail;
     if (copy_string(root, "trace", env->trace, sizeof env->trace, true) != 0)
+        goto fail;
+
+    if (json_object_get(root, "client") != NULL &&
+        copy_string(root, "client", env->client, sizeof env->client, true) != 0)
         goto fail;
 
     const json_t *payload = json_object_get(root, "payload");

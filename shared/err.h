@@ -24,8 +24,16 @@
        "The request is not well-formed HTTP.")                                                     \
     XX(UNAUTHENTICATED, "unauthenticated", 401, "authentication_error",                            \
        "No valid credentials were given. Send Authorization: Bearer <key>.")                       \
+    XX(INVALID_CREDENTIALS, "invalid_credentials", 401, "authentication_error",                    \
+       "The tenant, email or password is not correct.")                                            \
+    XX(TOTP_REQUIRED, "totp_required", 401, "authentication_error",                                \
+       "This account needs a one-time code from its authenticator app.")                           \
+    XX(TOTP_INVALID, "totp_invalid", 401, "authentication_error",                                  \
+       "The one-time code is wrong, expired or already used.")                                     \
     XX(FORBIDDEN, "forbidden", 403, "permission_error",                                            \
        "These credentials may not perform this request.")                                          \
+    XX(TOTP_ENROLLMENT_REQUIRED, "totp_enrollment_required", 403, "permission_error",              \
+       "This tenant requires two-factor sign-in; enrol an authenticator first.")                   \
     XX(NOT_FOUND, "resource_missing", 404, "invalid_request_error", "No such object.")             \
     XX(ROUTE_NOT_FOUND, "route_not_found", 404, "invalid_request_error",                           \
        "No route matches this method and path.")                                                   \
@@ -37,12 +45,20 @@
        "This Idempotency-Key was already used with a different request.")                          \
     XX(CONFLICT, "conflict", 409, "invalid_request_error",                                         \
        "The request conflicts with the current state.")                                            \
+    XX(PASSWORD_TOO_SHORT, "password_too_short", 400, "invalid_request_error",                     \
+       "The password is too short.")                                                               \
+    XX(PASSWORD_TOO_COMMON, "password_too_common", 400, "invalid_request_error",                   \
+       "The password is on the list of common passwords.")                                         \
+    XX(TOKEN_INVALID, "token_invalid", 400, "invalid_request_error",                               \
+       "The token is unknown, used or expired.")                                                   \
     XX(BODY_TOO_LARGE, "body_too_large", 413, "invalid_request_error",                             \
        "The request body is larger than allowed.")                                                 \
     XX(UNSUPPORTED_MEDIA, "unsupported_media_type", 415, "invalid_request_error",                  \
        "Send request bodies as application/json.")                                                 \
     XX(HEADERS_TOO_LARGE, "headers_too_large", 431, "invalid_request_error",                       \
        "The request headers are larger than allowed.")                                             \
+    XX(TOO_MANY_ATTEMPTS, "too_many_attempts", 429, "rate_limit_error",                            \
+       "Too many failed attempts; wait before trying again.")                                      \
     XX(UNAVAILABLE, "service_unavailable", 503, "api_error",                                       \
        "A backing service is unavailable; retry later.")                                           \
     XX(INTERNAL, "internal_error", 500, "api_error", "An internal error occurred.")

@@ -27,10 +27,8 @@ static const struct {
     const char *prefix; /* Type prefix including the dot. */
     const char *kind;   /* Worker kind. */
 } routes[] = {
-    {"tenant.", "domain"},
-    {"customer.", "domain"},
-    {"system.", "domain"},
-    {"metrics.", "metrics"},
+    {"tenant.", "domain"},  {"customer.", "domain"}, {"system.", "domain"},   {"user.", "domain"},
+    {"session.", "domain"}, {"api_key.", "domain"},  {"metrics.", "metrics"},
 };
 
 const char *jobq_kind_for_type(const char *type)
@@ -121,7 +119,46 @@ const char JOBQ_LIBRARY[] =
     "  redis.call('XADD', 'jobs:' .. st[3], '*', 'job', st[2], 'attempt', '0')\n"
     "  return 1\n"
     "end\n"
+    /* Staff sessions and sign-in counters live in the same library so that
+     * every api loads them with it. KEYS: sess:<id>. ARGV: now_ms, idle_ms.
+     * 1 when the session was used within idle_ms (and is now touched), 0
+     * when it sat idle longer or is unknown (then it is forgotten). */
+    "local function session_touch(keys, args)\n"
+    "  local last = redis.call('GET', keys[1])\n"
+    "  if not last then return 0 end\n"
+    "  if tonumber(args[1]) - tonumber(last) > tonumber(args[2]) then\n"
+    "    redis.call('DEL', keys[1])\n"
+    "    return 0\n"
+    "  end\n"
+    "  redis.call('SET', keys[1], args[1], 'PX', args[2])\n"
+    "  return 1\n"
+    "end\n"
+    /* KEYS: failure counters. ARGV: the limit of each. 0 when every counter
+     * is under its limit, else the milliseconds until the longest lockout ends. */
+    "local function login_check(keys, args)\n"
+    "  local wait = 0\n"
+    "  for i, k in ipairs(keys) do\n"
+    "    local n = tonumber(redis.call('GET', k) or '0')\n"
+    "    if n >= tonumber(args[i]) then\n"
+    "      local ttl = redis.call('PTTL', k)\n"
+    "      if ttl < 1 then ttl = 1 end\n"
+    "      if ttl > wait then wait = ttl end\n"
+    "    end\n"
+    "  end\n"
+    "  return wait\n"
+    "end\n"
+    /* KEYS: failure counters. ARGV: window_ms. Counts one failure in each;
+     * a counter's window starts at its first failure. */
+    "local function login_failed(keys, args)\n"
+    "  for _, k in ipairs(keys) do\n"
+    "    if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, args[1]) end\n"
+    "  end\n"
+    "  return #keys\n"
+    "end\n"
     "redis.register_function('billow_enqueue', enqueue)\n"
+    "redis.register_function('billow_session_touch', session_touch)\n"
+    "redis.register_function('billow_login_check', login_check)\n"
+    "redis.register_function('billow_login_failed', login_failed)\n"
     "redis.register_function('billow_promote', promote)\n"
     "redis.register_function('billow_replay', replay)\n";
 

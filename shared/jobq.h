@@ -12,7 +12,7 @@
  *                      or "platform".
  *   delayed:<kind>     sorted set of job ids by due time (retries).
  *   dead:<kind>        sorted set of job ids by time of death.
- *   channel billow:jobs:done   job ids whose status became final.
+ *   channel billow:jobs:done   "<job id>:<type>" of jobs whose status became final.
  *
  * API: the Redis function library JOBQ_LIBRARY (loaded by every process with
  * FUNCTION LOAD REPLACE) holds the three steps that must be atomic: enqueue

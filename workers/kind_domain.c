@@ -6,9 +6,10 @@
  * are what only the database can know: a slug already taken, a customer
  * that does not exist.
  *
- * Design: each handler is one statement. The result object comes from the
- * statement's RETURNING through customer_object()/tenant_object(), so what
- * a job publishes and what GET returns later cannot drift apart.
+ * Design: each handler is one statement (tenant.create two: the tenant and
+ * its key, then its owner user through kind_access). The result object comes
+ * from the statement's RETURNING through the schema's *_object() functions,
+ * so what a job publishes and what GET returns later cannot drift apart.
  */
 #include "kind_domain.h"
 
@@ -17,48 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handler_util.h"
+#include "kind_access.h"
 #include "mem.h"
 #include "timeutil.h"
 
 /* Optional customer fields that are plain text columns, in payload order. */
 static const char *const customer_text_fields[] = {"email", "name", "phone"};
 #define CUSTOMER_TEXT_FIELDS (sizeof customer_text_fields / sizeof customer_text_fields[0])
-
-/* Reads the optional string member key of obj into *out (NULL when absent
- * or null). Returns false when it is present with another type. */
-static bool opt_string(const json_t *obj, const char *key, const char **out)
-{
-    const json_t *v = json_object_get(obj, key);
-    *out = json_is_string(v) ? json_string_value(v) : NULL;
-    return v == NULL || json_is_null(v) || json_is_string(v);
-}
-
-/* Reads the required string member key of obj, or NULL. */
-static const char *req_string(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
-}
-
-static handler_outcome_t bad_payload(worker_job_t *job, const char *what)
-{
-    return runtime_fault(job, HANDLER_PERMANENT, "invalid_payload",
-                         "The %s payload is not readable: %s.", job->env->type, what);
-}
-
-/* Takes the one-row, one-column JSON result of res as the job's result. */
-static handler_outcome_t take_result(worker_job_t *job, const PGresult *res)
-{
-    json_t *result = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    if (!json_is_object(result)) {
-        json_decref(result);
-        return runtime_fault(job, HANDLER_PERMANENT, "internal_error",
-                             "The database returned an unreadable object.");
-    }
-    json_decref(job->result);
-    job->result = result;
-    return HANDLER_OK;
-}
 
 /* Asks for today's (UTC) customer counts to be refreshed. */
 static handler_outcome_t refresh_metrics(worker_job_t *job)
@@ -76,50 +43,59 @@ static const char TENANT_CREATE_SQL[] =
     "  INSERT INTO tenants (id, name, slug, livemode) VALUES ($1, $2, $3, $4::boolean)"
     "  RETURNING id, tenant_object(tenants) AS obj"
     "), k AS ("
-    "  INSERT INTO api_keys (tenant_id, id, secret_hash, prefix, role)"
-    "  SELECT t.id, $5, $6, $7, 'owner' FROM t"
-    "  RETURNING jsonb_build_object('id', id, 'object', 'api_key', 'prefix', prefix,"
-    "                               'role', role, 'created_at', api_time(created_at)) AS obj"
+    "  INSERT INTO api_keys (tenant_id, id, secret_hash, prefix, role, created_by)"
+    "  SELECT t.id, $5, $6, $7, 'owner', nullif($8, '') FROM t"
+    "  RETURNING api_key_object(api_keys) AS obj"
     ") "
     "SELECT jsonb_build_object('tenant', t.obj, 'api_key', k.obj)::text FROM t, k";
 
-/* tenant.create: the tenant and its owner key. The envelope's tenant is the
- * new tenant, so row-level security admits exactly these rows. */
+/* tenant.create: the tenant, its owner key and its owner user (see
+ * kind_access_user_insert: active with a password, or invited). The
+ * envelope's tenant is the new tenant, so row-level security admits
+ * exactly these rows. */
 static handler_outcome_t tenant_create(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
     const json_t *key = json_object_get(p, "api_key");
+    const json_t *owner_spec = json_object_get(p, "owner");
     const json_t *livemode = json_object_get(p, "livemode");
-    const char *id = req_string(p, "id"), *name = req_string(p, "name");
-    const char *slug = req_string(p, "slug");
-    const char *key_id = req_string(key, "id"), *hash = req_string(key, "secret_hash");
-    const char *prefix = req_string(key, "prefix");
+    const char *id = handler_util_req_string(p, "id"), *name = handler_util_req_string(p, "name");
+    const char *slug = handler_util_req_string(p, "slug");
+    const char *key_id = handler_util_req_string(key, "id");
+    const char *hash = handler_util_req_string(key, "secret_hash");
+    const char *prefix = handler_util_req_string(key, "prefix");
+    json_t *owner = NULL;
     PGresult *res = NULL;
     handler_outcome_t out;
 
-    if (!id || !name || !slug || !json_is_boolean(livemode) || !key_id || !hash || !prefix) {
-        out = bad_payload(job, "id, name, slug, livemode and api_key are required");
+    if (!id || !name || !slug || !json_is_boolean(livemode) || !key_id || !hash || !prefix ||
+        !json_is_object(owner_spec)) {
+        out = handler_util_bad_payload(job,
+                                       "id, name, slug, livemode, api_key and owner are required");
         goto done;
     }
     if (strcmp(id, job->env->tenant_id) != 0) {
-        out = bad_payload(job, "the tenant id differs from the envelope's");
+        out = handler_util_bad_payload(job, "the tenant id differs from the envelope's");
         goto done;
     }
-    const char *params[] = {id,     name, slug,  json_is_true(livemode) ? "true" : "false",
-                            key_id, hash, prefix};
-    res = PQexecParams(job->db, TENANT_CREATE_SQL, 7, NULL, params, NULL, NULL, 0);
+    const char *params[] = {id,     name, slug,   json_is_true(livemode) ? "true" : "false",
+                            key_id, hash, prefix, job->env->actor};
+    res = PQexecParams(job->db, TENANT_CREATE_SQL, 8, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-        if (state && strcmp(state, "23505") == 0 && constraint &&
-            strcmp(constraint, "tenants_slug_key") == 0)
+        if (handler_util_unique_violation(res, "tenants_slug_key"))
             out = runtime_reject(job, 409, "slug_taken", "slug",
                                  "A tenant with the slug '%s' already exists.", slug);
         else
             out = runtime_db_fault(job, res);
         goto done;
     }
-    out = take_result(job, res);
+    out = handler_util_take_result(job, res);
+    if (out != HANDLER_OK)
+        goto done;
+    /* The user's notification names the tenant, so it comes second. */
+    out = kind_access_user_insert(job, owner_spec, "owner", &owner);
+    if (out == HANDLER_OK)
+        json_object_set_new(job->result, "owner", owner);
 
 done:
     PQclear(res);
@@ -136,18 +112,18 @@ static handler_outcome_t customer_create(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
     const json_t *metadata = json_object_get(p, "metadata");
-    const char *params[5] = {req_string(p, "id")};
+    const char *params[5] = {handler_util_req_string(p, "id")};
     char *metadata_text = NULL;
     PGresult *res = NULL;
     handler_outcome_t out;
 
     if (params[0] == NULL) {
-        out = bad_payload(job, "id is required");
+        out = handler_util_bad_payload(job, "id is required");
         goto done;
     }
     for (size_t i = 0; i < CUSTOMER_TEXT_FIELDS; i++) {
-        if (!opt_string(p, customer_text_fields[i], &params[1 + i])) {
-            out = bad_payload(job, "email, name and phone must be strings");
+        if (!handler_util_opt_string(p, customer_text_fields[i], &params[1 + i])) {
+            out = handler_util_bad_payload(job, "email, name and phone must be strings");
             goto done;
         }
     }
@@ -155,7 +131,7 @@ static handler_outcome_t customer_create(worker_job_t *job)
         metadata_text = json_dumps(metadata, JSON_COMPACT);
         params[4] = metadata_text;
     } else if (metadata != NULL && !json_is_null(metadata)) {
-        out = bad_payload(job, "metadata must be an object");
+        out = handler_util_bad_payload(job, "metadata must be an object");
         goto done;
     }
     res = PQexecParams(job->db, CUSTOMER_CREATE_SQL, 5, NULL, params, NULL, NULL, 0);
@@ -163,7 +139,7 @@ static handler_outcome_t customer_create(worker_job_t *job)
         out = runtime_db_fault(job, res);
         goto done;
     }
-    out = take_result(job, res);
+    out = handler_util_take_result(job, res);
     if (out == HANDLER_OK)
         out = refresh_metrics(job);
 
@@ -188,7 +164,7 @@ static handler_outcome_t customer_update(worker_job_t *job)
     const json_t *p = job->env->payload;
     const json_t *metadata = json_object_get(p, "metadata");
     const json_t *status = json_object_get(p, "status");
-    const char *id = req_string(p, "id");
+    const char *id = handler_util_req_string(p, "id");
     const char *params[6] = {id};
     int n = 1;
     char *sql = mem_strdup("UPDATE customers AS c SET updated_at = now()");
@@ -197,15 +173,15 @@ static handler_outcome_t customer_update(worker_job_t *job)
     handler_outcome_t out;
 
     if (id == NULL) {
-        out = bad_payload(job, "id is required");
+        out = handler_util_bad_payload(job, "id is required");
         goto done;
     }
     for (size_t i = 0; i < CUSTOMER_TEXT_FIELDS; i++) {
         const char *field = customer_text_fields[i];
         if (json_object_get(p, field) == NULL)
             continue;
-        if (!opt_string(p, field, &params[n])) {
-            out = bad_payload(job, "email, name and phone must be strings or null");
+        if (!handler_util_opt_string(p, field, &params[n])) {
+            out = handler_util_bad_payload(job, "email, name and phone must be strings or null");
             goto done;
         }
         n++;
@@ -229,7 +205,7 @@ static handler_outcome_t customer_update(worker_job_t *job)
                (json_is_string(metadata) && json_string_length(metadata) == 0)) {
         add_clause(&sql, "metadata = '{}'::jsonb");
     } else if (metadata != NULL) {
-        out = bad_payload(job, "metadata must be an object, \"\" or null");
+        out = handler_util_bad_payload(job, "metadata must be an object, \"\" or null");
         goto done;
     }
     if (json_is_string(status)) {
@@ -238,7 +214,7 @@ static handler_outcome_t customer_update(worker_job_t *job)
         clause = mem_printf("status = $%d", n);
         add_clause(&sql, clause);
     } else if (status != NULL) {
-        out = bad_payload(job, "status must be a string");
+        out = handler_util_bad_payload(job, "status must be a string");
         goto done;
     }
     char *full = mem_printf("%s FROM (SELECT tenant_id, id, status FROM customers WHERE id = $1 "
@@ -258,7 +234,7 @@ static handler_outcome_t customer_update(worker_job_t *job)
         out = runtime_reject(job, 404, "resource_missing", "id", "No such customer: '%s'.", id);
         goto done;
     }
-    out = take_result(job, res);
+    out = handler_util_take_result(job, res);
     if (out == HANDLER_OK && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
         out = refresh_metrics(job);
 
@@ -279,9 +255,9 @@ static handler_outcome_t system_noop(worker_job_t *job)
 }
 
 const worker_handler_t kind_domain_handlers[] = {
-    {"tenant.create", tenant_create},
-    {"customer.create", customer_create},
-    {"customer.update", customer_update},
-    {"system.noop", system_noop},
-    {NULL, NULL},
+    {"tenant.create", tenant_create, false},
+    {"customer.create", customer_create, false},
+    {"customer.update", customer_update, false},
+    {"system.noop", system_noop, .unaudited = true},
+    {NULL, NULL, false},
 };

@@ -336,6 +336,7 @@ int runtime_followup(worker_job_t *job, const char *type, json_t *payload)
     snprintf(env.tenant_id, sizeof env.tenant_id, "%s", job->env->tenant_id);
     snprintf(env.actor, sizeof env.actor, "%s", job->env->actor);
     snprintf(env.trace, sizeof env.trace, "%s", job->env->trace);
+    snprintf(env.client, sizeof env.client, "%s", job->env->client);
     env.attempt = 0;
     env.enqueued_at_ms = timeutil_now_ms();
     text = envelope_encode(&env);
@@ -620,12 +621,38 @@ typedef struct {
 /* batch_transact's answer when the optimistic pass met a failing job. */
 #define RUNTIME_REDO BILLOW_ECONFLICT
 
-static worker_handler_fn find_handler(const worker_handler_t *handlers, const char *type)
+static const worker_handler_t *find_handler(const worker_handler_t *handlers, const char *type)
 {
     for (size_t i = 0; handlers[i].type != NULL; i++)
         if (strcmp(handlers[i].type, type) == 0)
-            return handlers[i].fn;
+            return &handlers[i];
     return NULL;
+}
+
+/* The audit context of a job (app.job): who asked, from where, in which
+ * request. The audit triggers copy it into every audit event the job's
+ * statements cause. Caller frees. */
+static char *job_context(const envelope_t *env)
+{
+    json_t *ctx = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", env->id, "type", env->type, "actor",
+                            env->actor, "trace", env->trace, "client", env->client);
+    char *text = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    json_decref(ctx);
+    return text ? text : mem_strdup("");
+}
+
+/* Sets the tenant and the audit context for the rest of the transaction
+ * (until the next job sets them again) in one statement. */
+static int set_job_context(runtime_t *rt, const envelope_t *env)
+{
+    char *ctx = job_context(env);
+    const char *params[] = {env->tenant_id, ctx};
+    PGresult *res = worker_conn_pg_params(
+        &rt->conn, "SELECT set_config('app.tenant_id', $1, true), set_config('app.job', $2, true)",
+        2, params, PGRES_TUPLES_OK, "set_job_context");
+    free(ctx);
+    PQclear(res);
+    return res ? 0 : BILLOW_EUNAVAILABLE;
 }
 
 /* Step 2b: runs one job with its tenant set, under the savepoint "job" in a
@@ -635,21 +662,36 @@ static worker_handler_fn find_handler(const worker_handler_t *handlers, const ch
 static int batch_run_job(runtime_t *rt, batch_job_t *bj, pass_t *pass)
 {
     worker_job_t *job = &bj->job;
+    const worker_handler_t *handler = find_handler(rt->handlers, bj->env.type);
+    bool audited = handler != NULL && !handler->unaudited;
     int rc;
     if (pass->careful) {
+        char *ctx = audited ? job_context(&bj->env) : mem_strdup("");
         char *lit = PQescapeLiteral(rt->conn.db, bj->env.tenant_id, strlen(bj->env.tenant_id));
-        if (lit == NULL) {
+        char *ctx_lit = PQescapeLiteral(rt->conn.db, ctx, strlen(ctx));
+        free(ctx);
+        if (lit == NULL || ctx_lit == NULL) {
+            PQfreemem(lit);
+            PQfreemem(ctx_lit);
             worker_conn_pg_log(&rt->conn, NULL, "escape_tenant");
             return BILLOW_EUNAVAILABLE;
         }
-        char *sql = mem_printf("%sSAVEPOINT job; SELECT set_config('app.tenant_id', %s, true)",
-                               pass->savepoint_open ? "RELEASE SAVEPOINT job; " : "", lit);
+        char *sql = mem_printf("%sSAVEPOINT job; SELECT set_config('app.tenant_id', %s, true), "
+                               "set_config('app.job', %s, true)",
+                               pass->savepoint_open ? "RELEASE SAVEPOINT job; " : "", lit, ctx_lit);
         PQfreemem(lit);
+        PQfreemem(ctx_lit);
         rc = worker_conn_pg_exec(&rt->conn, sql, PGRES_TUPLES_OK, "savepoint");
         free(sql);
         if (rc != 0)
             return rc;
         pass->savepoint_open = true;
+    } else if (audited) {
+        /* One statement per audited job: its own context, and the tenant. */
+        rc = set_job_context(rt, &bj->env);
+        if (rc != 0)
+            return rc;
+        pass->tenant = bj->env.tenant_id;
     } else if (pass->tenant == NULL || strcmp(pass->tenant, bj->env.tenant_id) != 0) {
         rc = worker_conn_pg_set_tenant(&rt->conn, bj->env.tenant_id);
         if (rc != 0)
@@ -659,9 +701,8 @@ static int batch_run_job(runtime_t *rt, batch_job_t *bj, pass_t *pass)
 
     job->env = &bj->env;
     job->db = rt->conn.db;
-    worker_handler_fn fn = find_handler(rt->handlers, bj->env.type);
     handler_outcome_t outcome;
-    if (fn == NULL)
+    if (handler == NULL)
         outcome =
             runtime_fault(job, HANDLER_PERMANENT, "unknown_job_type",
                           "No handler for job type %s in worker kind %s.", bj->env.type, rt->kind);
@@ -669,7 +710,7 @@ static int batch_run_job(runtime_t *rt, batch_job_t *bj, pass_t *pass)
         /* A crash here stands for a handler that brings its worker down (a
          * poison job): the crash tests count deliveries through it. */
         fault_point("worker.run_job");
-        outcome = fn(job);
+        outcome = handler->fn(job);
     }
 
     if (PQstatus(rt->conn.db) != CONNECTION_OK) {
@@ -801,18 +842,20 @@ fail:
 }
 
 /* Appends the commands that publish a final status (succeeded or failed). */
-static int append_final(runtime_t *rt, const char *job_id, const char *status, const char *field,
+static int append_final(runtime_t *rt, const envelope_t *env, const char *status, const char *field,
                         const char *value, long long now, int *n)
 {
+    const char *job_id = env->id;
     char key[JOBQ_KEY_MAX];
     jobq_status_key(job_id, key);
     redisContext *c = rt->conn.redis;
-    bool ok = redisAppendCommand(c, "HSET %s status %s %s %s finished_at %lld", key, status, field,
-                                 value, now) == REDIS_OK &&
-              redisAppendCommand(c, "HDEL %s next_attempt_at %s", key,
-                                 strcmp(field, "result") == 0 ? "error" : "result") == REDIS_OK &&
-              redisAppendCommand(c, "EXPIRE %s %d", key, rt->cfg->job_status_ttl_s) == REDIS_OK &&
-              redisAppendCommand(c, "PUBLISH %s %s", JOBQ_DONE_CHANNEL, job_id) == REDIS_OK;
+    bool ok =
+        redisAppendCommand(c, "HSET %s status %s %s %s finished_at %lld", key, status, field, value,
+                           now) == REDIS_OK &&
+        redisAppendCommand(c, "HDEL %s next_attempt_at %s", key,
+                           strcmp(field, "result") == 0 ? "error" : "result") == REDIS_OK &&
+        redisAppendCommand(c, "EXPIRE %s %d", key, rt->cfg->job_status_ttl_s) == REDIS_OK &&
+        redisAppendCommand(c, "PUBLISH %s %s:%s", JOBQ_DONE_CHANNEL, job_id, env->type) == REDIS_OK;
     *n += 4;
     return ok ? 0 : BILLOW_EUNAVAILABLE;
 }
@@ -830,12 +873,12 @@ static int append_decided(runtime_t *rt, batch_job_t *bj, long long now, int *n)
     switch (bj->action) {
     case RUNTIME_ACT_SUCCEED: {
         char *result = json_text(bj->job.result);
-        rc = append_final(rt, id, "succeeded", "result", result, now, n);
+        rc = append_final(rt, &bj->env, "succeeded", "result", result, now, n);
         free(result);
         break;
     }
     case RUNTIME_ACT_FAIL:
-        rc = append_final(rt, id, "failed", "error", err, now, n);
+        rc = append_final(rt, &bj->env, "failed", "error", err, now, n);
         break;
     case RUNTIME_ACT_RETRY: {
         int attempts = bj->env.attempt + 1;
@@ -867,7 +910,8 @@ static int append_decided(runtime_t *rt, batch_job_t *bj, long long now, int *n)
                                      key, err, bj->env.attempt + 1, now) == REDIS_OK &&
                   redisAppendCommand(c, "HDEL %s next_attempt_at", key) == REDIS_OK &&
                   redisAppendCommand(c, "ZADD %s %lld %s", rt->dead, now, id) == REDIS_OK &&
-                  redisAppendCommand(c, "PUBLISH %s %s", JOBQ_DONE_CHANNEL, id) == REDIS_OK;
+                  redisAppendCommand(c, "PUBLISH %s %s:%s", JOBQ_DONE_CHANNEL, id, bj->env.type) ==
+                      REDIS_OK;
         *n += 4;
         rc = ok ? 0 : BILLOW_EUNAVAILABLE;
         break;
@@ -914,7 +958,7 @@ static int batch_publish(runtime_t *rt, batch_t *b)
             bool ok = status != NULL && strcmp(status, "succeeded") == 0;
             const char *field = ok ? "result" : "error";
             char *value = json_text(json_object_get(bj->record, field));
-            rc = append_final(rt, bj->env.id, ok ? "succeeded" : "failed", field, value, now, &n);
+            rc = append_final(rt, &bj->env, ok ? "succeeded" : "failed", field, value, now, &n);
             free(value);
         }
     }

@@ -55,6 +55,11 @@ typedef handler_outcome_t (*worker_handler_fn)(worker_job_t *job);
 typedef struct {
     const char *type;     /* Job type, e.g. "customer.create". */
     worker_handler_fn fn; /* Its handler. */
+    /* The handler changes no audited table (a no-op, a derived rollup): the
+     * runtime then skips setting the audit context (app.job), one statement
+     * per job. Every other handler's row changes are audited by triggers
+     * that read app.job: {"id","type","actor","trace","client"}. */
+    bool unaudited;
 } worker_handler_t;
 
 /* Runs the consumer loop of `kind` with `handlers` until SIGTERM or SIGINT,

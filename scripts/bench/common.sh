@@ -84,6 +84,7 @@ bench_prepare() {
   pg_start
   redis_start
   migrate
+  ensure_encryption_key
   seed_demo
   peer_install
 }

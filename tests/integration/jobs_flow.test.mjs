@@ -225,11 +225,11 @@ describe('with a domain worker running', () => {
     const waited = await api.post('/v1/tenants', {
       token: PLATFORM_ADMIN_TOKEN,
       headers: { Prefer: 'wait=20' },
-      json: { name: 'Another demo', slug: 'demo' },
+      json: { name: 'Another demo', slug: 'demo', owner: { email: 'owner@example.com', name: 'Owner' } },
     });
     assertError(waited, 409, 'slug_taken', { param: 'slug' });
 
-    const res = await api.post('/v1/tenants', { token: PLATFORM_ADMIN_TOKEN, json: { name: 'Another demo', slug: 'demo' } });
+    const res = await api.post('/v1/tenants', { token: PLATFORM_ADMIN_TOKEN, json: { name: 'Another demo', slug: 'demo', owner: { email: 'owner@example.com', name: 'Owner' } } });
     assert.equal(res.status, 202, res.text);
     assert.equal(res.json.type, 'tenant.create');
     const job = await waitJob(api, res.json.id, PLATFORM_ADMIN_TOKEN, { status: 'failed' });

@@ -34,7 +34,7 @@ describe('a batch mixing successes and rejections', () => {
     const slugs = ['a', 'b', 'c', 'd'].flatMap((s) => [s, s, s]).map((s) => `${base}-${s}`);
     const ids = [];
     for (const [i, slug] of slugs.entries()) {
-      const res = await api.post('/v1/tenants', { token: PLATFORM_ADMIN_TOKEN, json: { name: `Mixed ${i}`, slug } });
+      const res = await api.post('/v1/tenants', { token: PLATFORM_ADMIN_TOKEN, json: { name: `Mixed ${i}`, slug, owner: { email: `owner${i}@example.com`, name: 'Owner' } } });
       assert.equal(res.status, 202, res.text);
       ids.push(res.json.id);
     }

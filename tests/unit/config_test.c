@@ -150,7 +150,7 @@ Test(config, every_setting_is_documented_and_its_default_loads)
 {
     size_t count = 0;
     const config_setting_t *s = config_settings(&count);
-    cr_assert_eq(count, 25);
+    cr_assert_eq(count, 34);
     for (size_t i = 0; i < count; i++) {
         cr_assert_gt(strlen(s[i].env), 0);
         cr_assert_gt(strlen(s[i].name), 0);
@@ -200,4 +200,44 @@ Test(config, a_short_or_key_like_platform_token_is_refused)
     cr_assert(strstr(err, "sk_") != NULL, "%s", err);
     cr_assert_eq(load(&cfg, good, err, sizeof err), 0, "%s", err);
     config_dispose(&cfg);
+    static const char *const session_like[] = {"PLATFORM_ADMIN_TOKEN",
+                                               "bst_0123456789abcdefghijklmnop", NULL};
+    cr_assert_eq(load(&cfg, session_like, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(err, "bst_") != NULL, "%s", err);
+}
+
+Test(config, an_encryption_key_must_be_64_hex_digits)
+{
+    static const char *const good[] = {
+        "ENCRYPTION_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1F", NULL};
+    static const char *const short_key[] = {"ENCRYPTION_KEY", "00010203", NULL};
+    static const char *const not_hex[] = {
+        "ENCRYPTION_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", NULL};
+    config_t cfg;
+    char err[256] = "";
+    cr_assert_eq(load(&cfg, good, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(strlen(cfg.encryption_key), 64);
+    config_dispose(&cfg);
+    cr_assert_eq(load(&cfg, short_key, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(err, "ENCRYPTION_KEY") != NULL, "%s", err);
+    cr_assert_eq(load(&cfg, not_hex, err, sizeof err), BILLOW_EPARAM_INVALID);
+}
+
+Test(config, session_and_login_settings_have_safe_defaults)
+{
+    static const char *const none[] = {NULL};
+    config_t cfg;
+    char err[256] = "";
+    cr_assert_eq(load(&cfg, none, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cfg.session_ttl_s, 43200);
+    cr_assert_eq(cfg.session_idle_s, 1800);
+    cr_assert_eq(cfg.login_max_failures, 5);
+    cr_assert_eq(cfg.login_max_failures_address, 20);
+    cr_assert_eq(cfg.login_lockout_s, 900);
+    cr_assert_eq(cfg.password_scrypt_log_n, 15);
+    cr_assert_str_eq(cfg.encryption_key, "");
+    config_dispose(&cfg);
+    static const char *const weak[] = {"PASSWORD_SCRYPT_LOG_N", "10", NULL};
+    cr_assert_eq(load(&cfg, weak, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(err, "PASSWORD_SCRYPT_LOG_N") != NULL, "%s", err);
 }

@@ -8,22 +8,37 @@ import { ID_RE, tag, until } from './util.mjs';
 
 export const FINAL_STATUSES = new Set(['succeeded', 'failed', 'dead']);
 
+// The password the tenants made by createTenant give their owner.
+export const OWNER_PASSWORD = 'correct horse battery staple';
+
 // Creates a tenant through POST /v1/tenants with the platform token and
-// waits for it (a domain worker must be running). Returns {tenant, apiKey,
-// secret}.
-export async function createTenant(api, { name, slug } = {}) {
+// waits for it (a domain worker must be running). Its owner signs in with
+// OWNER_PASSWORD unless invite is set (then the owner is invited). Returns
+// {tenant, apiKey, secret, owner}.
+export async function createTenant(api, { name, slug, invite = false } = {}) {
   slug ??= tag('t').slice(0, 40);
+  const owner = { email: `owner@${slug}.example`, name: 'Owner', ...(invite ? {} : { password: OWNER_PASSWORD }) };
   const res = await api.post('/v1/tenants', {
     token: PLATFORM_ADMIN_TOKEN,
     headers: { Prefer: 'wait=20' },
-    json: { name: name ?? `Tenant ${slug}`, slug },
+    json: { name: name ?? `Tenant ${slug}`, slug, owner },
   });
   assert.equal(res.status, 201, `POST /v1/tenants with wait: ${res.status} ${res.text}`);
   const { tenant, api_key: apiKey } = res.json;
   assert.match(tenant.id, ID_RE('ten'));
   assert.equal(tenant.slug, slug);
   assert.match(apiKey.secret, /^sk_(test|live)_[A-Za-z0-9_-]+$/);
-  return { tenant, apiKey, secret: apiKey.secret };
+  assert.equal(res.json.owner.email, owner.email);
+  assert.equal(res.json.owner.status, invite ? 'invited' : 'active');
+  return { tenant, apiKey, secret: apiKey.secret, owner: res.json.owner };
+}
+
+// Signs in and returns the login result ({token, expires_at, session, user}).
+export async function login(api, { tenant, email, password, ...extra }) {
+  const res = await api.post('/v1/auth/login', { json: { tenant, email, password, ...extra } });
+  assert.equal(res.status, 200, `POST /v1/auth/login: ${res.status} ${res.text}`);
+  assert.match(res.json.token, /^bst_[A-Za-z0-9]{43}$/);
+  return res.json;
 }
 
 // Creates a customer with Prefer: wait and returns the customer object.

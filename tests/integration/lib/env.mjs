@@ -1,7 +1,7 @@
 // env: what ./scripts/test exports for the integration tests, read once,
 // and the per-file slot that keeps test files apart.
 //
-// Each test file takes a slot number 1..15. The slot gives the file its own
+// Each test file takes a slot number 1..31. The slot gives the file its own
 // api port (PORT + slot) and its own Redis database (/slot), which the file
 // flushes at start, so the workers of one file never see another file's
 // streams even though every file shares one Postgres and one Redis server.
@@ -27,6 +27,9 @@ export const REDIS_URL = required('REDIS_URL');
 export const DEMO_API_KEY = required('DEMO_API_KEY');
 export const PLATFORM_ADMIN_TOKEN = required('PLATFORM_ADMIN_TOKEN');
 export const BILLOW_PG_SOCK = required('BILLOW_PG_SOCK');
+export const ENCRYPTION_KEY = required('ENCRYPTION_KEY');
+export const DEMO_OWNER_EMAIL = required('DEMO_OWNER_EMAIL');
+export const DEMO_OWNER_PASSWORD = required('DEMO_OWNER_PASSWORD');
 
 // The demo tenant seeded by scripts/lib.sh (seed_demo).
 export const DEMO_TENANT_ID = 'ten_0000000000000000000000DEM0';
@@ -34,9 +37,9 @@ export const DEMO_TENANT_ID = 'ten_0000000000000000000000DEM0';
 // Where process logs go: scripts/test's BILLOW_RUN ($ROOT/.run/test).
 export const LOG_DIR = process.env.BILLOW_RUN || path.join(ROOT, '.run', 'test');
 
-// Highest Redis database number a file may take (Redis has 0..15; 0 is the
-// developer's own `up`).
-const MAX_SLOT = 15;
+// Highest Redis database number a file may take (scripts/lib.sh starts
+// Redis with 32 databases; 0 is the developer's own `up`).
+const MAX_SLOT = 31;
 
 // The settings of one test file: its api port, Redis database and URL.
 export function slot(n) {

@@ -106,6 +106,7 @@ export function client(target) {
     request,
     get: (route, opts) => request('GET', route, opts),
     post: (route, opts) => request('POST', route, opts),
+    delete: (route, opts) => request('DELETE', route, opts),
   };
 }
 

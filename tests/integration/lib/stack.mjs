@@ -36,7 +36,7 @@ const LOG_TAIL_LINES = 60;
 const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |SUMMARY: UndefinedBehaviorSanitizer/;
 
 // Variables passed through from the test runner to every process.
-const PASSTHROUGH = ['PATH', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'TZ', 'LANG', 'LC_ALL'];
+const PASSTHROUGH = ['PATH', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'TZ', 'LANG', 'LC_ALL', 'ENCRYPTION_KEY'];
 
 const live = new Set();
 // Children must not outlive a test file that crashed or timed out.

@@ -1,0 +1,1022 @@
+/* routes_auth: staff sign-in, sessions, passwords and two-factor sign-in.
+ *
+ * Sign-in is the one place the front does slow work: the password check
+ * (scrypt, on libuv's thread pool through pwhash.c). Everything it decides
+ * is then recorded by a job like any other change: session.create,
+ * session.revoke, user.password_set, user.totp_*. These routes wait for
+ * their job (AUTH_WAIT_S) because their answer is its outcome — a token
+ * that works, a session that has ended.
+ *
+ * Failed sign-ins are counted in Redis per account (tenant + email) and
+ * per client address (billow_login_check / billow_login_failed); past a
+ * limit the attempt is refused with 429 before the password is looked at.
+ * A wrong password, an unknown email, an unknown tenant and a disabled
+ * user get the same answer, and an unknown user's attempt still runs
+ * scrypt (on a dummy hash), so neither the answer nor its timing tells
+ * which it was.
+ */
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "crypto.h"
+#include "ids.h"
+#include "jobq.h"
+#include "log.h"
+#include "mem.h"
+#include "password.h"
+#include "pwhash.h"
+#include "query.h"
+#include "reads.h"
+#include "routes.h"
+#include "seal.h"
+#include "submit.h"
+#include "timeutil.h"
+#include "tokens.h"
+#include "totp.h"
+#include "validate.h"
+
+/* How long these routes wait for their job before answering 202 with it:
+ * long enough for a busy worker, short enough for a sign-in form. */
+#define AUTH_WAIT_S 10
+/* Longest tenant reference (an id or a slug). */
+#define AUTH_TENANT_REF_MAX 64
+/* Random characters of a session token (about 256 bits). */
+#define AUTH_SESSION_RANDOM_CHARS 43
+/* Longest User-Agent kept with a session. */
+#define AUTH_USER_AGENT_MAX 256
+/* Context strings of sealed values. */
+#define SEAL_CONTEXT_TOTP "totp_secret"
+
+/* Redis key sizes ("login:fail:acct:" + 64 hex, "login:fail:addr:" + address). */
+#define AUTH_COUNTER_KEY_MAX 128
+
+/* --- small helpers ----------------------------------------------------- */
+
+/* Reads the string member key of the body into *out (NULL when absent).
+ * Refuses another type, an empty string, or more than max bytes. */
+static int body_string(const json_t *body, const char *key, bool required, size_t max,
+                       const char **out, validate_error_t *e)
+{
+    const json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (v == NULL) {
+        if (required)
+            return validate_fail(e, BILLOW_EPARAM_MISSING, key, "%s is required.", key);
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return validate_fail(e, BILLOW_EPARAM_INVALID, key, "%s must be a non-empty string.", key);
+    if (json_string_length(v) > max)
+        return validate_fail(e, BILLOW_EPARAM_INVALID, key, "%s must be at most %zu bytes.", key,
+                             max);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static void respond_validation(api_req_t *ar, const validate_error_t *e)
+{
+    respond_error(ar, e->code, e->param[0] ? e->param : NULL, "%s", e->message);
+}
+
+static void respond_db_down(api_req_t *ar)
+{
+    respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
+}
+
+static void respond_redis_down(api_req_t *ar)
+{
+    respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The session store is unavailable; retry later.");
+}
+
+/* Copies a column of row 0 (NULL stays "") into a fresh string. */
+static char *col_dup(const PGresult *res, int col)
+{
+    return mem_strdup(PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+}
+
+/* A Redis command whose answer nobody waits for (its order on the
+ * connection is what matters: it runs before anything sent after it). */
+static void ignore_reply(void *data, redisReply *r)
+{
+}
+
+static void redis_fire(app_t *app, int argc, const char **argv)
+{
+    size_t lens[8];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    if (redis_conn_command(app->redis, ignore_reply, NULL, argc, argv, lens) != 0)
+        log_write(LOG_WARN, "redis_fire_failed", "{s:s}", "command", argv[0]);
+}
+
+/* RFC 3339 without a fraction, for whole-second times. */
+static void format_time_s(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX])
+{
+    timeutil_format_rfc3339(unix_ms - unix_ms % 1000, out);
+    char *dot = strchr(out, '.');
+    if (dot)
+        memcpy(dot, "Z", 2);
+}
+
+/* Acts for the user from here on: the tenant of the job and its actor. */
+static void act_as(api_req_t *ar, const char *tenant_id, const char *user_id)
+{
+    snprintf(ar->auth.tenant_id, sizeof ar->auth.tenant_id, "%s", tenant_id);
+    snprintf(ar->auth.user_id, sizeof ar->auth.user_id, "%s", user_id);
+    snprintf(ar->auth.actor, sizeof ar->auth.actor, "%s", user_id);
+}
+
+/* The failure counters of a sign-in: per account and per client address. */
+static void counter_keys(const char *tenant, const char *email, const char *addr,
+                         char acct[AUTH_COUNTER_KEY_MAX], char addr_key[AUTH_COUNTER_KEY_MAX])
+{
+    char *material = mem_printf("%s\n%s", tenant, email);
+    for (char *p = material; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    char hash[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(material, strlen(material), hash);
+    free(material);
+    snprintf(acct, AUTH_COUNTER_KEY_MAX, "login:fail:acct:%s", hash);
+    snprintf(addr_key, AUTH_COUNTER_KEY_MAX, "login:fail:addr:%s", addr);
+}
+
+/* --- POST /v1/auth/login ----------------------------------------------- */
+
+typedef struct {
+    api_req_t *ar;
+    char *password;      /* Copy; wiped. */
+    char *totp_code;     /* Or NULL. */
+    char *recovery_code; /* Or NULL. */
+    char acct_key[AUTH_COUNTER_KEY_MAX];
+    char addr_key[AUTH_COUNTER_KEY_MAX];
+    bool found; /* The user exists and may sign in. */
+    char *tenant_id, *user_id, *password_hash, *totp_sealed;
+    bool totp_enabled;
+    uint64_t last_step;
+    int fail_err; /* The answer after counting a failure. */
+    const char *fail_param;
+} login_t;
+
+static void login_free(login_t *l)
+{
+    if (l->password) {
+        OPENSSL_cleanse(l->password, strlen(l->password));
+        free(l->password);
+    }
+    free(l->totp_code);
+    free(l->recovery_code);
+    free(l->tenant_id);
+    free(l->user_id);
+    free(l->password_hash);
+    free(l->totp_sealed);
+    free(l);
+}
+
+static void login_fail_counted(void *data, redisReply *r)
+{
+    login_t *l = data;
+    api_req_t *ar = l->ar;
+    int err = l->fail_err;
+    const char *param = l->fail_param;
+    login_free(l);
+    respond_error(ar, err, param, NULL);
+}
+
+/* Counts a failed attempt in both counters, then answers err. */
+static void login_fail(login_t *l, int err, const char *param)
+{
+    char window[24];
+    snprintf(window, sizeof window, "%lld", (long long)l->ar->app->cfg->login_lockout_s * 1000);
+    const char *argv[] = {"FCALL", "billow_login_failed", "2", l->acct_key, l->addr_key, window};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    l->fail_err = err;
+    l->fail_param = param;
+    if (redis_conn_command(l->ar->app->redis, login_fail_counted, l, 6, argv, lens) != 0)
+        login_fail_counted(l, NULL);
+}
+
+/* The password (and second factor) checked out: record the session. */
+static void login_succeed(login_t *l, uint64_t totp_step, const char *recovery_hash)
+{
+    api_req_t *ar = l->ar;
+    app_t *app = ar->app;
+    const char *del[] = {"DEL", l->acct_key};
+    redis_fire(app, 2, del);
+
+    char session_id[IDS_MAX], random[AUTH_SESSION_RANDOM_CHARS + 1];
+    ids_generate("ses", session_id);
+    crypto_random_token(random, AUTH_SESSION_RANDOM_CHARS);
+    char *token = mem_printf("%s%s", AUTH_SESSION_PREFIX, random);
+    char hash[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(token, strlen(token), hash);
+    int64_t now = timeutil_now_ms();
+    char expires[TIMEUTIL_RFC3339_MAX];
+    format_time_s(now + (int64_t)app->cfg->session_ttl_s * 1000, expires);
+
+    /* The session's last use, for the idle expiry. It grants nothing by
+     * itself (the Postgres row does), and it is on the connection before
+     * the job, so it exists when the token is first used. */
+    char key[AUTH_SESSION_KEY_MAX], now_s[24], idle[24];
+    auth_session_key(session_id, key);
+    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    snprintf(idle, sizeof idle, "%lld", (long long)app->cfg->session_idle_s * 1000);
+    const char *set[] = {"SET", key, now_s, "PX", idle};
+    redis_fire(app, 5, set);
+
+    const char *ua = http_req_header(ar->http, "User-Agent");
+    char user_agent[AUTH_USER_AGENT_MAX + 1] = "";
+    if (ua && validate_utf8_printable(ua, strlen(ua)))
+        snprintf(user_agent, sizeof user_agent, "%s", ua);
+    json_t *payload =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:s?}", "id", session_id, "user_id", l->user_id,
+                  "token_hash", hash, "expires_at", expires, "client_addr", ar->http->client_addr,
+                  "user_agent", user_agent[0] ? user_agent : NULL, "totp_step",
+                  totp_step ? json_integer((json_int_t)totp_step) : json_null(),
+                  "recovery_code_hash", recovery_hash);
+    json_t *reveal = json_pack("{s:s,s:s}", "token", token, "expires_at", expires);
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    act_as(ar, l->tenant_id, l->user_id);
+    login_free(l);
+    submit_t s = {.type = "session.create",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = payload,
+                  .created_status = 200,
+                  .reveal = reveal,
+                  .wait_s = AUTH_WAIT_S};
+    submit_job_or_respond(ar, &s);
+}
+
+/* The second factor of a user with TOTP on. */
+static void login_second_factor(login_t *l)
+{
+    if (l->recovery_code) {
+        char hash[CRYPTO_SHA256_HEX];
+        if (totp_recovery_hash(l->recovery_code, hash) != 0) {
+            login_fail(l, BILLOW_ETOTP_INVALID, "recovery_code");
+            return;
+        }
+        login_succeed(l, 0, hash);
+        return;
+    }
+    if (l->totp_code == NULL) {
+        /* The password was right: not a failure, but no session yet. */
+        api_req_t *ar = l->ar;
+        login_free(l);
+        respond_error(ar, BILLOW_ETOTP_REQUIRED, "totp_code",
+                      "This account uses two-factor sign-in: send totp_code (or recovery_code) "
+                      "with the password.");
+        return;
+    }
+    char *secret = NULL;
+    size_t len = 0;
+    uint64_t step = 0;
+    int rc = seal_decrypt(&l->ar->app->seal_key, SEAL_CONTEXT_TOTP, l->totp_sealed, &secret, &len);
+    if (rc == 0)
+        rc = totp_verify(secret, timeutil_now_ms() / 1000, l->totp_code, l->last_step, &step);
+    if (secret) {
+        OPENSSL_cleanse(secret, len);
+        free(secret);
+    }
+    if (rc != 0) {
+        login_fail(l, BILLOW_ETOTP_INVALID, "totp_code");
+        return;
+    }
+    login_succeed(l, step, NULL);
+}
+
+static void login_verified(void *data, bool ok)
+{
+    login_t *l = data;
+    if (!ok || !l->found) {
+        login_fail(l, BILLOW_EINVALID_CREDENTIALS, NULL);
+        return;
+    }
+    if (l->totp_enabled) {
+        login_second_factor(l);
+        return;
+    }
+    login_succeed(l, 0, NULL);
+}
+
+static void login_checked(void *data, redisReply *r)
+{
+    login_t *l = data;
+    api_req_t *ar = l->ar;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        login_free(l);
+        respond_redis_down(ar);
+        return;
+    }
+    if (r->integer > 0) {
+        char retry[24];
+        snprintf(retry, sizeof retry, "%lld", (r->integer + 999) / 1000);
+        login_free(l);
+        respond_header(ar, "Retry-After", retry);
+        respond_error(ar, BILLOW_ETOO_MANY_ATTEMPTS, NULL,
+                      "Too many failed sign-ins for this account or address; try again in %s "
+                      "seconds.",
+                      retry);
+        return;
+    }
+    if (pwhash_verify(ar->app, l->found ? l->password_hash : NULL, l->password, login_verified,
+                      l) != 0) {
+        login_free(l);
+        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+    }
+}
+
+static void login_looked_up(void *data, int err, const PGresult *res)
+{
+    login_t *l = data;
+    api_req_t *ar = l->ar;
+    if (err) {
+        login_free(l);
+        respond_db_down(ar);
+        return;
+    }
+    const char *tenant_ref = json_string_value(json_object_get(ar->body, "tenant"));
+    const char *email = json_string_value(json_object_get(ar->body, "email"));
+    if (PQntuples(res) == 1) {
+        /* tenant_id, user_id, status, password_hash, totp_enabled,
+         * totp_secret_sealed, totp_last_step, role */
+        l->tenant_id = col_dup(res, 0);
+        l->user_id = col_dup(res, 1);
+        l->found = strcmp(PQgetvalue(res, 0, 2), "active") == 0 && !PQgetisnull(res, 0, 3);
+        l->password_hash = col_dup(res, 3);
+        l->totp_enabled = PQgetvalue(res, 0, 4)[0] == 't';
+        l->totp_sealed = col_dup(res, 5);
+        l->last_step = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
+    }
+    /* The account counter is keyed by the resolved tenant when there is
+     * one, so naming it by id or by slug counts alike. */
+    counter_keys(l->tenant_id ? l->tenant_id : tenant_ref, email, ar->http->client_addr,
+                 l->acct_key, l->addr_key);
+    char max_acct[16], max_addr[16];
+    snprintf(max_acct, sizeof max_acct, "%d", ar->app->cfg->login_max_failures);
+    snprintf(max_addr, sizeof max_addr, "%d", ar->app->cfg->login_max_failures_address);
+    const char *argv[] = {"FCALL", "billow_login_check", "2", l->acct_key, l->addr_key, max_acct,
+                          max_addr};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++)
+        lens[i] = strlen(argv[i]);
+    if (redis_conn_command(ar->app->redis, login_checked, l, 7, argv, lens) != 0) {
+        login_free(l);
+        respond_redis_down(ar);
+    }
+}
+
+void routes_auth_login(api_req_t *ar)
+{
+    static const char *const allowed[] = {"tenant",    "email",         "password",
+                                          "totp_code", "recovery_code", NULL};
+    validate_error_t e;
+    const char *tenant, *email, *password, *code, *recovery;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        body_string(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
+        body_string(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0 ||
+        body_string(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) != 0 ||
+        body_string(ar->body, "totp_code", false, TOTP_DIGITS, &code, &e) != 0 ||
+        body_string(ar->body, "recovery_code", false, 32, &recovery, &e) != 0) {
+        respond_validation(ar, &e);
+        return;
+    }
+    login_t *l = mem_calloc(1, sizeof(*l));
+    l->ar = ar;
+    l->password = mem_strdup(password);
+    l->totp_code = mem_strdup(code);
+    l->recovery_code = mem_strdup(recovery);
+    const char *params[2] = {tenant, email};
+    if (pg_pool_query(ar->app->pg, NULL,
+                      "SELECT tenant_id, user_id, status, password_hash, totp_enabled,"
+                      " totp_secret_sealed, totp_last_step, role FROM login_user($1, $2)",
+                      2, params, login_looked_up, l) != 0) {
+        login_free(l);
+        respond_db_down(ar);
+    }
+}
+
+/* --- sessions ------------------------------------------------------------ */
+
+/* Ends a session: forgets its last use at once, and records the end. */
+static void revoke_session(api_req_t *ar, const char *session_id, const char *reason)
+{
+    char key[AUTH_SESSION_KEY_MAX];
+    auth_session_key(session_id, key);
+    const char *del[] = {"DEL", key};
+    redis_fire(ar->app, 2, del);
+    submit_t s = {.type = "session.revoke",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = json_pack("{s:s,s:s}", "id", session_id, "reason", reason),
+                  .created_status = 200,
+                  .wait_s = AUTH_WAIT_S};
+    submit_job_or_respond(ar, &s);
+}
+
+void routes_auth_logout(api_req_t *ar)
+{
+    if (json_object_size(ar->body) != 0) {
+        respond_error(ar, BILLOW_EPARAM_UNKNOWN, json_object_iter_key(json_object_iter(ar->body)),
+                      "POST /v1/auth/logout takes no parameters.");
+        return;
+    }
+    char session_id[IDS_MAX];
+    snprintf(session_id, sizeof session_id, "%s", ar->auth.session_id);
+    revoke_session(ar, session_id, "logout");
+}
+
+void routes_auth_sessions_list(api_req_t *ar)
+{
+    static const char *const allowed[] = {"limit", "starting_after", "user", NULL};
+    int limit;
+    char after[IDS_MAX], user[ROUTE_PARAM_MAX];
+    if (reads_page_params(ar, allowed, "ses", &limit, after) != 0)
+        return;
+    int rc = query_get(ar->http->query, "user", user, sizeof user);
+    if (rc < 0 || (rc == 1 && !ids_valid("usr", user))) {
+        respond_error(ar, BILLOW_EPARAM_INVALID, "user", "user must be a user id (usr_…).");
+        return;
+    }
+    if (rc == 0)
+        snprintf(user, sizeof user, "%s", ar->auth.user_id);
+    if (strcmp(user, ar->auth.user_id) != 0 &&
+        !permissions_allows(ar->auth.role, "sessions:manage")) {
+        respond_error(ar, BILLOW_EFORBIDDEN, "user",
+                      "Listing another user's sessions needs the permission 'sessions:manage'.");
+        return;
+    }
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[4] = {user, after, lim, ar->auth.session_id};
+    reads_list(ar, "/v1/auth/sessions", limit,
+               "SELECT (session_object(s) || jsonb_build_object('current', s.id = $4))::text"
+               " FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL"
+               " AND s.expires_at > now() AND ($2 = '' OR s.id < $2)"
+               " ORDER BY s.id DESC LIMIT $3::int",
+               4, params);
+}
+
+static void on_session_owner(void *data, int err, const PGresult *res)
+{
+    api_req_t *ar = data;
+    if (err) {
+        reads_failed(ar, err, res);
+        return;
+    }
+    /* Another user's session is not revealed to whoever may not end it. */
+    if (PQntuples(res) == 0 || (strcmp(PQgetvalue(res, 0, 0), ar->auth.user_id) != 0 &&
+                                !permissions_allows(ar->auth.role, "sessions:manage"))) {
+        respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such session: '%s'.", ar->params[0]);
+        return;
+    }
+    revoke_session(ar, ar->params[0], "revoked");
+}
+
+void routes_auth_sessions_delete(api_req_t *ar)
+{
+    if (!ids_valid("ses", ar->params[0])) {
+        respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such session: '%s'.", ar->params[0]);
+        return;
+    }
+    const char *params[1] = {ar->params[0]};
+    if (pg_pool_query(ar->app->pg, ar->auth.tenant_id, "SELECT user_id FROM sessions WHERE id = $1",
+                      1, params, on_session_owner, ar) != 0)
+        respond_db_down(ar);
+}
+
+/* --- the caller's own account: password and TOTP ------------------------ */
+
+/* What a self-service request carries between its steps. */
+typedef struct {
+    api_req_t *ar;
+    char *password;     /* A password to check (copy; wiped), or NULL. */
+    char *new_password; /* A password to set (copy; wiped), or NULL. */
+    char *code;         /* A TOTP code, or NULL. */
+    const char *param;  /* The parameter a wrong password is blamed on. */
+    /* The user's row. */
+    char *password_hash, *totp_sealed, *email;
+    bool totp_enabled;
+    uint64_t last_step;
+} self_t;
+
+static void self_free(self_t *s)
+{
+    if (s->password) {
+        OPENSSL_cleanse(s->password, strlen(s->password));
+        free(s->password);
+    }
+    if (s->new_password) {
+        OPENSSL_cleanse(s->new_password, strlen(s->new_password));
+        free(s->new_password);
+    }
+    free(s->code);
+    free(s->password_hash);
+    free(s->totp_sealed);
+    free(s->email);
+    free(s);
+}
+
+typedef void (*self_step_fn)(self_t *s);
+
+typedef struct {
+    self_t *self;
+    self_step_fn next;
+} self_read_t;
+
+static void on_self_row(void *data, int err, const PGresult *res)
+{
+    self_read_t *rd = data;
+    self_t *s = rd->self;
+    self_step_fn next = rd->next;
+    free(rd);
+    if (err || PQntuples(res) != 1) {
+        api_req_t *ar = s->ar;
+        self_free(s);
+        if (err)
+            reads_failed(ar, err, res);
+        else
+            respond_error(ar, BILLOW_EUNAUTHENTICATED, NULL,
+                          "The signed-in user no longer exists.");
+        return;
+    }
+    s->password_hash = col_dup(res, 0);
+    s->totp_enabled = PQgetvalue(res, 0, 1)[0] == 't';
+    s->totp_sealed = col_dup(res, 2);
+    s->last_step = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+    s->email = col_dup(res, 4);
+    next(s);
+}
+
+/* Reads the caller's user row, then runs next. */
+static void self_read(self_t *s, self_step_fn next)
+{
+    self_read_t *rd = mem_alloc(sizeof(*rd));
+    rd->self = s;
+    rd->next = next;
+    const char *params[1] = {s->ar->auth.user_id};
+    if (pg_pool_query(
+            s->ar->app->pg, s->ar->auth.tenant_id,
+            "SELECT password_hash, totp_enabled, totp_secret_sealed, totp_last_step, email"
+            " FROM users WHERE id = $1",
+            1, params, on_self_row, rd) != 0) {
+        api_req_t *ar = s->ar;
+        free(rd);
+        self_free(s);
+        respond_db_down(ar);
+    }
+}
+
+static self_t *self_new(api_req_t *ar)
+{
+    self_t *s = mem_calloc(1, sizeof(*s));
+    s->ar = ar;
+    return s;
+}
+
+/* Submits a job about the caller's own user, waiting for its outcome. */
+static void self_submit(self_t *s, const char *type, json_t *payload, json_t *reveal,
+                        bool reveal_only)
+{
+    api_req_t *ar = s->ar;
+    self_free(s);
+    submit_t sub = {.type = type,
+                    .tenant_id = ar->auth.tenant_id,
+                    .payload = payload,
+                    .created_status = 200,
+                    .reveal = reveal,
+                    .reveal_only = reveal_only,
+                    .wait_s = AUTH_WAIT_S};
+    submit_job_or_respond(ar, &sub);
+}
+
+typedef struct {
+    self_t *self;
+    self_step_fn next;
+} self_verify_t;
+
+static void on_self_verified(void *data, bool ok)
+{
+    self_verify_t *v = data;
+    self_t *s = v->self;
+    self_step_fn next = v->next;
+    free(v);
+    if (!ok) {
+        api_req_t *ar = s->ar;
+        const char *param = s->param;
+        self_free(s);
+        respond_error(ar, BILLOW_EINVALID_CREDENTIALS, param, "The password is not correct.");
+        return;
+    }
+    next(s);
+}
+
+/* Checks s->password against the caller's hash, then runs next. */
+static void self_check_password(self_t *s, self_step_fn next)
+{
+    self_verify_t *v = mem_alloc(sizeof(*v));
+    v->self = s;
+    v->next = next;
+    const char *hash = s->password_hash[0] ? s->password_hash : NULL;
+    if (pwhash_verify(s->ar->app, hash, s->password, on_self_verified, v) != 0) {
+        api_req_t *ar = s->ar;
+        free(v);
+        self_free(s);
+        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+    }
+}
+
+/* Hashes a new password for the job of type with reason, then submits. */
+typedef struct {
+    api_req_t *ar;
+    char *user_id;  /* Whose password. */
+    char *reason;   /* "change", "reset" or "invite". */
+    char *token_id; /* The consumed token (reset, invite), or NULL. */
+} set_password_t;
+
+static void on_new_hash(void *data, int err, const char *encoded)
+{
+    set_password_t *sp = data;
+    api_req_t *ar = sp->ar;
+    if (err) {
+        free(sp->user_id);
+        free(sp->reason);
+        free(sp->token_id);
+        free(sp);
+        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        return;
+    }
+    json_t *payload = json_pack("{s:s,s:s,s:s,s:s?}", "id", sp->user_id, "password_hash", encoded,
+                                "reason", sp->reason, "token_id", sp->token_id);
+    free(sp->user_id);
+    free(sp->reason);
+    free(sp->token_id);
+    free(sp);
+    submit_t s = {.type = "user.password_set",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = payload,
+                  .created_status = 200,
+                  .wait_s = AUTH_WAIT_S};
+    submit_job_or_respond(ar, &s);
+}
+
+static void set_password(api_req_t *ar, const char *user_id, const char *password,
+                         const char *reason, const char *token_id)
+{
+    set_password_t *sp = mem_calloc(1, sizeof(*sp));
+    sp->ar = ar;
+    sp->user_id = mem_strdup(user_id);
+    sp->reason = mem_strdup(reason);
+    sp->token_id = mem_strdup(token_id);
+    if (pwhash_hash(ar->app, password, on_new_hash, sp) != 0) {
+        free(sp->user_id);
+        free(sp->reason);
+        free(sp->token_id);
+        free(sp);
+        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+    }
+}
+
+static void password_change_checked(self_t *s)
+{
+    api_req_t *ar = s->ar;
+    char *new_password = mem_strdup(s->new_password);
+    self_free(s);
+    set_password(ar, ar->auth.user_id, new_password, "change", NULL);
+    OPENSSL_cleanse(new_password, strlen(new_password));
+    free(new_password);
+}
+
+static void password_change_read(self_t *s)
+{
+    self_check_password(s, password_change_checked);
+}
+
+void routes_auth_password_change(api_req_t *ar)
+{
+    static const char *const allowed[] = {"current_password", "new_password", NULL};
+    validate_error_t e;
+    const char *current, *next;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        body_string(ar->body, "current_password", true, PASSWORD_MAX_BYTES, &current, &e) != 0 ||
+        body_string(ar->body, "new_password", true, PASSWORD_MAX_BYTES * 4, &next, &e) != 0 ||
+        password_check_policy("new_password", next, &e) != 0) {
+        respond_validation(ar, &e);
+        return;
+    }
+    self_t *s = self_new(ar);
+    s->password = mem_strdup(current);
+    s->new_password = mem_strdup(next);
+    s->param = "current_password";
+    self_read(s, password_change_read);
+}
+
+/* --- password reset and invitations (public) ---------------------------- */
+
+typedef struct {
+    api_req_t *ar;
+    char addr_key[AUTH_COUNTER_KEY_MAX];
+} reset_t;
+
+static json_t *reset_answer(void)
+{
+    return json_pack("{s:s,s:s}", "object", "password_reset", "status", "requested");
+}
+
+static void on_reset_user(void *data, int err, const PGresult *res)
+{
+    api_req_t *ar = data;
+    if (err) {
+        respond_db_down(ar);
+        return;
+    }
+    /* Only an active user with a password gets a token; everyone gets the
+     * same answer. */
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 2), "active") != 0) {
+        respond_json(ar, 202, reset_answer());
+        return;
+    }
+    char tenant_id[IDS_MAX], user_id[IDS_MAX];
+    snprintf(tenant_id, sizeof tenant_id, "%s", PQgetvalue(res, 0, 0));
+    snprintf(user_id, sizeof user_id, "%s", PQgetvalue(res, 0, 1));
+    act_as(ar, tenant_id, user_id);
+    json_t *token = tokens_issue(ar->app, "brt", ar->app->cfg->reset_token_ttl_s);
+    submit_t s = {.type = "user.password_reset_request",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = json_pack("{s:s,s:o}", "user_id", user_id, "token", token),
+                  .created_status = 200,
+                  .answer = reset_answer(),
+                  .answer_status = 202};
+    submit_job_or_respond(ar, &s);
+}
+
+static void on_reset_checked(void *data, redisReply *r)
+{
+    reset_t *rs = data;
+    api_req_t *ar = rs->ar;
+    free(rs);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        respond_redis_down(ar);
+        return;
+    }
+    if (r->integer > 0) {
+        char retry[24];
+        snprintf(retry, sizeof retry, "%lld", (r->integer + 999) / 1000);
+        respond_header(ar, "Retry-After", retry);
+        respond_error(ar, BILLOW_ETOO_MANY_ATTEMPTS, NULL,
+                      "Too many requests from this address; try again in %s seconds.", retry);
+        return;
+    }
+    const char *params[2] = {json_string_value(json_object_get(ar->body, "tenant")),
+                             json_string_value(json_object_get(ar->body, "email"))};
+    if (pg_pool_query(ar->app->pg, NULL,
+                      "SELECT tenant_id, user_id, status FROM login_user($1, $2)", 2, params,
+                      on_reset_user, ar) != 0)
+        respond_db_down(ar);
+}
+
+void routes_auth_password_reset(api_req_t *ar)
+{
+    static const char *const allowed[] = {"tenant", "email", NULL};
+    validate_error_t e;
+    const char *tenant, *email;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        body_string(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
+        body_string(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0) {
+        respond_validation(ar, &e);
+        return;
+    }
+    /* Every request counts against the address, so resets cannot be used
+     * to flood someone's mailbox or to probe for accounts quickly. */
+    reset_t *rs = mem_calloc(1, sizeof(*rs));
+    rs->ar = ar;
+    char acct[AUTH_COUNTER_KEY_MAX];
+    counter_keys(tenant, email, ar->http->client_addr, acct, rs->addr_key);
+    char window[24], max_addr[16];
+    snprintf(window, sizeof window, "%lld", (long long)ar->app->cfg->login_lockout_s * 1000);
+    snprintf(max_addr, sizeof max_addr, "%d", ar->app->cfg->login_max_failures_address);
+    const char *count[] = {"FCALL", "billow_login_failed", "1", rs->addr_key, window};
+    redis_fire(ar->app, 5, count);
+    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->addr_key, max_addr};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    if (redis_conn_command(ar->app->redis, on_reset_checked, rs, 5, argv, lens) != 0) {
+        free(rs);
+        respond_redis_down(ar);
+    }
+}
+
+typedef struct {
+    api_req_t *ar;
+    const char *purpose; /* "reset" or "invite". */
+    char *password;      /* Copy; wiped. */
+} redeem_t;
+
+static void redeem_free(redeem_t *rd)
+{
+    OPENSSL_cleanse(rd->password, strlen(rd->password));
+    free(rd->password);
+    free(rd);
+}
+
+static void on_token(void *data, int err, const PGresult *res)
+{
+    redeem_t *rd = data;
+    api_req_t *ar = rd->ar;
+    if (err) {
+        redeem_free(rd);
+        respond_db_down(ar);
+        return;
+    }
+    /* tenant_id, token_id, user_id, purpose, expires_ms, used */
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 3), rd->purpose) != 0 ||
+        PQgetvalue(res, 0, 5)[0] == 't' ||
+        strtoll(PQgetvalue(res, 0, 4), NULL, 10) <= timeutil_now_ms()) {
+        redeem_free(rd);
+        respond_error(ar, BILLOW_ETOKEN_INVALID, "token",
+                      "This token is unknown, already used or expired; ask for a new one.");
+        return;
+    }
+    act_as(ar, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+    char token_id[IDS_MAX];
+    snprintf(token_id, sizeof token_id, "%s", PQgetvalue(res, 0, 1));
+    set_password(ar, ar->auth.user_id, rd->password, rd->purpose, token_id);
+    redeem_free(rd);
+}
+
+/* Redeems a reset or invitation token ("brt_"/"bit_") for a new password. */
+static void redeem(api_req_t *ar, const char *purpose, const char *prefix)
+{
+    static const char *const allowed[] = {"token", "password", NULL};
+    validate_error_t e;
+    const char *token, *password;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        body_string(ar->body, "token", true, 128, &token, &e) != 0 ||
+        body_string(ar->body, "password", true, PASSWORD_MAX_BYTES * 4, &password, &e) != 0 ||
+        password_check_policy("password", password, &e) != 0) {
+        respond_validation(ar, &e);
+        return;
+    }
+    if (strncmp(token, prefix, strlen(prefix)) != 0) {
+        respond_error(ar, BILLOW_ETOKEN_INVALID, "token",
+                      "This token is unknown, already used or expired; ask for a new one.");
+        return;
+    }
+    redeem_t *rd = mem_calloc(1, sizeof(*rd));
+    rd->ar = ar;
+    rd->purpose = purpose;
+    rd->password = mem_strdup(password);
+    char hash[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(token, strlen(token), hash);
+    const char *params[1] = {hash};
+    if (pg_pool_query(ar->app->pg, NULL,
+                      "SELECT tenant_id, token_id, user_id, purpose, expires_ms, used"
+                      " FROM user_token_lookup($1)",
+                      1, params, on_token, rd) != 0) {
+        redeem_free(rd);
+        respond_db_down(ar);
+    }
+}
+
+void routes_auth_password_reset_confirm(api_req_t *ar)
+{
+    redeem(ar, "reset", "brt_");
+}
+
+void routes_auth_invitation_accept(api_req_t *ar)
+{
+    redeem(ar, "invite", "bit_");
+}
+
+/* --- TOTP ---------------------------------------------------------------- */
+
+static void totp_enroll_read(self_t *s)
+{
+    api_req_t *ar = s->ar;
+    if (s->totp_enabled) {
+        self_free(s);
+        respond_error_custom(ar, 409, "invalid_request_error", "totp_enabled", NULL,
+                             "Two-factor sign-in is already on; disable it first to enrol "
+                             "another authenticator.");
+        return;
+    }
+    char secret[TOTP_SECRET_B32_LEN + 1], uri[512];
+    totp_new_secret(secret);
+    if (totp_uri("Billow", s->email, secret, uri, sizeof uri) != 0) {
+        self_free(s);
+        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        return;
+    }
+    char *sealed = seal_encrypt(&ar->app->seal_key, SEAL_CONTEXT_TOTP, secret, strlen(secret));
+    json_t *payload = json_pack("{s:s,s:s}", "id", ar->auth.user_id, "secret_sealed", sealed);
+    json_t *reveal = json_pack("{s:s,s:s,s:s}", "object", "totp_enrollment", "secret", secret,
+                               "otpauth_uri", uri);
+    free(sealed);
+    OPENSSL_cleanse(secret, sizeof secret);
+    self_submit(s, "user.totp_enroll", payload, reveal, true);
+}
+
+void routes_auth_totp_enroll(api_req_t *ar)
+{
+    if (json_object_size(ar->body) != 0) {
+        respond_error(ar, BILLOW_EPARAM_UNKNOWN, json_object_iter_key(json_object_iter(ar->body)),
+                      "POST /v1/auth/totp takes no parameters.");
+        return;
+    }
+    self_read(self_new(ar), totp_enroll_read);
+}
+
+static void totp_confirm_read(self_t *s)
+{
+    api_req_t *ar = s->ar;
+    if (s->totp_enabled) {
+        self_free(s);
+        respond_error_custom(ar, 409, "invalid_request_error", "totp_enabled", NULL,
+                             "Two-factor sign-in is already on.");
+        return;
+    }
+    if (s->totp_sealed[0] == '\0') {
+        self_free(s);
+        respond_error_custom(ar, 409, "invalid_request_error", "totp_not_enrolled", NULL,
+                             "Start with POST /v1/auth/totp to get a secret, then confirm a "
+                             "code from it.");
+        return;
+    }
+    char *secret = NULL;
+    size_t len = 0;
+    uint64_t step = 0;
+    int rc = seal_decrypt(&ar->app->seal_key, SEAL_CONTEXT_TOTP, s->totp_sealed, &secret, &len);
+    if (rc == 0)
+        rc = totp_verify(secret, timeutil_now_ms() / 1000, s->code, s->last_step, &step);
+    if (secret) {
+        OPENSSL_cleanse(secret, len);
+        free(secret);
+    }
+    if (rc != 0) {
+        self_free(s);
+        respond_error_custom(ar, 400, "invalid_request_error", "totp_invalid", "code",
+                             "The code does not match the authenticator's current code.");
+        return;
+    }
+    json_t *codes = json_array(), *hashes = json_array();
+    for (int i = 0; i < TOTP_RECOVERY_CODES; i++) {
+        char code[TOTP_RECOVERY_CODE_LEN + 1], hash[CRYPTO_SHA256_HEX];
+        totp_recovery_code(code);
+        if (totp_recovery_hash(code, hash) != 0)
+            abort(); /* A code this module made always reads back. */
+        json_array_append_new(codes, json_string(code));
+        json_array_append_new(hashes, json_string(hash));
+    }
+    json_t *payload = json_pack("{s:s,s:I,s:o}", "id", ar->auth.user_id, "step", (json_int_t)step,
+                                "recovery_code_hashes", hashes);
+    json_t *reveal = json_pack("{s:o}", "recovery_codes", codes);
+    self_submit(s, "user.totp_confirm", payload, reveal, false);
+}
+
+void routes_auth_totp_confirm(api_req_t *ar)
+{
+    static const char *const allowed[] = {"code", NULL};
+    validate_error_t e;
+    const char *code;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        body_string(ar->body, "code", true, TOTP_DIGITS, &code, &e) != 0) {
+        respond_validation(ar, &e);
+        return;
+    }
+    self_t *s = self_new(ar);
+    s->code = mem_strdup(code);
+    self_read(s, totp_confirm_read);
+}
+
+static void totp_disable_checked(self_t *s)
+{
+    json_t *payload = json_pack("{s:s}", "id", s->ar->auth.user_id);
+    self_submit(s, "user.totp_disable", payload, NULL, false);
+}
+
+static void totp_disable_read(self_t *s)
+{
+    self_check_password(s, totp_disable_checked);
+}
+
+void routes_auth_totp_disable(api_req_t *ar)
+{
+    static const char *const allowed[] = {"password", NULL};
+    validate_error_t e;
+    const char *password;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        body_string(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) != 0) {
+        respond_validation(ar, &e);
+        return;
+    }
+    self_t *s = self_new(ar);
+    s->password = mem_strdup(password);
+    s->param = "password";
+    self_read(s, totp_disable_read);
+}

@@ -1,0 +1,47 @@
+/* permissions: the roles of staff and API keys, and what each may do.
+ *
+ * One table (permissions.c) maps every `resource:action` permission to the
+ * roles that hold it, in the manner of Kill Bill's `invoice:adjust`. Routes
+ * name the permission they need where they are registered (api/router.c);
+ * `billow-api --permissions-markdown` renders the table into
+ * docs/permissions.md, and the test command checks the two agree.
+ */
+#ifndef BILLOW_PERMISSIONS_H
+#define BILLOW_PERMISSIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "err.h"
+
+/* Longest role name plus NUL ("analyst"). */
+#define PERMISSIONS_ROLE_MAX 16
+
+/* The roles, most powerful first. */
+typedef enum {
+    ROLE_OWNER,   /* Everything, including owners, security settings and keys. */
+    ROLE_ADMIN,   /* Everything but owners and tenant security settings. */
+    ROLE_BILLING, /* Plans, subscriptions, invoices, payments, coupons, customers. */
+    ROLE_SUPPORT, /* Customers (read), tickets, notes; no money movement. */
+    ROLE_ANALYST, /* Read-only metrics and reports. */
+    ROLE_COUNT_
+} role_t;
+
+/* The role named name, or -1 when name is not a role. */
+int permissions_role_parse(const char *name);
+/* The name of role ("owner"). */
+const char *permissions_role_name(role_t role);
+/* True when role (a name) holds permission. Unknown roles hold nothing. */
+bool permissions_allows(const char *role, const char *permission);
+/* True when permission is in the table. */
+bool permissions_known(const char *permission);
+/* True when a caller of role granter may give a user or key the role
+ * granted: anyone who may manage users or keys may grant any role but
+ * owner, which only an owner may grant. */
+bool permissions_may_grant(const char *granter, const char *granted);
+/* The roles, comma-separated, for messages ("owner, admin, billing, support, analyst"). */
+const char *permissions_role_list(void);
+/* Prints the matrix as Markdown (docs/permissions.md). */
+void permissions_print_markdown(FILE *out);
+
+#endif

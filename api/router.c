@@ -191,6 +191,11 @@ static void parse_body_and_run(api_req_t *ar)
             json_error_t jerr;
             ar->body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
             if (ar->body == NULL) {
+                /* The parser quotes the text near the error ("near '…'"),
+                 * which may be a password: say where, and what, only. */
+                char *near = strstr(jerr.text, " near '");
+                if (near)
+                    *near = '\0';
                 respond_error(ar, BILLOW_EINVALID_JSON, NULL,
                               "Invalid JSON at line %d column %d (position %d): %s.", jerr.line,
                               jerr.column, jerr.position, jerr.text);

@@ -122,13 +122,17 @@ void routes_audit_list(api_req_t *ar)
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
     const char *params[7] = {after, actor, target, action, gte, lte, lim};
-    /* NULLIF: an absent time must not reach the cast, which would refuse "". */
+    /* NULLIF: an absent time must not reach the cast, which would refuse "".
+     * Times are compared to the second, the API's resolution: an event
+     * shown as 01:47:00Z is "at or before 01:47:00Z" even if it happened
+     * at 01:47:00.4. */
     reads_list(ar, "/v1/audit-events", limit,
                "SELECT audit_event_object(e)::text FROM audit_events e"
                " WHERE ($1 = '' OR e.id < $1) AND ($2 = '' OR e.actor = $2)"
                " AND ($3 = '' OR e.target_id = $3) AND ($4 = '' OR e.action = $4)"
-               " AND ($5 = '' OR e.created_at >= NULLIF($5, '')::timestamptz)"
-               " AND ($6 = '' OR e.created_at <= NULLIF($6, '')::timestamptz)"
+               " AND ($5 = '' OR e.created_at >= date_trunc('second', NULLIF($5, '')::timestamptz))"
+               " AND ($6 = '' OR e.created_at < date_trunc('second', NULLIF($6, '')::timestamptz)"
+               " + interval '1 second')"
                " ORDER BY e.id DESC LIMIT $7::int",
                7, params);
 }

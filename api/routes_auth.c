@@ -344,11 +344,12 @@ static void login_looked_up(void *data, int err, const PGresult *res)
     const char *tenant_ref = json_string_value(json_object_get(ar->body, "tenant"));
     const char *email = json_string_value(json_object_get(ar->body, "email"));
     if (PQntuples(res) == 1) {
-        /* tenant_id, user_id, status, password_hash, totp_enabled,
-         * totp_secret_sealed, totp_last_step, role */
+        /* tenant_id, user_id (null: no such user), status, password_hash,
+         * totp_enabled, totp_secret_sealed, totp_last_step, role */
         l->tenant_id = col_dup(res, 0);
         l->user_id = col_dup(res, 1);
-        l->found = strcmp(PQgetvalue(res, 0, 2), "active") == 0 && !PQgetisnull(res, 0, 3);
+        l->found = !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 2), "active") == 0 &&
+                   !PQgetisnull(res, 0, 3);
         l->password_hash = col_dup(res, 3);
         l->totp_enabled = PQgetvalue(res, 0, 4)[0] == 't';
         l->totp_sealed = col_dup(res, 5);
@@ -631,32 +632,37 @@ static void self_check_password(self_t *s, self_step_fn next)
     }
 }
 
-/* Hashes a new password for the job of type with reason, then submits. */
+/* A new password being hashed for a user.password_set job. */
 typedef struct {
     api_req_t *ar;
     char *user_id;  /* Whose password. */
     char *reason;   /* "change", "reset" or "invite". */
     char *token_id; /* The consumed token (reset, invite), or NULL. */
+    char *name;     /* A name the invited user chose, or NULL. */
 } set_password_t;
+
+static void set_password_free(set_password_t *sp)
+{
+    free(sp->user_id);
+    free(sp->reason);
+    free(sp->token_id);
+    free(sp->name);
+    free(sp);
+}
 
 static void on_new_hash(void *data, int err, const char *encoded)
 {
     set_password_t *sp = data;
     api_req_t *ar = sp->ar;
     if (err) {
-        free(sp->user_id);
-        free(sp->reason);
-        free(sp->token_id);
-        free(sp);
+        set_password_free(sp);
         respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
         return;
     }
-    json_t *payload = json_pack("{s:s,s:s,s:s,s:s?}", "id", sp->user_id, "password_hash", encoded,
-                                "reason", sp->reason, "token_id", sp->token_id);
-    free(sp->user_id);
-    free(sp->reason);
-    free(sp->token_id);
-    free(sp);
+    json_t *payload =
+        json_pack("{s:s,s:s,s:s,s:s?,s:s?}", "id", sp->user_id, "password_hash", encoded, "reason",
+                  sp->reason, "token_id", sp->token_id, "name", sp->name);
+    set_password_free(sp);
     submit_t s = {.type = "user.password_set",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = payload,
@@ -666,18 +672,16 @@ static void on_new_hash(void *data, int err, const char *encoded)
 }
 
 static void set_password(api_req_t *ar, const char *user_id, const char *password,
-                         const char *reason, const char *token_id)
+                         const char *reason, const char *token_id, const char *name)
 {
     set_password_t *sp = mem_calloc(1, sizeof(*sp));
     sp->ar = ar;
     sp->user_id = mem_strdup(user_id);
     sp->reason = mem_strdup(reason);
     sp->token_id = mem_strdup(token_id);
+    sp->name = mem_strdup(name);
     if (pwhash_hash(ar->app, password, on_new_hash, sp) != 0) {
-        free(sp->user_id);
-        free(sp->reason);
-        free(sp->token_id);
-        free(sp);
+        set_password_free(sp);
         respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
     }
 }
@@ -687,7 +691,7 @@ static void password_change_checked(self_t *s)
     api_req_t *ar = s->ar;
     char *new_password = mem_strdup(s->new_password);
     self_free(s);
-    set_password(ar, ar->auth.user_id, new_password, "change", NULL);
+    set_password(ar, ar->auth.user_id, new_password, "change", NULL, NULL);
     OPENSSL_cleanse(new_password, strlen(new_password));
     free(new_password);
 }
@@ -737,7 +741,8 @@ static void on_reset_user(void *data, int err, const PGresult *res)
     }
     /* Only an active user with a password gets a token; everyone gets the
      * same answer. */
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 2), "active") != 0) {
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1) ||
+        strcmp(PQgetvalue(res, 0, 2), "active") != 0) {
         respond_json(ar, 202, reset_answer());
         return;
     }
@@ -816,12 +821,14 @@ typedef struct {
     api_req_t *ar;
     const char *purpose; /* "reset" or "invite". */
     char *password;      /* Copy; wiped. */
+    char *name;          /* The invited user's chosen name, or NULL. */
 } redeem_t;
 
 static void redeem_free(redeem_t *rd)
 {
     OPENSSL_cleanse(rd->password, strlen(rd->password));
     free(rd->password);
+    free(rd->name);
     free(rd);
 }
 
@@ -846,19 +853,24 @@ static void on_token(void *data, int err, const PGresult *res)
     act_as(ar, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
     char token_id[IDS_MAX];
     snprintf(token_id, sizeof token_id, "%s", PQgetvalue(res, 0, 1));
-    set_password(ar, ar->auth.user_id, rd->password, rd->purpose, token_id);
+    set_password(ar, ar->auth.user_id, rd->password, rd->purpose, token_id, rd->name);
     redeem_free(rd);
 }
 
 /* Redeems a reset or invitation token ("brt_"/"bit_") for a new password. */
 static void redeem(api_req_t *ar, const char *purpose, const char *prefix)
 {
-    static const char *const allowed[] = {"token", "password", NULL};
+    /* An invited user may also choose how their name reads. */
+    static const char *const reset_keys[] = {"token", "password", NULL};
+    static const char *const invite_keys[] = {"token", "password", "name", NULL};
+    bool invite = strcmp(purpose, "invite") == 0;
     validate_error_t e;
-    const char *token, *password;
-    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+    const char *token, *password, *name = NULL;
+    if (validate_known_keys(ar->body, invite ? invite_keys : reset_keys, &e) != 0 ||
         body_string(ar->body, "token", true, 128, &token, &e) != 0 ||
         body_string(ar->body, "password", true, PASSWORD_MAX_BYTES * 4, &password, &e) != 0 ||
+        (invite && body_string(ar->body, "name", false, VALIDATE_NAME_MAX, &name, &e) != 0) ||
+        (name && validate_text("name", name, VALIDATE_NAME_MAX, &e) != 0) ||
         password_check_policy("password", password, &e) != 0) {
         respond_validation(ar, &e);
         return;
@@ -872,6 +884,7 @@ static void redeem(api_req_t *ar, const char *purpose, const char *prefix)
     rd->ar = ar;
     rd->purpose = purpose;
     rd->password = mem_strdup(password);
+    rd->name = mem_strdup(name);
     char hash[CRYPTO_SHA256_HEX];
     crypto_sha256_hex(token, strlen(token), hash);
     const char *params[1] = {hash};

@@ -322,15 +322,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$;
 
 -- What login needs to check a password and a second factor, by the
--- tenant's id or slug and the address in any case. No row: unknown.
+-- tenant's id or slug and the address in any case. No row: no such tenant;
+-- a row with a null user_id: the tenant, but no such user (the tenant id
+-- still keys the failure counter, so naming the tenant by slug or by id
+-- counts alike whether the address has an account or not).
 CREATE FUNCTION login_user(p_tenant_ref text, p_email text)
 RETURNS TABLE (tenant_id text, user_id text, status text, password_hash text,
                totp_enabled boolean, totp_secret_sealed text, totp_last_step bigint, role text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT u.tenant_id, u.id, u.status, u.password_hash, u.totp_enabled, u.totp_secret_sealed,
-         u.totp_last_step, u.role
-    FROM tenants t JOIN users u ON u.tenant_id = t.id
-   WHERE (t.id = p_tenant_ref OR t.slug = p_tenant_ref) AND lower(u.email) = lower(p_email)
+  SELECT t.id, u.id, u.status, u.password_hash, coalesce(u.totp_enabled, false),
+         u.totp_secret_sealed, coalesce(u.totp_last_step, 0), u.role
+    FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND lower(u.email) = lower(p_email)
+   WHERE t.id = p_tenant_ref OR t.slug = p_tenant_ref
+   LIMIT 1
 $$;
 
 -- An invitation or reset token by its hash. The job that consumes it

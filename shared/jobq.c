@@ -18,17 +18,21 @@
 #include "mem.h"
 #include "timeutil.h"
 
-const char *const JOBQ_KINDS[] = {"domain",  "metrics", "invoice",  "renewal", "charger",
+const char *const JOBQ_KINDS[] = {"domain",  "access",  "metrics",  "invoice", "renewal", "charger",
                                   "webhook", "dunning", "notifier", "report",  NULL};
 
 /* Job type prefixes and the kind that runs them: the single routing table.
- * A type is "<prefix>.<verb>"; the longest matching prefix wins. */
+ * A type is "<prefix><verb>"; the first matching prefix wins, so a more
+ * specific prefix goes before a shorter one it begins with. */
 static const struct {
     const char *prefix; /* Type prefix including the dot. */
     const char *kind;   /* Worker kind. */
 } routes[] = {
-    {"tenant.", "domain"},  {"customer.", "domain"}, {"system.", "domain"},   {"user.", "domain"},
-    {"session.", "domain"}, {"api_key.", "domain"},  {"metrics.", "metrics"},
+    /* Sign-in, sessions, staff and keys have their own kind, so a sign-in
+     * or a revocation never waits behind a bulk import of customers. */
+    {"tenant.settings_", "access"}, {"user.", "access"},     {"session.", "access"},
+    {"api_key.", "access"},         {"tenant.", "domain"},   {"customer.", "domain"},
+    {"system.", "domain"},          {"metrics.", "metrics"},
 };
 
 const char *jobq_kind_for_type(const char *type)

@@ -744,9 +744,10 @@ static const char TOTP_CONFIRM_SQL[] =
     ") "
     "UPDATE users SET totp_enabled = true, totp_last_step = greatest(totp_last_step, $2::bigint),"
     "                 updated_at = now() "
-    " WHERE id = $1 RETURNING user_object(users)::text";
+    " WHERE id = $1 RETURNING jsonb_build_object('user', user_object(users))::text";
 
-/* user.totp_confirm: the first good code turns TOTP on. */
+/* user.totp_confirm: the first good code turns TOTP on. The result is
+ * {"user": …}, beside which the api shows the recovery codes once. */
 static handler_outcome_t totp_confirm(worker_job_t *job)
 {
     const json_t *p = job->env->payload;

@@ -29,7 +29,8 @@ static const struct {
     const char *kind;                                /* A name from JOBQ_KINDS. */
     const worker_handler_t *tables[KIND_TABLES_MAX]; /* Its handler tables, NULL-ended. */
 } kinds[] = {
-    {"domain", {kind_domain_handlers, kind_access_handlers}},
+    {"domain", {kind_domain_handlers}},
+    {"access", {kind_access_handlers}},
     {"metrics", {kind_metrics_handlers}},
 };
 

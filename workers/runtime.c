@@ -278,6 +278,20 @@ static void set_error(worker_job_t *job, json_t *error)
     job->error = error;
 }
 
+const char *runtime_reject_type(int http_status)
+{
+    switch (http_status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return "invalid_request_error";
+    }
+}
+
 handler_outcome_t runtime_reject(worker_job_t *job, int http_status, const char *code,
                                  const char *param, const char *fmt, ...)
 {
@@ -285,7 +299,7 @@ handler_outcome_t runtime_reject(worker_job_t *job, int http_status, const char 
     va_start(ap, fmt);
     char *msg = mem_vprintf(fmt, ap);
     va_end(ap);
-    set_error(job, error_json("invalid_request_error", code, msg, param, http_status));
+    set_error(job, error_json(runtime_reject_type(http_status), code, msg, param, http_status));
     free(msg);
     return HANDLER_REJECTED;
 }

@@ -81,6 +81,12 @@ handler_outcome_t runtime_reject(worker_job_t *job, int http_status, const char 
                                  const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The error type of a rejection with http_status, as the api's own errors
+ * have it (shared/err.h): 401 authentication_error, 403 permission_error,
+ * 429 rate_limit_error, any other 4xx invalid_request_error. So a code has
+ * one type whether the front or a worker decided it. */
+const char *runtime_reject_type(int http_status);
+
 /* Classifies a failed libpq result (res may be NULL: the connection failed)
  * by its SQLSTATE through runtime_sqlstate_outcome and records the error on
  * job (code "database_error", the server's message). Returns the outcome. */

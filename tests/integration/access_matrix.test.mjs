@@ -157,6 +157,7 @@ before(async () => {
   await stack.flushRedis();
   api = client(await stack.startApi());
   stack.startWorker('domain');
+  stack.startWorker('access');
   stack.startWorker('metrics');
   A = await createTenant(api);
   B = await createTenant(api);

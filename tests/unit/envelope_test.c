@@ -22,6 +22,7 @@ static void fill(envelope_t *env)
     env->attempt = 3;
     env->enqueued_at_ms = ENQUEUED_MS;
     strcpy(env->trace, "req_01JDQ5V3KX8Z9Y7W6V5T4S3R2Q");
+    strcpy(env->client, "2001:db8::7");
 }
 
 /* A valid envelope's JSON with one field's value replaced by `value`
@@ -78,6 +79,7 @@ Test(envelope, encode_then_decode_gives_the_same_envelope)
     cr_assert_eq(out.attempt, 3);
     cr_assert_eq(out.enqueued_at_ms, ENQUEUED_MS);
     cr_assert_str_eq(out.trace, in.trace);
+    cr_assert_str_eq(out.client, in.client);
     free(text);
     envelope_dispose(&in);
     envelope_dispose(&out);
@@ -218,4 +220,15 @@ Test(envelope, decode_reads_only_len_bytes)
     envelope_dispose(&env);
     free(padded);
     free(text);
+}
+
+Test(envelope, an_envelope_without_a_client_address_decodes_with_an_empty_one)
+{
+    char *text = with_field("client", NULL);
+    envelope_t env;
+    cr_assert_eq(envelope_decode(text, strlen(text), &env), 0);
+    cr_assert_str_eq(env.client, "");
+    envelope_dispose(&env);
+    free(text);
+    cr_assert_eq(decode_with("client", "7"), BILLOW_EPARAM_INVALID);
 }

@@ -11,6 +11,10 @@ Test(jobq, job_types_route_to_their_worker_kind)
     cr_assert_str_eq(jobq_kind_for_type("tenant.create"), "domain");
     cr_assert_str_eq(jobq_kind_for_type("system.noop"), "domain");
     cr_assert_str_eq(jobq_kind_for_type("metrics.refresh"), "metrics");
+    cr_assert_str_eq(jobq_kind_for_type("session.create"), "access");
+    cr_assert_str_eq(jobq_kind_for_type("user.update"), "access");
+    cr_assert_str_eq(jobq_kind_for_type("api_key.revoke"), "access");
+    cr_assert_str_eq(jobq_kind_for_type("tenant.settings_update"), "access");
     cr_assert_null(jobq_kind_for_type("customer."), "a prefix without a verb is no type");
     cr_assert_null(jobq_kind_for_type("invoice.pay"), "no kind runs invoices yet");
     cr_assert_null(jobq_kind_for_type(""));

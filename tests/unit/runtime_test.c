@@ -288,3 +288,13 @@ Test(runtime, pg_array_of_nothing_is_empty)
     cr_assert_str_eq(s, "{}");
     free(s);
 }
+
+Test(runtime, a_rejection_has_the_type_the_api_gives_its_status)
+{
+    cr_assert_str_eq(runtime_reject_type(401), "authentication_error");
+    cr_assert_str_eq(runtime_reject_type(403), "permission_error");
+    cr_assert_str_eq(runtime_reject_type(429), "rate_limit_error");
+    cr_assert_str_eq(runtime_reject_type(400), "invalid_request_error");
+    cr_assert_str_eq(runtime_reject_type(404), "invalid_request_error");
+    cr_assert_str_eq(runtime_reject_type(409), "invalid_request_error");
+}

@@ -9,12 +9,12 @@
 // user_tokens.expires_at, not by waiting.
 
 import assert from 'node:assert/strict';
-import { createDecipheriv, createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
 import { createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
+import { sha256, unseal } from './lib/crypto.mjs';
 import { lit, superuser, superValue } from './lib/db.mjs';
-import { ENCRYPTION_KEY, slot } from './lib/env.mjs';
+import { slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
 import { redis } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
@@ -28,25 +28,6 @@ const RESET_TTL_S = 3600; // RESET_TOKEN_TTL_S's default.
 const INVITE_TTL_S = 604800; // INVITE_TOKEN_TTL_S's default.
 const NEW_PASSWORD = 'tangerine kettle ninety lanterns';
 const RESET_ANSWER = { object: 'password_reset', status: 'requested' };
-
-// Opens a value sealed by shared/seal.c: "v1.<b64url nonce>.<b64url ct||tag>",
-// AES-256-GCM under ENCRYPTION_KEY (hex) with the context as associated data.
-function unseal(sealed, context) {
-  const m = /^v1\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]+)$/.exec(sealed);
-  assert.ok(m, `not a sealed value: ${sealed}`);
-  const nonce = Buffer.from(m[1], 'base64url');
-  const body = Buffer.from(m[2], 'base64url');
-  assert.equal(nonce.length, 12, 'a 96-bit nonce');
-  assert.ok(body.length > 16, 'ciphertext and a 16-byte tag');
-  const d = createDecipheriv('aes-256-gcm', Buffer.from(ENCRYPTION_KEY, 'hex'), nonce);
-  d.setAAD(Buffer.from(context, 'utf8'));
-  d.setAuthTag(body.subarray(body.length - 16));
-  return Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]).toString('utf8');
-}
-
-function sha256(s) {
-  return createHash('sha256').update(s).digest('hex');
-}
 
 // Waits for the count-th notification (template) to recipient in tenant
 // and returns it with its token opened: {id, data, token}.

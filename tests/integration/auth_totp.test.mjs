@@ -14,14 +14,14 @@
 // one when that is later.
 
 import assert from 'node:assert/strict';
-import { createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
+import { base32Decode, PERIOD_S, sha256, stepAt, totpCode, unseal } from './lib/crypto.mjs';
 import { lit, superuser, superValue } from './lib/db.mjs';
-import { BILLOW_BUILD, ENCRYPTION_KEY, slot } from './lib/env.mjs';
+import { BILLOW_BUILD, slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
 import { Stack } from './lib/stack.mjs';
 import { newId } from './lib/util.mjs';
@@ -32,43 +32,8 @@ let api;
 
 // --- TOTP, computed here (RFC 4648 base32, RFC 4226 HOTP, RFC 6238) ----------
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-const PERIOD_S = 30;
-
-// The bytes of an unpadded RFC 4648 base32 text.
-function base32Decode(text) {
-  let value = 0;
-  let bits = 0;
-  const out = [];
-  for (const c of text) {
-    const v = BASE32.indexOf(c);
-    assert.ok(v >= 0, `'${c}' is not a base32 character (in ${text})`);
-    value = ((value << 5) | v) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-// The 6-digit HOTP value of key at counter step.
-function hotp(key, step) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(step));
-  const mac = createHmac('sha1', key).update(msg).digest();
-  const off = mac[mac.length - 1] & 0x0f;
-  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
-  return String(bin % 1000000).padStart(6, '0');
-}
-
-function totpCode(secret, step) {
-  return hotp(base32Decode(secret), step);
-}
-
 function currentStep() {
-  return Math.floor(Date.now() / 1000 / PERIOD_S);
+  return stepAt();
 }
 
 // A step whose code has not been used (after lastUsed) and that the api
@@ -91,20 +56,6 @@ function wrongCode(secret) {
     const candidate = String(i * 111111 % 1000000).padStart(6, '0');
     if (!near.has(candidate)) return candidate;
   }
-}
-
-// Opens a value sealed by shared/seal.c: "v1.<b64url nonce>.<b64url ct||tag>",
-// AES-256-GCM under ENCRYPTION_KEY with the context as associated data.
-function unseal(sealed, context) {
-  const m = /^v1\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]+)$/.exec(sealed);
-  assert.ok(m, `not a sealed value: ${sealed}`);
-  const nonce = Buffer.from(m[1], 'base64url');
-  const body = Buffer.from(m[2], 'base64url');
-  assert.equal(nonce.length, 12);
-  const d = createDecipheriv('aes-256-gcm', Buffer.from(ENCRYPTION_KEY, 'hex'), nonce);
-  d.setAAD(Buffer.from(context, 'utf8'));
-  d.setAuthTag(body.subarray(body.length - 16));
-  return Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]).toString('utf8');
 }
 
 // --- the tenants and users --------------------------------------------------
@@ -234,7 +185,7 @@ describe('enrolling, confirming, signing in with a code', () => {
     assert.equal(row.used, 0);
     // Only hashes are stored (SHA-256 of the code without its dash).
     const hashes = (await superuser(`SELECT code_hash FROM recovery_codes WHERE user_id = ${lit(user.id)} ORDER BY 1`)).map((r) => r[0]);
-    const expected = recoveryCodes.map((c) => createHash('sha256').update(c.replace('-', '')).digest('hex')).sort();
+    const expected = recoveryCodes.map((c) => sha256(c.replace('-', ''))).sort();
     assert.deepEqual(hashes, expected);
     const text = await superValue(`SELECT row_to_json(u)::text FROM users u WHERE id = ${lit(user.id)}`);
     assert.ok(!text.includes(secret));
@@ -278,7 +229,7 @@ describe('enrolling, confirming, signing in with a code', () => {
     assert.equal(first.user.id, user.id);
     let row = await userRow(user.id);
     assert.equal(row.used, 1);
-    const hash = createHash('sha256').update(code.replace('-', '')).digest('hex');
+    const hash = sha256(code.replace('-', ''));
     assert.equal(await superValue(`SELECT used_at IS NOT NULL FROM recovery_codes WHERE code_hash = ${lit(hash)}`), 't');
 
     const again = await loginRaw({ tenant: A.tenant.slug, email, password: OWNER_PASSWORD, recovery_code: code });

@@ -12,10 +12,10 @@
 // so the check never passes on empty tables.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
 import { createCustomer, createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
+import { totpCode } from './lib/crypto.mjs';
 import { asRole, lit, superuser, superValue } from './lib/db.mjs';
 import { DATABASE_READ_URL, DATABASE_URL, slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
@@ -53,35 +53,6 @@ const ROLES = [
 let A;
 let B;
 const outboxRows = [];
-
-// --- TOTP (RFC 6238, SHA-1, 6 digits, 30 s), to confirm an enrolment ---
-
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
-    const i = alphabet.indexOf(ch);
-    assert.ok(i >= 0, `base32 character ${ch}`);
-    value = ((value << 5) | i) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function totpCode(secret, ms = Date.now()) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(ms / 30000)));
-  const h = createHmac('sha1', base32Decode(secret)).update(counter).digest();
-  const o = h[h.length - 1] & 0x0f;
-  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(n % 1000000).padStart(6, '0');
-}
 
 // --- SQL helpers ---
 

@@ -207,6 +207,25 @@ static void on_session(void *data, int err, const PGresult *res)
     }
 }
 
+/* Asks Postgres who the token with this hash is (sql takes it as $1);
+ * on_row finishes the answer. Returns 0 or BILLOW_EUNAVAILABLE. */
+static int lookup(app_t *app, const char *hash, auth_t *out, auth_cb cb, void *data,
+                  const char *sql, pg_query_cb on_row)
+{
+    lookup_t *lk = mem_calloc(1, sizeof(*lk));
+    memcpy(lk->hash, hash, sizeof(lk->hash));
+    lk->app = app;
+    lk->out = out;
+    lk->cb = cb;
+    lk->data = data;
+    const char *params[1] = {lk->hash};
+    if (pg_pool_query(app->pg, NULL, sql, 1, params, on_row, lk) != 0) {
+        free(lk);
+        return BILLOW_EUNAVAILABLE;
+    }
+    return 0;
+}
+
 int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void *data)
 {
     const char *h = http_req_header(req, "Authorization");
@@ -220,22 +239,12 @@ int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void 
         return BILLOW_EUNAUTHENTICATED;
 
     if (strncmp(token, AUTH_SESSION_PREFIX, strlen(AUTH_SESSION_PREFIX)) == 0) {
-        lookup_t *lk = mem_calloc(1, sizeof(*lk));
-        crypto_sha256_hex(token, len, lk->hash);
-        lk->app = app;
-        lk->out = out;
-        lk->cb = cb;
-        lk->data = data;
-        const char *params[1] = {lk->hash};
-        int rc = pg_pool_query(app->pg, NULL,
-                               "SELECT tenant_id, session_id, user_id, role, livemode, created_ms,"
-                               " expires_ms, must_enroll_totp FROM auth_session($1)",
-                               1, params, on_session, lk);
-        if (rc) {
-            free(lk);
-            return BILLOW_EUNAVAILABLE;
-        }
-        return 0;
+        char hash[CRYPTO_SHA256_HEX];
+        crypto_sha256_hex(token, len, hash);
+        return lookup(app, hash, out, cb, data,
+                      "SELECT tenant_id, session_id, user_id, role, livemode, created_ms,"
+                      " expires_ms, must_enroll_totp FROM auth_session($1)",
+                      on_session);
     }
 
     const char *platform = app->cfg->platform_admin_token;
@@ -256,26 +265,14 @@ int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void 
     if (strncmp(token, "sk_", 3) != 0)
         return BILLOW_EUNAUTHENTICATED;
 
-    lookup_t *lk = mem_calloc(1, sizeof(*lk));
-    crypto_sha256_hex(token, len, lk->hash);
-    const auth_t *cached = cache_get(app->auth_cache, lk->hash, timeutil_now_ms());
+    char hash[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(token, len, hash);
+    const auth_t *cached = cache_get(app->auth_cache, hash, timeutil_now_ms());
     if (cached) {
         *out = *cached;
-        free(lk);
         cb(data, 0);
         return 0;
     }
-    lk->app = app;
-    lk->out = out;
-    lk->cb = cb;
-    lk->data = data;
-    const char *params[1] = {lk->hash};
-    int rc = pg_pool_query(app->pg, NULL,
-                           "SELECT tenant_id, key_id, role, livemode FROM auth_api_key($1)", 1,
-                           params, on_lookup, lk);
-    if (rc) {
-        free(lk);
-        return BILLOW_EUNAVAILABLE;
-    }
-    return 0;
+    return lookup(app, hash, out, cb, data,
+                  "SELECT tenant_id, key_id, role, livemode FROM auth_api_key($1)", on_lookup);
 }

@@ -33,7 +33,7 @@ typedef struct app_s {
     metrics_t *metrics;          /* Counters and histograms for /metrics. */
     seal_key_t seal_key;         /* ENCRYPTION_KEY, parsed. */
     password_params_t pw_params; /* scrypt cost of new hashes. */
-    char *pw_dummy;              /* A hash checked for unknown users (pwhash.c). */
+    struct pwhash_s *pwhash;     /* Password hashing off the loop (pwhash.c). */
     char *openapi_json;          /* The API document served at /openapi.json. */
     size_t openapi_len;          /* Its length. */
     uv_signal_t sigterm;         /* Graceful stop. */

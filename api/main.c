@@ -208,10 +208,6 @@ int main(int argc, char **argv)
     app.seal_key = seal_key;
     app.pw_params =
         (password_params_t){cfg.password_scrypt_log_n, PASSWORD_SCRYPT_R, PASSWORD_SCRYPT_P};
-    if (pwhash_init(&app) != 0) {
-        log_write(LOG_ERROR, "pwhash_failed", "{s:s}", "error", "scrypt is not available");
-        return 1;
-    }
     if (load_openapi(&app) != 0) {
         log_write(LOG_ERROR, "openapi_missing", "{s:s}", "error",
                   "openapi.json must be next to the billow-api executable (the build puts it "
@@ -221,6 +217,10 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     app.loop = loop;
     loop->data = &app;
+    if (pwhash_init(&app, cfg.password_hash_concurrency) != 0) {
+        log_write(LOG_ERROR, "pwhash_failed", "{s:s}", "error", "scrypt is not available");
+        return 1;
+    }
 
     size_t nroutes;
     const route_t *routes = router_routes(&nroutes);

@@ -325,10 +325,11 @@ static void login_checked(void *data, redisReply *r)
                       retry);
         return;
     }
-    if (pwhash_verify(ar->app, l->found ? l->password_hash : NULL, l->password, login_verified,
-                      l) != 0) {
+    int rc =
+        pwhash_verify(ar->app, l->found ? l->password_hash : NULL, l->password, login_verified, l);
+    if (rc != 0) {
         login_free(l);
-        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        respond_error(ar, rc, NULL, "%s", PWHASH_BUSY);
     }
 }
 
@@ -624,11 +625,12 @@ static void self_check_password(self_t *s, self_step_fn next)
     v->self = s;
     v->next = next;
     const char *hash = s->password_hash[0] ? s->password_hash : NULL;
-    if (pwhash_verify(s->ar->app, hash, s->password, on_self_verified, v) != 0) {
+    int rc = pwhash_verify(s->ar->app, hash, s->password, on_self_verified, v);
+    if (rc != 0) {
         api_req_t *ar = s->ar;
         free(v);
         self_free(s);
-        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        respond_error(ar, rc, NULL, "%s", PWHASH_BUSY);
     }
 }
 
@@ -680,9 +682,10 @@ static void set_password(api_req_t *ar, const char *user_id, const char *passwor
     sp->reason = mem_strdup(reason);
     sp->token_id = mem_strdup(token_id);
     sp->name = mem_strdup(name);
-    if (pwhash_hash(ar->app, password, on_new_hash, sp) != 0) {
+    int rc = pwhash_hash(ar->app, password, on_new_hash, sp);
+    if (rc != 0) {
         set_password_free(sp);
-        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        respond_error(ar, rc, NULL, "%s", PWHASH_BUSY);
     }
 }
 

@@ -154,11 +154,12 @@ void routes_tenants_create(api_req_t *ar)
     p->ar = ar;
     p->submit = s;
     memcpy(p->tenant_id, tenant_id, sizeof tenant_id);
-    if (pwhash_hash(ar->app, json_string_value(password), on_owner_hash, p) != 0) {
+    int rc = pwhash_hash(ar->app, json_string_value(password), on_owner_hash, p);
+    if (rc != 0) {
         json_decref(payload);
         json_decref(reveal);
         free(p);
-        respond_error(ar, BILLOW_EINTERNAL, NULL, NULL);
+        respond_error(ar, rc, NULL, "%s", PWHASH_BUSY);
     }
     return;
 fail:

@@ -204,8 +204,7 @@ void routes_users_create(api_req_t *ar)
     if (rc != 0) {
         ar->state = NULL;
         json_decref(payload);
-        respond_error(ar, rc == BILLOW_EUNAVAILABLE ? BILLOW_EUNAVAILABLE : BILLOW_EINTERNAL, NULL,
-                      NULL);
+        respond_error(ar, rc, NULL, "%s", PWHASH_BUSY);
     }
     return;
 invalid:

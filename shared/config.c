@@ -101,6 +101,9 @@ static const config_setting_t settings[] = {
         "Lifetime of an invitation token, in seconds."),
     INT(password_scrypt_log_n, "PASSWORD_SCRYPT_LOG_N", 15, 14, 20,
         "scrypt cost of new password hashes: N = 2^this, r = 8, p = 1 (stored with each hash)."),
+    INT(password_hash_concurrency, "PASSWORD_HASH_CONCURRENCY", 0, 0, 256,
+        "Password checks an api runs at once, on its thread pool; 0 is one fewer than the "
+        "machine's cores (at least one), which keeps a core for every other request."),
 };
 
 #undef STR

@@ -53,6 +53,7 @@ typedef struct {
     int reset_token_ttl_s;          /* Lifetime of a password-reset token. */
     int invite_token_ttl_s;         /* Lifetime of an invitation token. */
     int password_scrypt_log_n;      /* scrypt cost: N = 2^this (r = 8, p = 1). */
+    int password_hash_concurrency;  /* Password hashes at once per api (0: cores - 1). */
 } config_t;
 
 typedef enum {

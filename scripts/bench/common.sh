@@ -69,7 +69,7 @@ bench_cleanup() {
 
 # Installs, builds (BENCH_NO_BUILD=1: measures the binaries already in
 # build/) and starts Postgres and Redis on fresh data, with the schema and
-# the demo tenant; installs the peer with npm ci.
+# the demo tenant; installs the peer with npm ci (unless BENCH_NO_PEER=1).
 bench_prepare() {
   ensure_packages "${BILLOW_PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
   ensure_node
@@ -86,7 +86,7 @@ bench_prepare() {
   migrate
   ensure_encryption_key
   seed_demo
-  peer_install
+  if [ "${BENCH_NO_PEER:-0}" != 1 ]; then peer_install; fi
 }
 
 # npm ci of the peer, from its lockfile only. The lockfile must name no

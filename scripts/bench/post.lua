@@ -1,12 +1,14 @@
--- post.lua: the wrk script of scripts/bench/front. Every request is the same
--- POST of a small customer (no Idempotency-Key, so each one is a new job);
--- at the end one machine-readable line is printed:
+-- post.lua: the wrk script of the benches. Every request is the same: by
+-- default a POST of a small customer (no Idempotency-Key, so each one is a
+-- new job); at the end one machine-readable line is printed:
 --   BENCH requests=N seconds=S rps=R p50_ms=X p99_ms=Y non2xx=N socket_errors=N
 -- Environment: BENCH_KEY (the bearer secret; none: no Authorization header),
--- BENCH_BODY (the JSON body).
-wrk.method = "POST"
-wrk.body = os.getenv("BENCH_BODY") or '{"email":"bench@example.com","name":"Bench"}'
-wrk.headers["Content-Type"] = "application/json"
+-- BENCH_BODY (the JSON body), BENCH_METHOD ("GET": no body).
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
+if wrk.method ~= "GET" then
+  wrk.body = os.getenv("BENCH_BODY") or '{"email":"bench@example.com","name":"Bench"}'
+  wrk.headers["Content-Type"] = "application/json"
+end
 local key = os.getenv("BENCH_KEY")
 if key ~= nil and key ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. key

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "handler_util.h"
 #include "ids.h"
 
@@ -480,8 +481,10 @@ static handler_outcome_t session_create(worker_job_t *job)
         goto done;
     }
     if (PQntuples(res) == 0 || !is(PQgetvalue(res, 0, 0), "active")) {
-        out = runtime_reject(job, 401, "invalid_credentials", NULL,
-                             "The email or password is not right.");
+        /* The api's own answer, word for word: a user disabled between
+         * the api's check and this job must not be told apart. */
+        out = runtime_reject(job, 401, "invalid_credentials", NULL, "%s",
+                             err_message(BILLOW_EINVALID_CREDENTIALS));
         goto done;
     }
     /* TOTP may have been enabled after the api read the user. */

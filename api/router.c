@@ -26,6 +26,7 @@ static const route_t routes[] = {
     {HTTP_POST, "/v1/tenants", ROUTE_PLATFORM, "tenants:write", routes_tenants_create},
     {HTTP_POST, "/v1/auth/login", ROUTE_PUBLIC, "", routes_auth_login},
     {HTTP_POST, "/v1/auth/logout", ROUTE_USER, "account:self", routes_auth_logout},
+    {HTTP_GET, "/v1/auth/session", ROUTE_USER, "account:self", routes_auth_session_get},
     {HTTP_GET, "/v1/auth/sessions", ROUTE_USER, "account:self", routes_auth_sessions_list},
     {HTTP_DELETE, "/v1/auth/sessions/{id}", ROUTE_USER, "account:self",
      routes_auth_sessions_delete},

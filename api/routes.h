@@ -23,6 +23,7 @@ void routes_customers_list(api_req_t *ar);
 /* routes_auth.c: sign-in, sessions, passwords, TOTP. */
 void routes_auth_login(api_req_t *ar);
 void routes_auth_logout(api_req_t *ar);
+void routes_auth_session_get(api_req_t *ar);
 void routes_auth_sessions_list(api_req_t *ar);
 void routes_auth_sessions_delete(api_req_t *ar);
 void routes_auth_password_change(api_req_t *ar);

@@ -433,6 +433,24 @@ void routes_auth_logout(api_req_t *ar)
     revoke_session(ar, session_id, "logout");
 }
 
+void routes_auth_session_get(api_req_t *ar)
+{
+    static const char *const none[] = {NULL};
+    char unknown[64];
+    if (query_unknown(ar->http->query, none, unknown, sizeof unknown)) {
+        respond_error(ar, BILLOW_EPARAM_UNKNOWN, unknown, "Unknown query parameter '%s'.", unknown);
+        return;
+    }
+    /* Who the token is: what a dashboard needs on every page load. */
+    const char *params[2] = {ar->auth.session_id, ar->auth.user_id};
+    reads_object(ar, "session",
+                 "SELECT jsonb_build_object('session', session_object(s) || "
+                 "'{\"current\":true}'::jsonb, 'user', user_object(u))::text"
+                 " FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
+                 " WHERE s.id = $1 AND u.id = $2",
+                 2, params);
+}
+
 void routes_auth_sessions_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit", "starting_after", "user", NULL};

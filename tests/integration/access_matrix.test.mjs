@@ -64,6 +64,7 @@ const ROUTES = {
   'POST /v1/tenants': ['platform', 'tenants:write'],
   'POST /v1/auth/login': ['public', ''],
   'POST /v1/auth/logout': ['user', 'account:self'],
+  'GET /v1/auth/session': ['user', 'account:self'],
   'GET /v1/auth/sessions': ['user', 'account:self'],
   'DELETE /v1/auth/sessions/{id}': ['user', 'account:self'],
   'POST /v1/auth/password': ['user', 'account:self'],

@@ -88,6 +88,23 @@ after(async () => {
 });
 
 describe('listing sessions', () => {
+  it('GET /v1/auth/session names the token\'s own session and user', async () => {
+    const user = await makeUser('analyst');
+    const first = await signIn(user);
+    const second = await signIn(user);
+    for (const s of [first, second]) {
+      const res = await api.get('/v1/auth/session', { token: s.token });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.json.session, { ...s.session, current: true });
+      assert.equal(res.json.user.id, user.id);
+      assert.equal(res.json.user.email, user.email);
+      assert.equal(res.json.user.role, 'analyst');
+      assert.ok(res.json.user.last_sign_in_at);
+    }
+    assertError(await api.get('/v1/auth/session', { token: first.token, query: { user: user.id } }), 400, 'parameter_unknown', { param: 'user' });
+  });
+
+
   it('lists the caller\'s open sessions, newest first, exactly one of them current', async () => {
     const user = await makeUser('support');
     const s = [];

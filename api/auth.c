@@ -76,13 +76,19 @@ static const auth_t *cache_get(auth_cache_t *cache, const char *hash, int64_t no
     return NULL;
 }
 
-static void cache_put(auth_cache_t *cache, const char *hash, const auth_t *auth, int64_t now)
+/* Caches auth until now + AUTH_CACHE_TTL_MS, or until ends_ms (the key's
+ * own end, a rotation's grace) when that is sooner; ends_ms < 0: none. */
+static void cache_put(auth_cache_t *cache, const char *hash, const auth_t *auth, int64_t now,
+                      int64_t ends_ms)
 {
+    int64_t expires = now + AUTH_CACHE_TTL_MS;
+    if (ends_ms >= 0 && ends_ms < expires)
+        expires = ends_ms;
     size_t b = bucket_of(hash);
     for (cache_entry_t *e = cache->buckets[b]; e; e = e->next) {
         if (strcmp(e->hash, hash) == 0) {
             e->auth = *auth;
-            e->expires_ms = now + AUTH_CACHE_TTL_MS;
+            e->expires_ms = expires;
             return;
         }
     }
@@ -91,7 +97,7 @@ static void cache_put(auth_cache_t *cache, const char *hash, const auth_t *auth,
     cache_entry_t *e = mem_calloc(1, sizeof(*e));
     memcpy(e->hash, hash, sizeof(e->hash));
     e->auth = *auth;
-    e->expires_ms = now + AUTH_CACHE_TTL_MS;
+    e->expires_ms = expires;
     e->next = cache->buckets[b];
     cache->buckets[b] = e;
     cache->count++;
@@ -141,47 +147,48 @@ static void on_lookup(void *data, int err, const PGresult *res)
         copy_field(a->role, sizeof(a->role), res, 2);
         a->livemode = PQgetvalue(res, 0, 3)[0] == 't';
         snprintf(a->actor, sizeof(a->actor), "%s", a->key_id);
-        cache_put(lk->app->auth_cache, lk->hash, a, timeutil_now_ms());
+        int64_t ends = PQgetisnull(res, 0, 4) ? -1 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+        cache_put(lk->app->auth_cache, lk->hash, a, timeutil_now_ms(), ends);
         lk->cb(lk->data, 0);
     }
     free(lk);
 }
 
-/* A session's row answered: check its absolute expiry, then its idle time
- * in Redis (which also records this use). */
+/* A session being checked: its row from Postgres, then its last use. */
+typedef struct {
+    lookup_t lk;        /* The look-up (first, so a lookup_t * is this). */
+    int64_t now;        /* The clock of this check. */
+    int64_t expires_ms; /* The session's absolute end. */
+} session_check_t;
+
+/* Redis answered the session's previous use (0: none known, or idle too
+ * long, and then forgotten); the verdict is auth_session_state's. */
 static void on_session_touched(void *data, redisReply *r)
 {
-    lookup_t *lk = data;
+    session_check_t *sc = data;
     int err = 0;
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         err = BILLOW_EUNAVAILABLE;
-    else if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
-        err = BILLOW_EUNAUTHENTICATED;
-    lk->cb(lk->data, err);
-    free(lk);
+    } else {
+        int64_t last = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? r->integer : -1;
+        int64_t idle = (int64_t)sc->lk.app->cfg->session_idle_s * 1000;
+        if (auth_session_state(sc->now, sc->expires_ms, last, idle) != AUTH_SESSION_LIVE)
+            err = BILLOW_EUNAUTHENTICATED;
+    }
+    sc->lk.cb(sc->lk.data, err);
+    free(sc);
 }
 
 static void on_session(void *data, int err, const PGresult *res)
 {
-    lookup_t *lk = data;
-    if (err) {
-        lk->cb(lk->data, BILLOW_EUNAVAILABLE);
-        free(lk);
+    session_check_t *sc = data;
+    lookup_t *lk = &sc->lk;
+    if (err || PQntuples(res) != 1) {
+        lk->cb(lk->data, err ? BILLOW_EUNAVAILABLE : BILLOW_EUNAUTHENTICATED);
+        free(sc);
         return;
     }
-    if (PQntuples(res) != 1) {
-        lk->cb(lk->data, BILLOW_EUNAUTHENTICATED);
-        free(lk);
-        return;
-    }
-    int64_t now = timeutil_now_ms();
-    int64_t expires = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
-    /* The idle part is judged in Redis below, with this clock's now. */
-    if (auth_session_state(now, expires, now, 0) != AUTH_SESSION_LIVE) {
-        lk->cb(lk->data, BILLOW_EUNAUTHENTICATED);
-        free(lk);
-        return;
-    }
+    /* tenant_id, session_id, user_id, role, livemode, expires_ms, must_enroll_totp */
     auth_t *a = lk->out;
     memset(a, 0, sizeof(*a));
     a->kind = AUTH_SESSION;
@@ -190,29 +197,31 @@ static void on_session(void *data, int err, const PGresult *res)
     copy_field(a->user_id, sizeof(a->user_id), res, 2);
     copy_field(a->role, sizeof(a->role), res, 3);
     a->livemode = PQgetvalue(res, 0, 4)[0] == 't';
-    a->must_enroll_totp = PQgetvalue(res, 0, 7)[0] == 't';
+    sc->expires_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    a->must_enroll_totp = PQgetvalue(res, 0, 6)[0] == 't';
     snprintf(a->actor, sizeof(a->actor), "%s", a->user_id);
 
+    /* The idle check and this use's record are one atomic step in Redis
+     * (two requests at once cannot both revive an idle session); the
+     * verdict, with the absolute expiry, is made here by this clock. */
+    sc->now = timeutil_now_ms();
     char key[AUTH_SESSION_KEY_MAX], now_s[24], idle_s[24];
     auth_session_key(a->session_id, key);
-    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    snprintf(now_s, sizeof now_s, "%lld", (long long)sc->now);
     snprintf(idle_s, sizeof idle_s, "%lld", (long long)lk->app->cfg->session_idle_s * 1000);
     const char *argv[] = {"FCALL", "billow_session_touch", "1", key, now_s, idle_s};
-    size_t lens[6];
-    for (int i = 0; i < 6; i++)
-        lens[i] = strlen(argv[i]);
-    if (redis_conn_command(lk->app->redis, on_session_touched, lk, 6, argv, lens) != 0) {
+    if (redis_conn_commandv(lk->app->redis, on_session_touched, sc, 6, argv) != 0) {
         lk->cb(lk->data, BILLOW_EUNAVAILABLE);
-        free(lk);
+        free(sc);
     }
 }
 
 /* Asks Postgres who the token with this hash is (sql takes it as $1);
  * on_row finishes the answer. Returns 0 or BILLOW_EUNAVAILABLE. */
 static int lookup(app_t *app, const char *hash, auth_t *out, auth_cb cb, void *data,
-                  const char *sql, pg_query_cb on_row)
+                  const char *sql, pg_query_cb on_row, size_t size)
 {
-    lookup_t *lk = mem_calloc(1, sizeof(*lk));
+    lookup_t *lk = mem_calloc(1, size);
     memcpy(lk->hash, hash, sizeof(lk->hash));
     lk->app = app;
     lk->out = out;
@@ -242,9 +251,9 @@ int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void 
         char hash[CRYPTO_SHA256_HEX];
         crypto_sha256_hex(token, len, hash);
         return lookup(app, hash, out, cb, data,
-                      "SELECT tenant_id, session_id, user_id, role, livemode, created_ms,"
-                      " expires_ms, must_enroll_totp FROM auth_session($1)",
-                      on_session);
+                      "SELECT tenant_id, session_id, user_id, role, livemode, expires_ms,"
+                      " must_enroll_totp FROM auth_session($1)",
+                      on_session, sizeof(session_check_t));
     }
 
     const char *platform = app->cfg->platform_admin_token;
@@ -274,5 +283,6 @@ int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void 
         return 0;
     }
     return lookup(app, hash, out, cb, data,
-                  "SELECT tenant_id, key_id, role, livemode FROM auth_api_key($1)", on_lookup);
+                  "SELECT tenant_id, key_id, role, livemode, expires_ms FROM auth_api_key($1)",
+                  on_lookup, sizeof(lookup_t));
 }

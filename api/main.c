@@ -20,6 +20,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "crypto.h"
 #include "jobq.h"
 #include "log.h"
 #include "mem.h"
@@ -206,6 +207,8 @@ int main(int argc, char **argv)
     memset(&app, 0, sizeof(app));
     app.cfg = &cfg;
     app.seal_key = seal_key;
+    crypto_derive_key(seal_key.key, "billow idempotency fingerprints", app.idempotency_key);
+    crypto_derive_key(seal_key.key, "billow recovery codes", app.recovery_key);
     app.pw_params =
         (password_params_t){cfg.password_scrypt_log_n, PASSWORD_SCRYPT_R, PASSWORD_SCRYPT_P};
     if (load_openapi(&app) != 0) {

@@ -196,6 +196,27 @@ int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc
     return 0;
 }
 
+int redis_conn_commandv(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc,
+                        const char **argv)
+{
+    size_t lens[REDIS_CONN_ARGS_MAX];
+    if (argc > REDIS_CONN_ARGS_MAX)
+        return BILLOW_EPARAM_INVALID;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    return redis_conn_command(rc, cb, data, argc, argv, lens);
+}
+
+static void ignore_reply(void *data, redisReply *reply)
+{
+}
+
+void redis_conn_fire(redis_conn_t *rc, int argc, const char **argv)
+{
+    if (redis_conn_commandv(rc, ignore_reply, NULL, argc, argv) != 0)
+        log_write(LOG_WARN, "redis_fire_failed", "{s:s}", "command", argv[0]);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     redis_conn_t *rc = h->data;

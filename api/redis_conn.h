@@ -35,6 +35,16 @@ int redis_conn_create(uv_loop_t *loop, const char *url, const char *channel,
  * BILLOW_EUNAVAILABLE (not connected) and never calls cb. */
 int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc, const char **argv,
                        const size_t *argvlen) BILLOW_MUSTCHECK;
+/* Most arguments redis_conn_commandv takes. */
+#define REDIS_CONN_ARGS_MAX 16
+/* As redis_conn_command, for NUL-terminated arguments (at most
+ * REDIS_CONN_ARGS_MAX; more is BILLOW_EPARAM_INVALID). */
+int redis_conn_commandv(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc,
+                        const char **argv) BILLOW_MUSTCHECK;
+/* Sends a command whose answer nobody waits for: what matters is its place
+ * on the connection (it runs before anything sent after it). A failure to
+ * send is logged. */
+void redis_conn_fire(redis_conn_t *rc, int argc, const char **argv);
 /* Disconnects (pending commands get NULL replies) and frees the connection
  * once hiredis has let go of it. */
 void redis_conn_destroy(redis_conn_t *rc);

@@ -70,3 +70,8 @@ void respond_error(api_req_t *ar, int err, const char *param, const char *fmt, .
     }
     respond_error_custom(ar, err_http_status(err), err_type(err), err_code(err), param, message);
 }
+
+void respond_invalid(api_req_t *ar, const validate_error_t *e)
+{
+    respond_error(ar, e->code, e->param[0] ? e->param : NULL, "%s", e->message);
+}

@@ -12,6 +12,7 @@
 #include "app.h"
 #include "auth.h"
 #include "http_conn.h"
+#include "validate.h"
 
 /* Path parameters a route may capture ("/v1/jobs/{id}/replay"). */
 #define ROUTE_MAX_PARAMS 2
@@ -44,6 +45,8 @@ void respond_raw_json(api_req_t *ar, int status, const char *json, size_t len);
  * printf message (NULL: the code's default), and frees ar. */
 void respond_error(api_req_t *ar, int err, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Answers with a validation error (its code, param and message). */
+void respond_invalid(api_req_t *ar, const validate_error_t *e);
 /* Answers with an error of an explicit status, type and code (for errors
  * that come from a job), and frees ar. */
 void respond_error_custom(api_req_t *ar, int status, const char *type, const char *code,

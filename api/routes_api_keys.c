@@ -34,11 +34,6 @@ static const char *const create_keys[] = {"name", "role", NULL};
 static const char *const rotate_keys[] = {"grace_period_seconds", NULL};
 static const char *const revoke_keys[] = {NULL};
 
-static void answer_invalid(api_req_t *ar, const validate_error_t *e)
-{
-    respond_error(ar, e->code, e->param[0] ? e->param : NULL, "%s", e->message);
-}
-
 /* The answer's part that shows a new key's secret once (new reference). */
 static json_t *reveal_of(const char *id, const apikeys_drawn_t *key, const char *role,
                          const char *name)
@@ -113,7 +108,7 @@ void routes_api_keys_create(api_req_t *ar)
     submit_job_or_respond(ar, &s);
     return;
 invalid:
-    answer_invalid(ar, &e);
+    respond_invalid(ar, &e);
 }
 
 /* True when the key read by res exists and the caller may act on it (its
@@ -210,7 +205,7 @@ void routes_api_keys_rotate(api_req_t *ar)
     read_key(ar, on_rotate_key);
     return;
 invalid:
-    answer_invalid(ar, &e);
+    respond_invalid(ar, &e);
 }
 
 static void on_revoke_key(void *data, int err, const PGresult *res)
@@ -232,7 +227,7 @@ void routes_api_keys_revoke(api_req_t *ar)
     if (!key_id_or_respond(ar))
         return;
     if (validate_known_keys(ar->body, revoke_keys, &e) != 0) {
-        answer_invalid(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
     read_key(ar, on_revoke_key);

@@ -50,6 +50,9 @@
 #define AUTH_USER_AGENT_MAX 256
 /* Context strings of sealed values. */
 #define SEAL_CONTEXT_TOTP "totp_secret"
+/* Room for an otpauth:// URI: the fixed parts, the secret, and an email of
+ * VALIDATE_EMAIL_MAX bytes percent-encoded (each byte up to three). */
+#define AUTH_TOTP_URI_MAX (3 * VALIDATE_EMAIL_MAX + 256)
 
 /* Redis key sizes ("login:fail:acct:" + 64 hex, "login:fail:addr:" + address). */
 #define AUTH_COUNTER_KEY_MAX 128
@@ -77,11 +80,6 @@ static int body_string(const json_t *body, const char *key, bool required, size_
     return 0;
 }
 
-static void respond_validation(api_req_t *ar, const validate_error_t *e)
-{
-    respond_error(ar, e->code, e->param[0] ? e->param : NULL, "%s", e->message);
-}
-
 static void respond_db_down(api_req_t *ar)
 {
     respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
@@ -98,36 +96,13 @@ static char *col_dup(const PGresult *res, int col)
     return mem_strdup(PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
 }
 
-/* A Redis command whose answer nobody waits for (its order on the
- * connection is what matters: it runs before anything sent after it). */
-static void ignore_reply(void *data, redisReply *r)
-{
-}
-
-static void redis_fire(app_t *app, int argc, const char **argv)
-{
-    size_t lens[8];
-    for (int i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    if (redis_conn_command(app->redis, ignore_reply, NULL, argc, argv, lens) != 0)
-        log_write(LOG_WARN, "redis_fire_failed", "{s:s}", "command", argv[0]);
-}
-
-/* RFC 3339 without a fraction, for whole-second times. */
-static void format_time_s(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX])
-{
-    timeutil_format_rfc3339(unix_ms - unix_ms % 1000, out);
-    char *dot = strchr(out, '.');
-    if (dot)
-        memcpy(dot, "Z", 2);
-}
-
-/* Acts for the user from here on: the tenant of the job and its actor. */
-static void act_as(api_req_t *ar, const char *tenant_id, const char *user_id)
+/* Acts for the user from here on: the tenant of the job and its actor
+ * (the user, or "system" when nobody known asked: a reset request). */
+static void act_as(api_req_t *ar, const char *tenant_id, const char *user_id, const char *actor)
 {
     snprintf(ar->auth.tenant_id, sizeof ar->auth.tenant_id, "%s", tenant_id);
     snprintf(ar->auth.user_id, sizeof ar->auth.user_id, "%s", user_id);
-    snprintf(ar->auth.actor, sizeof ar->auth.actor, "%s", user_id);
+    snprintf(ar->auth.actor, sizeof ar->auth.actor, "%s", actor);
 }
 
 /* The failure counters of a sign-in: per account and per client address. */
@@ -144,6 +119,50 @@ static void counter_keys(const char *tenant, const char *email, const char *addr
     snprintf(addr_key, AUTH_COUNTER_KEY_MAX, "login:fail:addr:%s", addr);
 }
 
+/* Asks whether either counter is past its limit (billow_login_check);
+ * the reply goes to cb (see locked_or_respond). */
+static int counters_check(app_t *app, const char *acct, const char *addr, redis_reply_cb cb,
+                          void *data)
+{
+    char max_acct[16], max_addr[16];
+    snprintf(max_acct, sizeof max_acct, "%d", app->cfg->login_max_failures);
+    snprintf(max_addr, sizeof max_addr, "%d", app->cfg->login_max_failures_address);
+    const char *argv[] = {"FCALL", "billow_login_check", "2", acct, addr, max_acct, max_addr};
+    return redis_conn_commandv(app->redis, cb, data, 7, argv);
+}
+
+/* Counts one failure in each of the nkeys counters (billow_login_failed). */
+static int counters_fail(app_t *app, int nkeys, const char *k1, const char *k2, redis_reply_cb cb,
+                         void *data)
+{
+    char window[24], n[4];
+    snprintf(window, sizeof window, "%lld", (long long)app->cfg->login_lockout_s * 1000);
+    snprintf(n, sizeof n, "%d", nkeys);
+    const char *argv[] = {"FCALL", "billow_login_failed", n, k1, nkeys == 2 ? k2 : window, window};
+    return redis_conn_commandv(app->redis, cb, data, nkeys == 2 ? 6 : 5, argv);
+}
+
+/* Reads a billow_login_check reply: 0 when the attempt may go on;
+ * otherwise answers (503 without Redis, 429 with Retry-After when a
+ * counter is past its limit) and returns -1. */
+static int locked_or_respond(api_req_t *ar, const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        respond_redis_down(ar);
+        return -1;
+    }
+    if (r->integer <= 0)
+        return 0;
+    char retry[24];
+    snprintf(retry, sizeof retry, "%lld", (r->integer + 999) / 1000);
+    respond_header(ar, "Retry-After", retry);
+    respond_error(ar, BILLOW_ETOO_MANY_ATTEMPTS, NULL,
+                  "Too many failed attempts for this account or address; try again in %s "
+                  "seconds.",
+                  retry);
+    return -1;
+}
+
 /* --- POST /v1/auth/login ----------------------------------------------- */
 
 typedef struct {
@@ -155,9 +174,11 @@ typedef struct {
     char addr_key[AUTH_COUNTER_KEY_MAX];
     bool found; /* The user exists and may sign in. */
     char *tenant_id, *user_id, *password_hash, *totp_sealed;
+    char *password_changed_ms; /* When the checked password was set (for the job). */
     bool totp_enabled;
     uint64_t last_step;
-    int fail_err; /* The answer after counting a failure. */
+    char recovery_hash[CRYPTO_SHA256_HEX]; /* Of recovery_code, once checked. */
+    int fail_err;                          /* The answer after counting a failure. */
     const char *fail_param;
 } login_t;
 
@@ -173,6 +194,7 @@ static void login_free(login_t *l)
     free(l->user_id);
     free(l->password_hash);
     free(l->totp_sealed);
+    free(l->password_changed_ms);
     free(l);
 }
 
@@ -189,35 +211,49 @@ static void login_fail_counted(void *data, redisReply *r)
 /* Counts a failed attempt in both counters, then answers err. */
 static void login_fail(login_t *l, int err, const char *param)
 {
-    char window[24];
-    snprintf(window, sizeof window, "%lld", (long long)l->ar->app->cfg->login_lockout_s * 1000);
-    const char *argv[] = {"FCALL", "billow_login_failed", "2", l->acct_key, l->addr_key, window};
-    size_t lens[6];
-    for (int i = 0; i < 6; i++)
-        lens[i] = strlen(argv[i]);
     l->fail_err = err;
     l->fail_param = param;
-    if (redis_conn_command(l->ar->app->redis, login_fail_counted, l, 6, argv, lens) != 0)
+    if (counters_fail(l->ar->app, 2, l->acct_key, l->addr_key, login_fail_counted, l) != 0)
         login_fail_counted(l, NULL);
 }
 
-/* The password (and second factor) checked out: record the session. */
-static void login_succeed(login_t *l, uint64_t totp_step, const char *recovery_hash)
+/* The User-Agent kept with a session: printable UTF-8, cut to at most
+ * AUTH_USER_AGENT_MAX bytes on a character boundary; "" when unusable. */
+static void user_agent_of(const http_req_t *req, char out[AUTH_USER_AGENT_MAX + 1])
+{
+    const char *ua = http_req_header(req, "User-Agent");
+    out[0] = '\0';
+    if (ua == NULL || !validate_utf8_printable(ua, strlen(ua)))
+        return;
+    size_t n = strlen(ua);
+    if (n > AUTH_USER_AGENT_MAX) {
+        n = AUTH_USER_AGENT_MAX;
+        while (n > 0 && ((unsigned char)ua[n] & 0xC0) == 0x80)
+            n--; /* ua[n] continues a character: cut before that character. */
+    }
+    memcpy(out, ua, n);
+    out[n] = '\0';
+}
+
+/* Everything checked out: draw the token and record the session. The
+ * account's failure counter is reset only here, after every check. */
+static void login_succeed(login_t *l, uint64_t totp_step)
 {
     api_req_t *ar = l->ar;
     app_t *app = ar->app;
     const char *del[] = {"DEL", l->acct_key};
-    redis_fire(app, 2, del);
+    redis_conn_fire(app->redis, 2, del);
 
     char session_id[IDS_MAX], random[AUTH_SESSION_RANDOM_CHARS + 1];
     ids_generate("ses", session_id);
     crypto_random_token(random, AUTH_SESSION_RANDOM_CHARS);
-    char *token = mem_printf("%s%s", AUTH_SESSION_PREFIX, random);
+    char token[sizeof AUTH_SESSION_PREFIX + AUTH_SESSION_RANDOM_CHARS];
+    snprintf(token, sizeof token, "%s%s", AUTH_SESSION_PREFIX, random);
     char hash[CRYPTO_SHA256_HEX];
     crypto_sha256_hex(token, strlen(token), hash);
     int64_t now = timeutil_now_ms();
     char expires[TIMEUTIL_RFC3339_MAX];
-    format_time_s(now + (int64_t)app->cfg->session_ttl_s * 1000, expires);
+    timeutil_format_rfc3339_s(now + (int64_t)app->cfg->session_ttl_s * 1000, expires);
 
     /* The session's last use, for the idle expiry. It grants nothing by
      * itself (the Postgres row does), and it is on the connection before
@@ -227,47 +263,73 @@ static void login_succeed(login_t *l, uint64_t totp_step, const char *recovery_h
     snprintf(now_s, sizeof now_s, "%lld", (long long)now);
     snprintf(idle, sizeof idle, "%lld", (long long)app->cfg->session_idle_s * 1000);
     const char *set[] = {"SET", key, now_s, "PX", idle};
-    redis_fire(app, 5, set);
+    redis_conn_fire(app->redis, 5, set);
 
-    const char *ua = http_req_header(ar->http, "User-Agent");
-    char user_agent[AUTH_USER_AGENT_MAX + 1] = "";
-    if (ua && validate_utf8_printable(ua, strlen(ua)))
-        snprintf(user_agent, sizeof user_agent, "%s", ua);
+    char user_agent[AUTH_USER_AGENT_MAX + 1];
+    user_agent_of(ar->http, user_agent);
     json_t *payload =
-        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:s?}", "id", session_id, "user_id", l->user_id,
-                  "token_hash", hash, "expires_at", expires, "client_addr", ar->http->client_addr,
-                  "user_agent", user_agent[0] ? user_agent : NULL, "totp_step",
-                  totp_step ? json_integer((json_int_t)totp_step) : json_null(),
-                  "recovery_code_hash", recovery_hash);
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:s?,s:I}", "id", session_id, "user_id",
+                  l->user_id, "token_hash", hash, "expires_at", expires, "client_addr",
+                  ar->http->client_addr, "user_agent", user_agent[0] ? user_agent : NULL,
+                  "totp_step", totp_step ? json_integer((json_int_t)totp_step) : json_null(),
+                  "recovery_code_hash", l->recovery_hash[0] ? l->recovery_hash : NULL,
+                  "password_changed_ms", (json_int_t)strtoll(l->password_changed_ms, NULL, 10));
     json_t *reveal = json_pack("{s:s,s:s}", "token", token, "expires_at", expires);
-    OPENSSL_cleanse(token, strlen(token));
-    free(token);
-    act_as(ar, l->tenant_id, l->user_id);
+    OPENSSL_cleanse(token, sizeof token);
+    OPENSSL_cleanse(random, sizeof random);
+    if (payload == NULL || reveal == NULL)
+        abort(); /* Every string here is ASCII or checked UTF-8: only memory can fail. */
+    act_as(ar, l->tenant_id, l->user_id, l->user_id);
     login_free(l);
     submit_t s = {.type = "session.create",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = payload,
                   .created_status = 200,
                   .reveal = reveal,
-                  .wait_s = AUTH_WAIT_S};
+                  .wait_s = AUTH_WAIT_S,
+                  .no_idempotency = true};
     submit_job_or_respond(ar, &s);
+}
+
+static void on_recovery_code(void *data, int err, const PGresult *res)
+{
+    login_t *l = data;
+    if (err) {
+        api_req_t *ar = l->ar;
+        login_free(l);
+        respond_db_down(ar);
+        return;
+    }
+    /* An unknown or spent code is a failure like a wrong password: it is
+     * counted, and it never resets the account's counter. */
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+        login_fail(l, BILLOW_ETOTP_INVALID, "recovery_code");
+        return;
+    }
+    login_succeed(l, 0);
 }
 
 /* The second factor of a user with TOTP on. */
 static void login_second_factor(login_t *l)
 {
+    api_req_t *ar = l->ar;
     if (l->recovery_code) {
-        char hash[CRYPTO_SHA256_HEX];
-        if (totp_recovery_hash(l->recovery_code, hash) != 0) {
+        if (totp_recovery_hash(ar->app->recovery_key, sizeof ar->app->recovery_key,
+                               l->recovery_code, l->recovery_hash) != 0) {
             login_fail(l, BILLOW_ETOTP_INVALID, "recovery_code");
             return;
         }
-        login_succeed(l, 0, hash);
+        /* Checked here so a wrong code counts; the job spends it. */
+        const char *params[2] = {l->user_id, l->recovery_hash};
+        if (pg_pool_query(ar->app->pg, l->tenant_id, "SELECT recovery_code_unused($1, $2)", 2,
+                          params, on_recovery_code, l) != 0) {
+            login_free(l);
+            respond_db_down(ar);
+        }
         return;
     }
     if (l->totp_code == NULL) {
         /* The password was right: not a failure, but no session yet. */
-        api_req_t *ar = l->ar;
         login_free(l);
         respond_error(ar, BILLOW_ETOTP_REQUIRED, "totp_code",
                       "This account uses two-factor sign-in: send totp_code (or recovery_code) "
@@ -277,7 +339,7 @@ static void login_second_factor(login_t *l)
     char *secret = NULL;
     size_t len = 0;
     uint64_t step = 0;
-    int rc = seal_decrypt(&l->ar->app->seal_key, SEAL_CONTEXT_TOTP, l->totp_sealed, &secret, &len);
+    int rc = seal_decrypt(&ar->app->seal_key, SEAL_CONTEXT_TOTP, l->totp_sealed, &secret, &len);
     if (rc == 0)
         rc = totp_verify(secret, timeutil_now_ms() / 1000, l->totp_code, l->last_step, &step);
     if (secret) {
@@ -288,7 +350,7 @@ static void login_second_factor(login_t *l)
         login_fail(l, BILLOW_ETOTP_INVALID, "totp_code");
         return;
     }
-    login_succeed(l, step, NULL);
+    login_succeed(l, step);
 }
 
 static void login_verified(void *data, bool ok)
@@ -302,27 +364,15 @@ static void login_verified(void *data, bool ok)
         login_second_factor(l);
         return;
     }
-    login_succeed(l, 0, NULL);
+    login_succeed(l, 0);
 }
 
 static void login_checked(void *data, redisReply *r)
 {
     login_t *l = data;
     api_req_t *ar = l->ar;
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+    if (locked_or_respond(ar, r) != 0) {
         login_free(l);
-        respond_redis_down(ar);
-        return;
-    }
-    if (r->integer > 0) {
-        char retry[24];
-        snprintf(retry, sizeof retry, "%lld", (r->integer + 999) / 1000);
-        login_free(l);
-        respond_header(ar, "Retry-After", retry);
-        respond_error(ar, BILLOW_ETOO_MANY_ATTEMPTS, NULL,
-                      "Too many failed sign-ins for this account or address; try again in %s "
-                      "seconds.",
-                      retry);
         return;
     }
     int rc =
@@ -346,7 +396,8 @@ static void login_looked_up(void *data, int err, const PGresult *res)
     const char *email = json_string_value(json_object_get(ar->body, "email"));
     if (PQntuples(res) == 1) {
         /* tenant_id, user_id (null: no such user), status, password_hash,
-         * totp_enabled, totp_secret_sealed, totp_last_step, role */
+         * totp_enabled, totp_secret_sealed, totp_last_step, role,
+         * password_changed_ms */
         l->tenant_id = col_dup(res, 0);
         l->user_id = col_dup(res, 1);
         l->found = !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 2), "active") == 0 &&
@@ -355,20 +406,13 @@ static void login_looked_up(void *data, int err, const PGresult *res)
         l->totp_enabled = PQgetvalue(res, 0, 4)[0] == 't';
         l->totp_sealed = col_dup(res, 5);
         l->last_step = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
+        l->password_changed_ms = col_dup(res, 8);
     }
     /* The account counter is keyed by the resolved tenant when there is
      * one, so naming it by id or by slug counts alike. */
     counter_keys(l->tenant_id ? l->tenant_id : tenant_ref, email, ar->http->client_addr,
                  l->acct_key, l->addr_key);
-    char max_acct[16], max_addr[16];
-    snprintf(max_acct, sizeof max_acct, "%d", ar->app->cfg->login_max_failures);
-    snprintf(max_addr, sizeof max_addr, "%d", ar->app->cfg->login_max_failures_address);
-    const char *argv[] = {"FCALL", "billow_login_check", "2", l->acct_key, l->addr_key, max_acct,
-                          max_addr};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++)
-        lens[i] = strlen(argv[i]);
-    if (redis_conn_command(ar->app->redis, login_checked, l, 7, argv, lens) != 0) {
+    if (counters_check(ar->app, l->acct_key, l->addr_key, login_checked, l) != 0) {
         login_free(l);
         respond_redis_down(ar);
     }
@@ -386,7 +430,7 @@ void routes_auth_login(api_req_t *ar)
         body_string(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) != 0 ||
         body_string(ar->body, "totp_code", false, TOTP_DIGITS, &code, &e) != 0 ||
         body_string(ar->body, "recovery_code", false, 32, &recovery, &e) != 0) {
-        respond_validation(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
     login_t *l = mem_calloc(1, sizeof(*l));
@@ -397,7 +441,8 @@ void routes_auth_login(api_req_t *ar)
     const char *params[2] = {tenant, email};
     if (pg_pool_query(ar->app->pg, NULL,
                       "SELECT tenant_id, user_id, status, password_hash, totp_enabled,"
-                      " totp_secret_sealed, totp_last_step, role FROM login_user($1, $2)",
+                      " totp_secret_sealed, totp_last_step, role, password_changed_ms"
+                      " FROM login_user($1, $2)",
                       2, params, login_looked_up, l) != 0) {
         login_free(l);
         respond_db_down(ar);
@@ -412,12 +457,13 @@ static void revoke_session(api_req_t *ar, const char *session_id, const char *re
     char key[AUTH_SESSION_KEY_MAX];
     auth_session_key(session_id, key);
     const char *del[] = {"DEL", key};
-    redis_fire(ar->app, 2, del);
+    redis_conn_fire(ar->app->redis, 2, del);
     submit_t s = {.type = "session.revoke",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = json_pack("{s:s,s:s}", "id", session_id, "reason", reason),
                   .created_status = 200,
-                  .wait_s = AUTH_WAIT_S};
+                  .wait_s = AUTH_WAIT_S,
+                  .no_idempotency = true};
     submit_job_or_respond(ar, &s);
 }
 
@@ -512,18 +558,24 @@ void routes_auth_sessions_delete(api_req_t *ar)
 
 /* --- the caller's own account: password and TOTP ------------------------ */
 
+typedef struct self_s self_t;
+typedef void (*self_step_fn)(self_t *s);
+
 /* What a self-service request carries between its steps. */
-typedef struct {
+struct self_s {
     api_req_t *ar;
-    char *password;     /* A password to check (copy; wiped), or NULL. */
-    char *new_password; /* A password to set (copy; wiped), or NULL. */
-    char *code;         /* A TOTP code, or NULL. */
-    const char *param;  /* The parameter a wrong password is blamed on. */
+    self_step_fn next;                   /* The step after the one in flight. */
+    char *password;                      /* A password to check (copy; wiped), or NULL. */
+    char *new_password;                  /* A password to set (copy; wiped), or NULL. */
+    char *code;                          /* A TOTP code, or NULL. */
+    const char *param;                   /* The parameter a wrong password is blamed on. */
+    char acct_key[AUTH_COUNTER_KEY_MAX]; /* Failure counters of a password check. */
+    char addr_key[AUTH_COUNTER_KEY_MAX];
     /* The user's row. */
     char *password_hash, *totp_sealed, *email;
     bool totp_enabled;
     uint64_t last_step;
-} self_t;
+};
 
 static void self_free(self_t *s)
 {
@@ -542,19 +594,17 @@ static void self_free(self_t *s)
     free(s);
 }
 
-typedef void (*self_step_fn)(self_t *s);
-
-typedef struct {
-    self_t *self;
-    self_step_fn next;
-} self_read_t;
+/* Ends a self-service request with an error (frees s first). */
+static void self_respond_error(self_t *s, int err, const char *param, const char *msg)
+{
+    api_req_t *ar = s->ar;
+    self_free(s);
+    respond_error(ar, err, param, msg ? "%s" : NULL, msg);
+}
 
 static void on_self_row(void *data, int err, const PGresult *res)
 {
-    self_read_t *rd = data;
-    self_t *s = rd->self;
-    self_step_fn next = rd->next;
-    free(rd);
+    self_t *s = data;
     if (err || PQntuples(res) != 1) {
         api_req_t *ar = s->ar;
         self_free(s);
@@ -570,26 +620,21 @@ static void on_self_row(void *data, int err, const PGresult *res)
     s->totp_sealed = col_dup(res, 2);
     s->last_step = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
     s->email = col_dup(res, 4);
-    next(s);
+    s->next(s);
 }
 
 /* Reads the caller's user row, then runs next. */
 static void self_read(self_t *s, self_step_fn next)
 {
-    self_read_t *rd = mem_alloc(sizeof(*rd));
-    rd->self = s;
-    rd->next = next;
+    s->next = next;
     const char *params[1] = {s->ar->auth.user_id};
     if (pg_pool_query(
             s->ar->app->pg, s->ar->auth.tenant_id,
             "SELECT password_hash, totp_enabled, totp_secret_sealed, totp_last_step, email"
             " FROM users WHERE id = $1",
-            1, params, on_self_row, rd) != 0) {
-        api_req_t *ar = s->ar;
-        free(rd);
-        self_free(s);
-        respond_db_down(ar);
-    }
+            1, params, on_self_row, s) != 0)
+        self_respond_error(s, BILLOW_EUNAVAILABLE, NULL,
+                           "The database is unavailable; retry later.");
 }
 
 static self_t *self_new(api_req_t *ar)
@@ -611,45 +656,56 @@ static void self_submit(self_t *s, const char *type, json_t *payload, json_t *re
                     .created_status = 200,
                     .reveal = reveal,
                     .reveal_only = reveal_only,
-                    .wait_s = AUTH_WAIT_S};
+                    .wait_s = AUTH_WAIT_S,
+                    .no_idempotency = true};
     submit_job_or_respond(ar, &sub);
 }
 
-typedef struct {
-    self_t *self;
-    self_step_fn next;
-} self_verify_t;
+static void on_self_failure_counted(void *data, redisReply *r)
+{
+    self_t *s = data;
+    self_respond_error(s, BILLOW_EINVALID_CREDENTIALS, s->param, "The password is not correct.");
+}
 
 static void on_self_verified(void *data, bool ok)
 {
-    self_verify_t *v = data;
-    self_t *s = v->self;
-    self_step_fn next = v->next;
-    free(v);
-    if (!ok) {
-        api_req_t *ar = s->ar;
-        const char *param = s->param;
-        self_free(s);
-        respond_error(ar, BILLOW_EINVALID_CREDENTIALS, param, "The password is not correct.");
+    self_t *s = data;
+    if (ok) {
+        s->next(s);
         return;
     }
-    next(s);
+    /* Counted like a failed sign-in: a stolen session must not become a
+     * way to guess the password without the sign-in's limits. */
+    if (counters_fail(s->ar->app, 2, s->acct_key, s->addr_key, on_self_failure_counted, s) != 0)
+        on_self_failure_counted(s, NULL);
 }
 
-/* Checks s->password against the caller's hash, then runs next. */
+static void on_self_counters(void *data, redisReply *r)
+{
+    self_t *s = data;
+    api_req_t *ar = s->ar;
+    if (locked_or_respond(ar, r) != 0) {
+        s->ar = NULL;
+        self_free(s);
+        return;
+    }
+    const char *hash = s->password_hash[0] ? s->password_hash : NULL;
+    int rc = pwhash_verify(ar->app, hash, s->password, on_self_verified, s);
+    if (rc != 0)
+        self_respond_error(s, rc, NULL, PWHASH_BUSY);
+}
+
+/* Checks s->password against the caller's hash under the sign-in's
+ * failure counters (the account is the caller's tenant and email), then
+ * runs next. */
 static void self_check_password(self_t *s, self_step_fn next)
 {
-    self_verify_t *v = mem_alloc(sizeof(*v));
-    v->self = s;
-    v->next = next;
-    const char *hash = s->password_hash[0] ? s->password_hash : NULL;
-    int rc = pwhash_verify(s->ar->app, hash, s->password, on_self_verified, v);
-    if (rc != 0) {
-        api_req_t *ar = s->ar;
-        free(v);
-        self_free(s);
-        respond_error(ar, rc, NULL, "%s", PWHASH_BUSY);
-    }
+    api_req_t *ar = s->ar;
+    s->next = next;
+    counter_keys(ar->auth.tenant_id, s->email, ar->http->client_addr, s->acct_key, s->addr_key);
+    if (counters_check(ar->app, s->acct_key, s->addr_key, on_self_counters, s) != 0)
+        self_respond_error(s, BILLOW_EUNAVAILABLE, NULL,
+                           "The session store is unavailable; retry later.");
 }
 
 /* A new password being hashed for a user.password_set job. */
@@ -687,7 +743,8 @@ static void on_new_hash(void *data, int err, const char *encoded)
                   .tenant_id = ar->auth.tenant_id,
                   .payload = payload,
                   .created_status = 200,
-                  .wait_s = AUTH_WAIT_S};
+                  .wait_s = AUTH_WAIT_S,
+                  .no_idempotency = true};
     submit_job_or_respond(ar, &s);
 }
 
@@ -731,7 +788,7 @@ void routes_auth_password_change(api_req_t *ar)
         body_string(ar->body, "current_password", true, PASSWORD_MAX_BYTES, &current, &e) != 0 ||
         body_string(ar->body, "new_password", true, PASSWORD_MAX_BYTES * 4, &next, &e) != 0 ||
         password_check_policy("new_password", next, &e) != 0) {
-        respond_validation(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
     self_t *s = self_new(ar);
@@ -743,9 +800,14 @@ void routes_auth_password_change(api_req_t *ar)
 
 /* --- password reset and invitations (public) ---------------------------- */
 
+/* Reset requests per client address within LOGIN_LOCKOUT_S: their own
+ * counter (they are not failed sign-ins), with the address limit of
+ * sign-ins, so resets cannot flood a mailbox or probe for accounts fast. */
+#define RESET_COUNTER_PREFIX "reset:addr:"
+
 typedef struct {
     api_req_t *ar;
-    char addr_key[AUTH_COUNTER_KEY_MAX];
+    char key[AUTH_COUNTER_KEY_MAX]; /* This address's reset counter. */
 } reset_t;
 
 static json_t *reset_answer(void)
@@ -753,31 +815,57 @@ static json_t *reset_answer(void)
     return json_pack("{s:s,s:s}", "object", "password_reset", "status", "requested");
 }
 
-static void on_reset_user(void *data, int err, const PGresult *res)
+/* Counts this request (billow_login_failed on the reset counter). */
+static int reset_count(reset_t *rs, redis_reply_cb cb, void *data)
+{
+    char window[24];
+    snprintf(window, sizeof window, "%lld", (long long)rs->ar->app->cfg->login_lockout_s * 1000);
+    const char *argv[] = {"FCALL", "billow_login_failed", "1", rs->key, window};
+    return cb ? redis_conn_commandv(rs->ar->app->redis, cb, data, 5, argv)
+              : (redis_conn_fire(rs->ar->app->redis, 5, argv), 0);
+}
+
+/* No token for this address: the same answer, after the same one Redis
+ * round trip a real request spends enqueueing its job. */
+static void on_reset_counted(void *data, redisReply *r)
 {
     api_req_t *ar = data;
+    respond_json(ar, 202, reset_answer());
+}
+
+static void on_reset_user(void *data, int err, const PGresult *res)
+{
+    reset_t *rs = data;
+    api_req_t *ar = rs->ar;
     if (err) {
+        free(rs);
         respond_db_down(ar);
         return;
     }
     /* Only an active user with a password gets a token; everyone gets the
-     * same answer. */
+     * same answer, and Idempotency-Key is ignored on both paths. */
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1) ||
         strcmp(PQgetvalue(res, 0, 2), "active") != 0) {
-        respond_json(ar, 202, reset_answer());
+        if (reset_count(rs, on_reset_counted, ar) != 0)
+            respond_redis_down(ar);
+        free(rs);
         return;
     }
+    reset_count(rs, NULL, NULL);
+    free(rs);
     char tenant_id[IDS_MAX], user_id[IDS_MAX];
     snprintf(tenant_id, sizeof tenant_id, "%s", PQgetvalue(res, 0, 0));
     snprintf(user_id, sizeof user_id, "%s", PQgetvalue(res, 0, 1));
-    act_as(ar, tenant_id, user_id);
+    /* Anyone may ask for a reset: the request is not the user's doing. */
+    act_as(ar, tenant_id, user_id, "system");
     json_t *token = tokens_issue(ar->app, "brt", ar->app->cfg->reset_token_ttl_s);
     submit_t s = {.type = "user.password_reset_request",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = json_pack("{s:s,s:o}", "user_id", user_id, "token", token),
                   .created_status = 200,
                   .answer = reset_answer(),
-                  .answer_status = 202};
+                  .answer_status = 202,
+                  .no_idempotency = true};
     submit_job_or_respond(ar, &s);
 }
 
@@ -785,25 +873,18 @@ static void on_reset_checked(void *data, redisReply *r)
 {
     reset_t *rs = data;
     api_req_t *ar = rs->ar;
-    free(rs);
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        respond_redis_down(ar);
-        return;
-    }
-    if (r->integer > 0) {
-        char retry[24];
-        snprintf(retry, sizeof retry, "%lld", (r->integer + 999) / 1000);
-        respond_header(ar, "Retry-After", retry);
-        respond_error(ar, BILLOW_ETOO_MANY_ATTEMPTS, NULL,
-                      "Too many requests from this address; try again in %s seconds.", retry);
+    if (locked_or_respond(ar, r) != 0) {
+        free(rs);
         return;
     }
     const char *params[2] = {json_string_value(json_object_get(ar->body, "tenant")),
                              json_string_value(json_object_get(ar->body, "email"))};
     if (pg_pool_query(ar->app->pg, NULL,
                       "SELECT tenant_id, user_id, status FROM login_user($1, $2)", 2, params,
-                      on_reset_user, ar) != 0)
+                      on_reset_user, rs) != 0) {
+        free(rs);
         respond_db_down(ar);
+    }
 }
 
 void routes_auth_password_reset(api_req_t *ar)
@@ -814,25 +895,16 @@ void routes_auth_password_reset(api_req_t *ar)
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
         body_string(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
         body_string(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0) {
-        respond_validation(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
-    /* Every request counts against the address, so resets cannot be used
-     * to flood someone's mailbox or to probe for accounts quickly. */
     reset_t *rs = mem_calloc(1, sizeof(*rs));
     rs->ar = ar;
-    char acct[AUTH_COUNTER_KEY_MAX];
-    counter_keys(tenant, email, ar->http->client_addr, acct, rs->addr_key);
-    char window[24], max_addr[16];
-    snprintf(window, sizeof window, "%lld", (long long)ar->app->cfg->login_lockout_s * 1000);
-    snprintf(max_addr, sizeof max_addr, "%d", ar->app->cfg->login_max_failures_address);
-    const char *count[] = {"FCALL", "billow_login_failed", "1", rs->addr_key, window};
-    redis_fire(ar->app, 5, count);
-    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->addr_key, max_addr};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(argv[i]);
-    if (redis_conn_command(ar->app->redis, on_reset_checked, rs, 5, argv, lens) != 0) {
+    snprintf(rs->key, sizeof rs->key, RESET_COUNTER_PREFIX "%s", ar->http->client_addr);
+    char max[16];
+    snprintf(max, sizeof max, "%d", ar->app->cfg->login_max_failures_address);
+    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->key, max};
+    if (redis_conn_commandv(ar->app->redis, on_reset_checked, rs, 5, argv) != 0) {
         free(rs);
         respond_redis_down(ar);
     }
@@ -871,7 +943,7 @@ static void on_token(void *data, int err, const PGresult *res)
                       "This token is unknown, already used or expired; ask for a new one.");
         return;
     }
-    act_as(ar, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+    act_as(ar, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 2));
     char token_id[IDS_MAX];
     snprintf(token_id, sizeof token_id, "%s", PQgetvalue(res, 0, 1));
     set_password(ar, ar->auth.user_id, rd->password, rd->purpose, token_id, rd->name);
@@ -893,7 +965,7 @@ static void redeem(api_req_t *ar, const char *purpose, const char *prefix)
         (invite && body_string(ar->body, "name", false, VALIDATE_NAME_MAX, &name, &e) != 0) ||
         (name && validate_text("name", name, VALIDATE_NAME_MAX, &e) != 0) ||
         password_check_policy("password", password, &e) != 0) {
-        respond_validation(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
     if (strncmp(token, prefix, strlen(prefix)) != 0) {
@@ -934,13 +1006,12 @@ static void totp_enroll_read(self_t *s)
 {
     api_req_t *ar = s->ar;
     if (s->totp_enabled) {
-        self_free(s);
-        respond_error_custom(ar, 409, "invalid_request_error", "totp_enabled", NULL,
-                             "Two-factor sign-in is already on; disable it first to enrol "
-                             "another authenticator.");
+        self_respond_error(s, BILLOW_ETOTP_ENABLED, NULL,
+                           "Two-factor sign-in is already on; disable it first to enrol "
+                           "another authenticator.");
         return;
     }
-    char secret[TOTP_SECRET_B32_LEN + 1], uri[512];
+    char secret[TOTP_SECRET_B32_LEN + 1], uri[AUTH_TOTP_URI_MAX];
     totp_new_secret(secret);
     if (totp_uri("Billow", s->email, secret, uri, sizeof uri) != 0) {
         self_free(s);
@@ -970,16 +1041,13 @@ static void totp_confirm_read(self_t *s)
 {
     api_req_t *ar = s->ar;
     if (s->totp_enabled) {
-        self_free(s);
-        respond_error_custom(ar, 409, "invalid_request_error", "totp_enabled", NULL,
-                             "Two-factor sign-in is already on.");
+        self_respond_error(s, BILLOW_ETOTP_ENABLED, NULL, "Two-factor sign-in is already on.");
         return;
     }
     if (s->totp_sealed[0] == '\0') {
-        self_free(s);
-        respond_error_custom(ar, 409, "invalid_request_error", "totp_not_enrolled", NULL,
-                             "Start with POST /v1/auth/totp to get a secret, then confirm a "
-                             "code from it.");
+        self_respond_error(s, BILLOW_ETOTP_NOT_ENROLLED, NULL,
+                           "Start with POST /v1/auth/totp to get a secret, then confirm a "
+                           "code from it.");
         return;
     }
     char *secret = NULL;
@@ -1002,13 +1070,17 @@ static void totp_confirm_read(self_t *s)
     for (int i = 0; i < TOTP_RECOVERY_CODES; i++) {
         char code[TOTP_RECOVERY_CODE_LEN + 1], hash[CRYPTO_SHA256_HEX];
         totp_recovery_code(code);
-        if (totp_recovery_hash(code, hash) != 0)
+        if (totp_recovery_hash(ar->app->recovery_key, sizeof ar->app->recovery_key, code, hash) !=
+            0)
             abort(); /* A code this module made always reads back. */
         json_array_append_new(codes, json_string(code));
         json_array_append_new(hashes, json_string(hash));
     }
-    json_t *payload = json_pack("{s:s,s:I,s:o}", "id", ar->auth.user_id, "step", (json_int_t)step,
-                                "recovery_code_hashes", hashes);
+    /* secret_sealed names the enrolment this code confirmed: the job turns
+     * on that one or none. */
+    json_t *payload =
+        json_pack("{s:s,s:I,s:o,s:s}", "id", ar->auth.user_id, "step", (json_int_t)step,
+                  "recovery_code_hashes", hashes, "secret_sealed", s->totp_sealed);
     json_t *reveal = json_pack("{s:o}", "recovery_codes", codes);
     self_submit(s, "user.totp_confirm", payload, reveal, false);
 }
@@ -1020,7 +1092,7 @@ void routes_auth_totp_confirm(api_req_t *ar)
     const char *code;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
         body_string(ar->body, "code", true, TOTP_DIGITS, &code, &e) != 0) {
-        respond_validation(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
     self_t *s = self_new(ar);
@@ -1046,7 +1118,7 @@ void routes_auth_totp_disable(api_req_t *ar)
     const char *password;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
         body_string(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) != 0) {
-        respond_validation(ar, &e);
+        respond_invalid(ar, &e);
         return;
     }
     self_t *s = self_new(ar);

@@ -60,7 +60,7 @@ static int check_fields_or_respond(api_req_t *ar, const char *const *allowed, in
     }
     return 0;
 fail:
-    respond_error(ar, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
+    respond_invalid(ar, &e);
     return -1;
 }
 

@@ -1,10 +1,13 @@
 /* routes_jobs: job status, and the operators' view of dead jobs.
  *
- * A tenant key sees its own tenant's jobs; the platform token sees all.
+ * A tenant credential sees its own tenant's jobs (a job that changed users,
+ * keys, sessions, settings or customers only with the permission to read
+ * those, or when it asked for the job itself); the platform token sees all.
  * Dead jobs are listed from the dead:<kind> sets (newest death first) and
  * replayed through billow_replay, which puts the job back on its stream
  * under its own id and records who replayed it.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "mem.h"
+#include "permissions.h"
 #include "query.h"
 #include "routes.h"
 #include "timeutil.h"
@@ -24,12 +28,47 @@
 #define JOBS_LIST_DEFAULT  20
 #define JOBS_LIST_MAX      100
 
+/* Job types whose results only some roles may read: a job's result is
+ * the object it made or changed, so reading the job is reading that
+ * object, and needs that object's read permission. */
+static const struct {
+    const char *prefix;     /* Job type prefix. */
+    const char *permission; /* What reading its result needs. */
+} result_reads[] = {
+    {"customer.", "customers:read"},       {"user.", "users:read"},
+    {"api_key.", "api_keys:read"},         {"session.", "sessions:manage"},
+    {"tenant.settings_", "settings:read"},
+};
+
+/* True when the job's envelope names actor as who asked. */
+static bool asked_by(const redisReply *r, const char *actor)
+{
+    const char *text = jobq_reply_field(r, "envelope");
+    json_t *env = text ? json_loads(text, 0, NULL) : NULL;
+    const char *who = json_string_value(json_object_get(env, "actor"));
+    bool same = who && strcmp(who, actor) == 0;
+    json_decref(env);
+    return same;
+}
+
+/* A job is visible to the platform, and within its tenant to whoever asked
+ * for it or holds the read permission of what it changes. Others get 404,
+ * as for another tenant's job. */
 static int visible(const api_req_t *ar, const redisReply *r)
 {
     if (ar->auth.kind == AUTH_PLATFORM)
         return 1;
     const char *t = jobq_reply_field(r, "tenant_id");
-    return t && strcmp(t, ar->auth.tenant_id) == 0;
+    if (t == NULL || strcmp(t, ar->auth.tenant_id) != 0)
+        return 0;
+    const char *type = jobq_reply_field(r, "type");
+    for (size_t i = 0; type && i < sizeof result_reads / sizeof result_reads[0]; i++) {
+        if (strncmp(type, result_reads[i].prefix, strlen(result_reads[i].prefix)) != 0)
+            continue;
+        return permissions_allows(ar->auth.role, result_reads[i].permission) ||
+               asked_by(r, ar->auth.actor);
+    }
+    return 1;
 }
 
 static void no_such_job(api_req_t *ar, const char *id)

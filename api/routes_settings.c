@@ -5,9 +5,9 @@
  * column of the tenant, read as the tenant and changed by a
  * tenant.settings_update job.
  *
- * Design: the job's result is the tenant object (tenant_object(), which
- * carries require_totp), and a `Prefer: wait` answer is that result as is;
- * the front does not reshape job results.
+ * Design: the job's result is the security_settings object itself, the
+ * same the GET reads, so a `Prefer: wait` answer (and an idempotent replay
+ * of one) is that result as is.
  */
 #include <stdio.h>
 
@@ -41,7 +41,7 @@ void routes_settings_security_update(api_req_t *ar)
     static const char *const allowed[] = {"require_totp", NULL};
     validate_error_t e;
     if (validate_known_keys(ar->body, allowed, &e) != 0) {
-        respond_error(ar, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
+        respond_invalid(ar, &e);
         return;
     }
     json_t *v = json_object_get(ar->body, "require_totp");
@@ -57,11 +57,6 @@ void routes_settings_security_update(api_req_t *ar)
     submit_t s = {.type = "tenant.settings_update",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = json_pack("{s:b}", "require_totp", json_is_true(v)),
-                  .created_status = 200,
-                  /* The finished answer is the settings as now set (the
-                   * job's own result is the tenant object). */
-                  .reveal = json_pack("{s:s,s:b}", "object", "security_settings", "require_totp",
-                                      json_is_true(v)),
-                  .reveal_only = true};
+                  .created_status = 200};
     submit_job_or_respond(ar, &s);
 }

@@ -163,5 +163,5 @@ void routes_tenants_create(api_req_t *ar)
     }
     return;
 fail:
-    respond_error(ar, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
+    respond_invalid(ar, &e);
 }

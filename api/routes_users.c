@@ -84,11 +84,6 @@ static bool may_grant_or_respond(api_req_t *ar, const char *role)
     return false;
 }
 
-static void answer_invalid(api_req_t *ar, const validate_error_t *e)
-{
-    respond_error(ar, e->code, e->param[0] ? e->param : NULL, "%s", e->message);
-}
-
 void routes_users_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit", "starting_after", "role", "status", NULL};
@@ -208,7 +203,7 @@ void routes_users_create(api_req_t *ar)
     }
     return;
 invalid:
-    answer_invalid(ar, &e);
+    respond_invalid(ar, &e);
 }
 
 /* The user exists: submit the update. */
@@ -268,5 +263,5 @@ void routes_users_update(api_req_t *ar)
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
     return;
 invalid:
-    answer_invalid(ar, &e);
+    respond_invalid(ar, &e);
 }

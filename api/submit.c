@@ -5,8 +5,8 @@
  * status hash being read for the answer). Every path ends in exactly one
  * answer, after which the submission is freed with its request.
  *
- * Design: the idempotency fingerprint is the HMAC-SHA256 (under
- * ENCRYPTION_KEY) of the method, the path and the body re-encoded with
+ * Design: the idempotency fingerprint is the HMAC-SHA256 (under a key
+ * derived from ENCRYPTION_KEY) of the method, the path and the body re-encoded with
  * sorted keys, so the same parameters
  * sent with other whitespace or key order count as the same request, as
  * with Stripe.
@@ -111,6 +111,12 @@ static void location_header(submission_t *s)
 static void answer_job(submission_t *s, json_t *job)
 {
     api_req_t *ar = s->ar;
+    /* A dead job made nothing: a secret drawn for it would name nothing. */
+    const char *status = json_string_value(json_object_get(job, "status"));
+    if (status && strcmp(status, "dead") == 0) {
+        json_decref(s->reveal);
+        s->reveal = NULL;
+    }
     /* A reveal_only answer is the finished outcome's alone: the job
      * object of a 202 keeps its own shape. */
     if (s->reveal && !s->replayed && !s->reveal_only)
@@ -316,7 +322,7 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     envelope_init(&s->env);
     s->env.payload = in->payload;
 
-    const char *idem = http_req_header(ar->http, "Idempotency-Key");
+    const char *idem = in->no_idempotency ? NULL : http_req_header(ar->http, "Idempotency-Key");
     if (idem && submit_check_idempotency_key(idem) != 0) {
         submission_free(s);
         respond_error(ar, BILLOW_EPARAM_INVALID, "Idempotency-Key",
@@ -341,15 +347,14 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     snprintf(s->env.client, sizeof(s->env.client), "%s", ar->http->client_addr);
     if (idem) {
         char *canon = json_dumps(ar->body, JSON_COMPACT | JSON_SORT_KEYS);
-        char *material = mem_printf("%s %s\n%s", http_method_str(ar->http->method), ar->http->path,
-                                    canon ? canon : "");
+        /* The caller is part of the request: another credential reusing a
+         * key for the same body must not be handed this caller's job. */
+        char *material = mem_printf("%s %s\n%s\n%s", http_method_str(ar->http->method),
+                                    ar->http->path, ar->auth.actor, canon ? canon : "");
         /* Keyed, because a body may hold a password: a plain hash of it
          * in Redis could be attacked offline; this one needs the key. */
-        unsigned char mac[32];
-        crypto_hmac_sha256(ar->app->seal_key.key, sizeof ar->app->seal_key.key, material,
-                           strlen(material), mac);
-        for (size_t i = 0; i < sizeof mac; i++)
-            snprintf(s->fingerprint + 2 * i, 3, "%02x", mac[i]);
+        crypto_hmac_sha256_hex(ar->app->idempotency_key, sizeof ar->app->idempotency_key, material,
+                               strlen(material), s->fingerprint);
         free(material);
         free(canon);
     }

@@ -48,6 +48,11 @@ typedef struct {
      * exists). */
     json_t *answer;
     int answer_status;
+    /* The route ignores Idempotency-Key (sign-in and the other routes of
+     * one's own account, which answer their outcome and are safe to
+     * repeat; and password reset, whose answer must not differ between an
+     * address with an account and one without). */
+    bool no_idempotency;
 } submit_t;
 
 /* Enqueues and answers ar; frees ar. */

@@ -23,16 +23,6 @@
 /* Room for "<prefix>_", the random part and the NUL; prefixes are three letters. */
 #define TOKENS_TEXT_MAX (TOKENS_RANDOM_CHARS + 16)
 
-/* Writes unix_ms, rounded down to the second, as "YYYY-MM-DDTHH:MM:SSZ" (the
- * API's time format) into out. */
-static void format_seconds(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX])
-{
-    timeutil_format_rfc3339(unix_ms - unix_ms % 1000, out);
-    /* timeutil writes a fixed-width "YYYY-MM-DDTHH:MM:SS.mmmZ": drop ".mmm". */
-    out[19] = 'Z';
-    out[20] = '\0';
-}
-
 json_t *tokens_issue(struct app_s *app, const char *prefix, int ttl_s)
 {
     char random[TOKENS_RANDOM_CHARS + 1];
@@ -53,7 +43,7 @@ json_t *tokens_issue(struct app_s *app, const char *prefix, int ttl_s)
     char id[IDS_MAX];
     ids_generate("utk", id);
     char expires_at[TIMEUTIL_RFC3339_MAX];
-    format_seconds(timeutil_now_ms() + (int64_t)ttl_s * 1000, expires_at);
+    timeutil_format_rfc3339_s(timeutil_now_ms() + (int64_t)ttl_s * 1000, expires_at);
 
     json_t *out = json_pack("{s:s,s:s,s:s,s:s}", "id", id, "token_hash", hash, "expires_at",
                             expires_at, "sealed_token", sealed);

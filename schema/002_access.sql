@@ -293,11 +293,14 @@ GRANT SELECT, INSERT ON notifications, audit_events TO billow_worker;
 
 -- Look-ups before the tenant is known.
 
--- A key in its rotation grace period works until expires_at.
-CREATE OR REPLACE FUNCTION auth_api_key(p_secret_hash text)
-RETURNS TABLE (tenant_id text, key_id text, role text, livemode boolean)
+-- A key in its rotation grace period works until expires_at, which the
+-- answer carries so the api's key cache ends an entry no later than that.
+DROP FUNCTION auth_api_key(text);
+CREATE FUNCTION auth_api_key(p_secret_hash text)
+RETURNS TABLE (tenant_id text, key_id text, role text, livemode boolean, expires_ms bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT k.tenant_id, k.id, k.role, t.livemode
+  SELECT k.tenant_id, k.id, k.role, t.livemode,
+         floor(extract(epoch FROM k.expires_at) * 1000)::bigint
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
    WHERE k.secret_hash = p_secret_hash AND k.revoked_at IS NULL
      AND (k.expires_at IS NULL OR k.expires_at > now())
@@ -308,10 +311,9 @@ $$;
 -- left to the api, which also enforces the idle timeout by its own clock.
 CREATE FUNCTION auth_session(p_token_hash text)
 RETURNS TABLE (tenant_id text, session_id text, user_id text, role text, livemode boolean,
-               created_ms bigint, expires_ms bigint, must_enroll_totp boolean)
+               expires_ms bigint, must_enroll_totp boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   SELECT s.tenant_id, s.id, s.user_id, u.role, t.livemode,
-         floor(extract(epoch FROM s.created_at) * 1000)::bigint,
          floor(extract(epoch FROM s.expires_at) * 1000)::bigint,
          t.require_totp AND NOT u.totp_enabled
     FROM sessions s
@@ -328,10 +330,12 @@ $$;
 -- counts alike whether the address has an account or not).
 CREATE FUNCTION login_user(p_tenant_ref text, p_email text)
 RETURNS TABLE (tenant_id text, user_id text, status text, password_hash text,
-               totp_enabled boolean, totp_secret_sealed text, totp_last_step bigint, role text)
+               totp_enabled boolean, totp_secret_sealed text, totp_last_step bigint, role text,
+               password_changed_ms bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   SELECT t.id, u.id, u.status, u.password_hash, coalesce(u.totp_enabled, false),
-         u.totp_secret_sealed, coalesce(u.totp_last_step, 0), u.role
+         u.totp_secret_sealed, coalesce(u.totp_last_step, 0), u.role,
+         floor(extract(epoch FROM u.password_changed_at) * 1000)::bigint
     FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND lower(u.email) = lower(p_email)
    WHERE t.id = p_tenant_ref OR t.slug = p_tenant_ref
    LIMIT 1
@@ -348,10 +352,21 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     FROM user_tokens WHERE token_hash = p_token_hash
 $$;
 
+-- Whether a recovery code is one of the user's unspent ones, in the
+-- caller's tenant: sign-in checks it before counting the attempt as a
+-- success (the api cannot read recovery_codes; the job spends the code).
+CREATE FUNCTION recovery_code_unused(p_user_id text, p_code_hash text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM recovery_codes
+                  WHERE tenant_id = current_setting('app.tenant_id', true)
+                    AND user_id = p_user_id AND code_hash = p_code_hash AND used_at IS NULL)
+$$;
+
 REVOKE ALL ON FUNCTION auth_api_key(text), auth_session(text), login_user(text, text),
-  user_token_lookup(text) FROM PUBLIC;
+  user_token_lookup(text), recovery_code_unused(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth_api_key(text), auth_session(text), login_user(text, text),
-  user_token_lookup(text) TO billow_api;
+  user_token_lookup(text), recovery_code_unused(text, text) TO billow_api;
 
 -- The API's objects. No secret, hash or sealed value appears in any.
 

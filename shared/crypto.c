@@ -93,16 +93,21 @@ void crypto_random_token(char *out, size_t n)
 
 void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_SHA256_HEX])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
         crypto_fail("EVP_Digest");
-    for (unsigned int i = 0; i < md_len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
+    crypto_hex(md, md_len, out);
+}
+
+void crypto_hex(const unsigned char *bytes, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
     }
-    out[64] = '\0';
+    out[2 * n] = '\0';
 }
 
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
@@ -121,6 +126,19 @@ void crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t
         crypto_fail("HMAC key length");
     if (HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &out_len) == NULL || out_len != 32)
         crypto_fail("HMAC");
+}
+
+void crypto_hmac_sha256_hex(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                            char out[CRYPTO_SHA256_HEX])
+{
+    unsigned char mac[32];
+    crypto_hmac_sha256(key, key_len, msg, msg_len, mac);
+    crypto_hex(mac, sizeof mac, out);
+}
+
+void crypto_derive_key(const unsigned char master[32], const char *label, unsigned char out[32])
+{
+    crypto_hmac_sha256(master, 32, label, strlen(label), out);
 }
 
 bool crypto_equal(const void *a, const void *b, size_t n)

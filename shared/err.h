@@ -41,6 +41,10 @@
        "This path does not accept this method.")                                                   \
     XX(TIMEOUT, "request_timeout", 408, "invalid_request_error",                                   \
        "The request was not received in time.")                                                    \
+    XX(TOTP_ENABLED, "totp_enabled", 409, "invalid_request_error",                                 \
+       "Two-factor sign-in is already on.")                                                        \
+    XX(TOTP_NOT_ENROLLED, "totp_not_enrolled", 409, "invalid_request_error",                       \
+       "There is no two-factor enrolment to confirm; start one first.")                            \
     XX(IDEMPOTENCY_REUSED, "idempotency_key_reused", 409, "idempotency_error",                     \
        "This Idempotency-Key was already used with a different request.")                          \
     XX(CONFLICT, "conflict", 409, "invalid_request_error",                                         \

@@ -125,17 +125,18 @@ const char JOBQ_LIBRARY[] =
     "end\n"
     /* Staff sessions and sign-in counters live in the same library so that
      * every api loads them with it. KEYS: sess:<id>. ARGV: now_ms, idle_ms.
-     * 1 when the session was used within idle_ms (and is now touched), 0
-     * when it sat idle longer or is unknown (then it is forgotten). */
+     * The previous use (ms) when the session was used within idle_ms (and
+     * is now touched), 0 when it sat idle longer or is unknown (then it is
+     * forgotten, so a later request cannot revive it). */
     "local function session_touch(keys, args)\n"
-    "  local last = redis.call('GET', keys[1])\n"
+    "  local last = tonumber(redis.call('GET', keys[1]))\n"
     "  if not last then return 0 end\n"
-    "  if tonumber(args[1]) - tonumber(last) > tonumber(args[2]) then\n"
+    "  if tonumber(args[1]) - last > tonumber(args[2]) then\n"
     "    redis.call('DEL', keys[1])\n"
     "    return 0\n"
     "  end\n"
     "  redis.call('SET', keys[1], args[1], 'PX', args[2])\n"
-    "  return 1\n"
+    "  return last\n"
     "end\n"
     /* KEYS: failure counters. ARGV: the limit of each. 0 when every counter
      * is under its limit, else the milliseconds until the longest lockout ends. */

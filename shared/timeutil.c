@@ -9,6 +9,7 @@
 #include "timeutil.h"
 
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 /* RFC 3339 years have four digits: 0000-01-01T00:00:00.000Z and
@@ -166,4 +167,13 @@ int timeutil_parse_rfc3339(const char *s, int64_t *unix_ms)
         return -1;
     *unix_ms = t;
     return 0;
+}
+
+void timeutil_format_rfc3339_s(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX])
+{
+    int64_t ms = unix_ms % 1000;
+    timeutil_format_rfc3339(unix_ms - (ms < 0 ? ms + 1000 : ms), out);
+    char *dot = strchr(out, '.');
+    if (dot)
+        memcpy(dot, "Z", 2);
 }

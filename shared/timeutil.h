@@ -13,6 +13,9 @@ int64_t timeutil_now_ms(void);
 uint64_t timeutil_mono_ns(void);
 /* Formats unix_ms as "2026-11-25T23:17:50.123Z" into out. */
 void timeutil_format_rfc3339(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX]);
+/* Formats unix_ms as "2026-11-25T23:17:50Z" (the API's resolution: the
+ * milliseconds are dropped, not rounded) into out. */
+void timeutil_format_rfc3339_s(int64_t unix_ms, char out[TIMEUTIL_RFC3339_MAX]);
 /* Parses an RFC 3339 date-time ("2026-11-25T23:17:50.123Z", any number of
  * fraction digits, "Z" or a "+hh:mm" offset) into milliseconds since the Unix
  * epoch; fraction digits beyond milliseconds are dropped. Returns 0, or -1

@@ -310,7 +310,8 @@ void totp_recovery_code(char out[TOTP_RECOVERY_CODE_LEN + 1])
     OPENSSL_cleanse(pool, sizeof pool);
 }
 
-int totp_recovery_hash(const char *code, char out[CRYPTO_SHA256_HEX])
+int totp_recovery_hash(const unsigned char *key, size_t key_len, const char *code,
+                       char out[CRYPTO_SHA256_HEX])
 {
     char norm[RECOVERY_CHARS];
     size_t n = 0;
@@ -327,7 +328,7 @@ int totp_recovery_hash(const char *code, char out[CRYPTO_SHA256_HEX])
     }
     if (n != RECOVERY_CHARS)
         goto fail;
-    crypto_sha256_hex(norm, sizeof norm, out);
+    crypto_hmac_sha256_hex(key, key_len, norm, sizeof norm, out);
     rc = 0;
 fail:
     OPENSSL_cleanse(norm, sizeof norm);

@@ -61,8 +61,11 @@ int totp_uri(const char *issuer, const char *account, const char *secret_b32, ch
 /* A new recovery code "xxxxx-xxxxx" (lower-case letters and digits without
  * look-alikes) into out. */
 void totp_recovery_code(char out[TOTP_RECOVERY_CODE_LEN + 1]);
-/* The SHA-256 hex of a recovery code as typed: case, spaces and the dash
- * ignored. Returns 0 or BILLOW_EPARAM_INVALID when it cannot be a code. */
-int totp_recovery_hash(const char *code, char out[CRYPTO_SHA256_HEX]) BILLOW_MUSTCHECK;
+/* The HMAC-SHA256 (hex) under key of a recovery code as typed: case,
+ * spaces and the dash ignored. Keyed, because a code has only about 49
+ * bits: a plain hash in a job or a table could be reversed by trying them
+ * all. Returns 0 or BILLOW_EPARAM_INVALID when it cannot be a code. */
+int totp_recovery_hash(const unsigned char *key, size_t key_len, const char *code,
+                       char out[CRYPTO_SHA256_HEX]) BILLOW_MUSTCHECK;
 
 #endif

@@ -25,6 +25,7 @@
 #include "err.h"
 #include "handler_util.h"
 #include "ids.h"
+#include "permissions.h"
 
 /* Longest rotation grace period (7 days): an old key that outlives its
  * replacement by more is a leaked key nobody remembers to revoke. */
@@ -34,16 +35,10 @@
 /* Room for a decimal json_int_t, sign and NUL included. */
 #define ACCESS_INT_TEXT 24
 
-/* The five roles; what each may do is shared/permissions.c's table. */
-static const char *const roles[] = {"owner", "admin", "billing", "support", "analyst"};
-
-/* True when role is one of the five (NULL is not). */
+/* True when role is one of the roles of shared/permissions.c (NULL is not). */
 static bool role_valid(const char *role)
 {
-    for (size_t i = 0; role != NULL && i < sizeof roles / sizeof roles[0]; i++)
-        if (strcmp(role, roles[i]) == 0)
-            return true;
-    return false;
+    return permissions_role_parse(role) >= 0;
 }
 
 /* True when s (which may be NULL: an absent member) is want. */
@@ -431,7 +426,9 @@ done:
 /* The signing-in user, locked so that two logins with the same TOTP code
  * (or recovery code) are judged one after the other. */
 static const char SESSION_USER_SQL[] =
-    "SELECT status, totp_enabled, totp_last_step FROM users WHERE id = $1 FOR UPDATE";
+    "SELECT status, totp_enabled, totp_last_step,"
+    "       floor(extract(epoch FROM password_changed_at) * 1000)::bigint"
+    "  FROM users WHERE id = $1 FOR UPDATE";
 
 static const char RECOVERY_USE_SQL[] =
     "UPDATE recovery_codes SET used_at = now() "
@@ -462,14 +459,15 @@ static handler_outcome_t session_create(worker_job_t *job)
     const char *token_hash = handler_util_req_string(p, "token_hash");
     const char *expires_at = handler_util_req_string(p, "expires_at");
     const char *client_addr = handler_util_req_string(p, "client_addr");
-    const char *user_agent = NULL, *step = NULL, *code_hash = NULL;
-    char step_text[ACCESS_INT_TEXT];
+    const char *user_agent = NULL, *step = NULL, *code_hash = NULL, *changed = NULL;
+    char step_text[ACCESS_INT_TEXT], changed_text[ACCESS_INT_TEXT];
     PGresult *res = NULL;
     handler_outcome_t out;
 
     if (!id || !user_id || !token_hash || !expires_at || !client_addr ||
         !handler_util_opt_string(p, "user_agent", &user_agent) ||
         !opt_int_text(p, "totp_step", 0, INT64_MAX, step_text, &step) ||
+        !opt_int_text(p, "password_changed_ms", 0, INT64_MAX, changed_text, &changed) ||
         !handler_util_opt_string(p, "recovery_code_hash", &code_hash)) {
         out = handler_util_bad_payload(job, "id, user_id, token_hash, expires_at and client_addr "
                                             "are required; totp_step must be a step");
@@ -480,7 +478,10 @@ static handler_outcome_t session_create(worker_job_t *job)
         out = runtime_db_fault(job, res);
         goto done;
     }
-    if (PQntuples(res) == 0 || !is(PQgetvalue(res, 0, 0), "active")) {
+    /* The api checked the password that was current when it read the user;
+     * a change or reset committed since then makes this sign-in void. */
+    if (PQntuples(res) == 0 || !is(PQgetvalue(res, 0, 0), "active") ||
+        (changed != NULL && !is(PQgetvalue(res, 0, 3), changed))) {
         /* The api's own answer, word for word: a user disabled between
          * the api's check and this job must not be told apart. */
         out = runtime_reject(job, 401, "invalid_credentials", NULL, "%s",
@@ -697,7 +698,8 @@ static const char TOTP_ENROLL_SQL[] =
     "UPDATE users SET totp_secret_sealed = $2, updated_at = now() "
     " WHERE id = $1 AND NOT totp_enabled RETURNING user_object(users)::text";
 static const char TOTP_STATE_SQL[] =
-    "SELECT totp_secret_sealed IS NOT NULL, totp_enabled FROM users WHERE id = $1 FOR UPDATE";
+    "SELECT totp_secret_sealed IS NOT NULL, totp_enabled, coalesce(totp_secret_sealed, '')"
+    "  FROM users WHERE id = $1 FOR UPDATE";
 
 /* user.totp_enroll: stores the sealed secret until a code confirms it. */
 static handler_outcome_t totp_enroll(worker_job_t *job)
@@ -756,6 +758,7 @@ static handler_outcome_t totp_confirm(worker_job_t *job)
     const json_t *p = job->env->payload;
     const json_t *codes = json_object_get(p, "recovery_code_hashes");
     const char *id = handler_util_req_string(p, "id");
+    const char *sealed = handler_util_req_string(p, "secret_sealed");
     const char *step = NULL;
     const char *hashes[ACCESS_RECOVERY_CODES];
     char step_text[ACCESS_INT_TEXT];
@@ -789,6 +792,14 @@ static handler_outcome_t totp_confirm(worker_job_t *job)
     if (!is(PQgetvalue(res, 0, 0), "t")) {
         out = runtime_reject(job, 409, "totp_not_enrolled", NULL,
                              "There is no TOTP enrolment to confirm; start one first.");
+        goto done;
+    }
+    /* The api checked the code against the secret it read; a new enrolment
+     * committed since then must not be switched on unconfirmed. */
+    if (sealed != NULL && !is(PQgetvalue(res, 0, 2), sealed)) {
+        out = runtime_reject(job, 409, "totp_not_enrolled", NULL,
+                             "The enrolment changed while the code was checked; confirm a code "
+                             "from the newest secret.");
         goto done;
     }
     if (!run(job, RECOVERY_CLEAR_SQL, 1, state_params, &res)) {
@@ -843,9 +854,11 @@ done:
 
 static const char SETTINGS_UPDATE_SQL[] =
     "UPDATE tenants SET require_totp = $1::boolean WHERE id = current_setting('app.tenant_id') "
-    "RETURNING tenant_object(tenants)::text";
+    "RETURNING jsonb_build_object('object', 'security_settings',"
+    "                             'require_totp', require_totp)::text";
 
-/* tenant.settings_update: the tenant's security settings. */
+/* tenant.settings_update: the tenant's security settings; the result is
+ * the settings object GET /v1/settings/security reads. */
 static handler_outcome_t settings_update(worker_job_t *job)
 {
     const json_t *require_totp = json_object_get(job->env->payload, "require_totp");

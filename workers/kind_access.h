@@ -1,4 +1,4 @@
-/* kind_access: the handlers of staff access, run by the `domain` kind.
+/* kind_access: the handlers of staff access, run by the `access` kind.
  *
  * Users (create, update, passwords, TOTP), their sessions, API keys
  * (create, rotate, revoke) and a tenant's security settings. Like
@@ -17,7 +17,8 @@
 
 #include "runtime.h"
 
-/* The access handlers (NULL-terminated), served by the domain kind. */
+/* The access handlers (NULL-terminated), served by the access kind;
+ * kind_domain's tenant.create calls kind_access_user_insert for the owner. */
 extern const worker_handler_t kind_access_handlers[];
 
 /* Creates a user of `role` in the job's tenant from spec, an object

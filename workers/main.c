@@ -7,7 +7,6 @@
  * error (unknown kind, or a kind with no handlers yet).
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -17,43 +16,17 @@
 #include "kind_domain.h"
 #include "kind_metrics.h"
 #include "log.h"
-#include "mem.h"
 #include "runtime.h"
 
-/* Handler tables one kind may join. */
-#define KIND_TABLES_MAX 4
-
-/* The kinds this build can run. The other JOBQ_KINDS are planned. A kind
- * may take its handlers from several tables (one per source file). */
+/* The kinds this build can run. The other JOBQ_KINDS are planned. */
 static const struct {
-    const char *kind;                                /* A name from JOBQ_KINDS. */
-    const worker_handler_t *tables[KIND_TABLES_MAX]; /* Its handler tables, NULL-ended. */
+    const char *kind;                 /* A name from JOBQ_KINDS. */
+    const worker_handler_t *handlers; /* Its handler table. */
 } kinds[] = {
-    {"domain", {kind_domain_handlers}},
-    {"access", {kind_access_handlers}},
-    {"metrics", {kind_metrics_handlers}},
+    {"domain", kind_domain_handlers},
+    {"access", kind_access_handlers},
+    {"metrics", kind_metrics_handlers},
 };
-
-/* The handler tables of one kind joined into one NULL-terminated table
- * (free()), or NULL when the kind has none in this build. */
-static worker_handler_t *kind_handlers(const char *kind)
-{
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(kinds[i].kind, kind) != 0)
-            continue;
-        size_t n = 0;
-        for (size_t t = 0; t < KIND_TABLES_MAX && kinds[i].tables[t]; t++)
-            for (const worker_handler_t *h = kinds[i].tables[t]; h->type; h++)
-                n++;
-        worker_handler_t *all = mem_calloc(n + 1, sizeof *all);
-        n = 0;
-        for (size_t t = 0; t < KIND_TABLES_MAX && kinds[i].tables[t]; t++)
-            for (const worker_handler_t *h = kinds[i].tables[t]; h->type; h++)
-                all[n++] = *h;
-        return all;
-    }
-    return NULL;
-}
 
 static void usage(FILE *out)
 {
@@ -79,7 +52,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    worker_handler_t *handlers = kind_handlers(kind);
+    const worker_handler_t *handlers = NULL;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kinds[i].kind, kind) == 0)
+            handlers = kinds[i].handlers;
     if (handlers == NULL) {
         fprintf(stderr, "billow-worker: kind \"%s\" has no handlers yet\n", kind);
         return 2;
@@ -98,6 +74,5 @@ int main(int argc, char **argv)
 
     int rc = runtime_run(&cfg, kind, handlers);
     config_dispose(&cfg);
-    free(handlers);
     return rc == 0 ? 0 : 1;
 }

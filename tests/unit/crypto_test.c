@@ -104,3 +104,25 @@ Test(crypto, random_token_characters_are_equally_likely)
         cr_assert(n > PER_CHAR - 600 && n < PER_CHAR + 600, "%c drawn %ld times", alphabet[i], n);
     }
 }
+
+Test(crypto, hmac_hex_matches_rfc_4231_case_2)
+{
+    char out[CRYPTO_SHA256_HEX];
+    crypto_hmac_sha256_hex("Jefe", 4, "what do ya want for nothing?", 28, out);
+    cr_assert_str_eq(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+Test(crypto, derived_keys_differ_by_label_and_are_stable)
+{
+    unsigned char master[32], a[32], b[32], again[32];
+    for (int i = 0; i < 32; i++)
+        master[i] = (unsigned char)i;
+    crypto_derive_key(master, "billow idempotency", a);
+    crypto_derive_key(master, "billow recovery codes", b);
+    crypto_derive_key(master, "billow idempotency", again);
+    cr_assert_neq(memcmp(a, b, 32), 0);
+    cr_assert_eq(memcmp(a, again, 32), 0);
+    unsigned char expect[32];
+    crypto_hmac_sha256(master, 32, "billow idempotency", 18, expect);
+    cr_assert_eq(memcmp(a, expect, 32), 0);
+}

@@ -111,3 +111,14 @@ Test(timeutil, offsets_that_leave_the_writable_range_are_refused)
     cr_assert_eq(timeutil_parse_rfc3339("0000-01-01T00:00:00-00:01", &ms), 0,
                  "a negative offset moves year 0000 forward, inside the range");
 }
+
+Test(timeutil, whole_second_times_drop_the_milliseconds)
+{
+    char out[TIMEUTIL_RFC3339_MAX];
+    timeutil_format_rfc3339_s(1795651200999LL, out);
+    cr_assert_str_eq(out, "2026-11-26T00:00:00Z");
+    timeutil_format_rfc3339_s(1795651201000LL, out);
+    cr_assert_str_eq(out, "2026-11-26T00:00:01Z");
+    timeutil_format_rfc3339_s(-1, out);
+    cr_assert_str_eq(out, "1969-12-31T23:59:59Z");
+}

@@ -5,6 +5,9 @@
 
 #include "totp.h"
 
+/* The key of the recovery-code hashes in these tests (32 bytes). */
+static const unsigned char recovery_key[32] = {'b', 'i', 'l', 'l', 'o', 'w', 't', 'e', 's', 't'};
+
 /* RFC 6238 Appendix B seeds: ASCII "1234567890" repeated to each digest's size. */
 static const char seed20[] = "12345678901234567890";
 static const char seed32[] = "12345678901234567890123456789012";
@@ -283,7 +286,7 @@ Test(totp, recovery_codes_are_ten_unambiguous_characters_with_a_dash)
         for (int i = 0; i < TOTP_RECOVERY_CODE_LEN; i++)
             if (i != 5)
                 cr_assert_neq(strchr(alphabet, code[i]), NULL, "%s", code);
-        cr_assert_eq(totp_recovery_hash(code, hash), 0);
+        cr_assert_eq(totp_recovery_hash(recovery_key, sizeof recovery_key, code, hash), 0);
         for (int j = 0; j < k; j++)
             cr_assert_str_neq(seen[j], code);
     }
@@ -295,14 +298,18 @@ Test(totp, recovery_hash_ignores_case_spaces_and_dashes)
     char b[CRYPTO_SHA256_HEX];
     char c[CRYPTO_SHA256_HEX];
     char want[CRYPTO_SHA256_HEX];
-    cr_assert_eq(totp_recovery_hash("ABCDE-FGHJK", a), 0);
-    cr_assert_eq(totp_recovery_hash("abcdefghjk", b), 0);
-    cr_assert_eq(totp_recovery_hash(" abcde fghjk ", c), 0);
-    crypto_sha256_hex("abcdefghjk", 10, want);
+    cr_assert_eq(totp_recovery_hash(recovery_key, sizeof recovery_key, "ABCDE-FGHJK", a), 0);
+    cr_assert_eq(totp_recovery_hash(recovery_key, sizeof recovery_key, "abcdefghjk", b), 0);
+    cr_assert_eq(totp_recovery_hash(recovery_key, sizeof recovery_key, " abcde fghjk ", c), 0);
+    crypto_hmac_sha256_hex(recovery_key, sizeof recovery_key, "abcdefghjk", 10, want);
     cr_assert_str_eq(a, want);
     cr_assert_str_eq(b, want);
     cr_assert_str_eq(c, want);
-    cr_assert_eq(totp_recovery_hash("abcde-fghjm", a), 0);
+    cr_assert_eq(totp_recovery_hash(recovery_key, sizeof recovery_key, "abcde-fghjm", a), 0);
+    cr_assert_str_neq(a, want);
+    /* Keyed: another key, another hash. */
+    static const unsigned char other[32] = {1};
+    cr_assert_eq(totp_recovery_hash(other, sizeof other, "abcdefghjk", a), 0);
     cr_assert_str_neq(a, want);
 }
 
@@ -313,5 +320,6 @@ Test(totp, recovery_hash_refuses_what_cannot_be_a_code)
         "abcde-fghj", "abcde-fghjkm", "abcde-fghj0", "abcde-fghjl", "abcde-fghji", "abcde_fghjk",
         "",           "-----",        NULL};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_eq(totp_recovery_hash(bad[i], h), BILLOW_EPARAM_INVALID, "case %zu", i);
+        cr_assert_eq(totp_recovery_hash(recovery_key, sizeof recovery_key, bad[i], h),
+                     BILLOW_EPARAM_INVALID, "case %zu", i);
 }

@@ -68,3 +68,11 @@ export function unseal(sealed, context) {
 export function sha256(s) {
   return createHash('sha256').update(s).digest('hex');
 }
+
+// The stored hash of a recovery code (shared/totp.c totp_recovery_hash):
+// HMAC-SHA256 of the code without its dash, in lower case, under the key
+// the api derives from ENCRYPTION_KEY for recovery codes.
+export function recoveryCodeHash(code) {
+  const key = createHmac('sha256', Buffer.from(ENCRYPTION_KEY, 'hex')).update('billow recovery codes').digest();
+  return createHmac('sha256', key).update(code.replace(/[-\s]/g, '').toLowerCase()).digest('hex');
+}

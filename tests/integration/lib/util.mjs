@@ -36,7 +36,7 @@ export function tag(prefix = 't') {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
-// Calls fn until it returns a value other than undefined, or throws when
+// Calls fn until it returns a value other than undefined or false, or throws when
 // timeoutMs passes; `what` names the awaited condition in the error, and
 // describe() (optional) adds the last observed state.
 export async function until(what, fn, { timeoutMs = 30000, intervalMs = 100, describe } = {}) {
@@ -44,7 +44,9 @@ export async function until(what, fn, { timeoutMs = 30000, intervalMs = 100, des
   let last;
   for (;;) {
     const v = await fn();
-    if (v !== undefined) return v;
+    // false counts as "not yet" too: a predicate written as a comparison
+    // must not end the wait on its first false.
+    if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) {
       last = describe ? await describe() : '';
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last seen: ${last}` : ''}`);

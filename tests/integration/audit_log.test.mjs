@@ -390,3 +390,22 @@ describe('events cannot be changed or removed', () => {
     assert.equal(await snapshot(), original);
   });
 });
+
+describe('the audit triggers', () => {
+  it('every time column of an audited table is named to its trigger, so events show API times', async () => {
+    // The trigger formats the columns it is told are times ('@name'
+    // arguments); a time column added later without that would show in
+    // Postgres's own format.
+    const rows = await superuser(`SELECT c.relname, a.attname,
+        position(convert_to('@' || a.attname, 'UTF8') IN t.tgargs) > 0
+      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE t.tgname = 'audit' AND a.atttypid = 'timestamptz'::regtype AND a.attname <> 'updated_at'
+     ORDER BY 1, 2`);
+    assert.ok(rows.length >= 10, `time columns of audited tables found: ${JSON.stringify(rows)}`);
+    const missing = rows.filter((r) => r[2] !== 't').map((r) => `${r[0]}.${r[1]}`);
+    assert.deepEqual(missing, [], 'time columns the audit trigger does not know');
+    const tables = new Set(rows.map((r) => r[0]));
+    for (const t of ['tenants', 'api_keys', 'customers', 'users', 'sessions', 'user_tokens']) assert.ok(tables.has(t), `${t} is audited`);
+  });
+});

@@ -48,14 +48,17 @@ static bool is(const char *s, const char *want)
 }
 
 /* Runs sql with n text parameters into *res (the previous result is
- * cleared; the caller clears the last). True when it succeeded. */
-static bool run(worker_job_t *job, const char *sql, int n, const char *const *params,
-                PGresult **res)
+ * cleared; the caller clears the last). HANDLER_OK when it succeeded, else
+ * the failure as runtime_db_fault classifies and records it. */
+static handler_outcome_t exec_sql(worker_job_t *job, const char *sql, int n,
+                                  const char *const *params, PGresult **res)
 {
     PQclear(*res);
     *res = PQexecParams(job->db, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType status = PQresultStatus(*res);
-    return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        return HANDLER_OK;
+    return runtime_db_fault(job, *res);
 }
 
 /* The optional integer member key of obj as decimal text in buf, *text
@@ -159,10 +162,8 @@ handler_outcome_t kind_access_user_insert(worker_job_t *job, const json_t *spec,
                             token.expires_at,
                             invited ? notification_id : NULL,
                             token.sealed_token};
-    if (!run(job, USER_INSERT_SQL, 10, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, USER_INSERT_SQL, 10, params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 409, "email_taken", "email",
                              "A user with the email '%s' already exists.", email);
@@ -248,10 +249,8 @@ static handler_outcome_t user_update(worker_job_t *job)
         goto done;
     }
     const char *lock_params[] = {id};
-    if (!run(job, USER_LOCK_SQL, 1, lock_params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, USER_LOCK_SQL, 1, lock_params, &res)) != HANDLER_OK)
         goto done;
-    }
     int target = -1, other_owners = 0;
     for (int i = 0; i < PQntuples(res); i++) {
         if (strcmp(PQgetvalue(res, i, 0), id) == 0)
@@ -285,10 +284,8 @@ static handler_outcome_t user_update(worker_job_t *job)
         goto done;
     }
     const char *params[] = {id, name, role, status};
-    if (!run(job, USER_UPDATE_SQL, 4, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, USER_UPDATE_SQL, 4, params, &res)) != HANDLER_OK)
         goto done;
-    }
     out = handler_util_take_result(job, res);
 
 done:
@@ -345,10 +342,8 @@ static handler_outcome_t password_set(worker_job_t *job)
     }
     if (by_token) {
         const char *token_params[] = {token_id, id, reason};
-        if (!run(job, TOKEN_CONSUME_SQL, 3, token_params, &res)) {
-            out = runtime_db_fault(job, res);
+        if ((out = exec_sql(job, TOKEN_CONSUME_SQL, 3, token_params, &res)) != HANDLER_OK)
             goto done;
-        }
         if (PQntuples(res) == 0) {
             out = runtime_reject(job, 400, "token_invalid", "token",
                                  "The token is unknown, used or expired.");
@@ -356,10 +351,8 @@ static handler_outcome_t password_set(worker_job_t *job)
         }
     }
     const char *params[] = {id, hash, reason, is(reason, "invite") ? name : NULL};
-    if (!run(job, PASSWORD_SET_SQL, 4, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, PASSWORD_SET_SQL, 4, params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         /* The token was good but its user is no longer in the state it
          * was issued for (disabled since, or already accepted). */
@@ -410,10 +403,8 @@ static handler_outcome_t password_reset_request(worker_job_t *job)
     ids_generate("ntf", notification_id);
     const char *params[] = {user_id,          token.id,        token.token_hash,
                             token.expires_at, notification_id, token.sealed_token};
-    if (!run(job, RESET_REQUEST_SQL, 6, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, RESET_REQUEST_SQL, 6, params, &res)) != HANDLER_OK)
         goto done;
-    }
     json_decref(job->result);
     job->result = json_pack("{s:s, s:s}", "object", "password_reset", "user_id", user_id);
     out = HANDLER_OK;
@@ -474,10 +465,8 @@ static handler_outcome_t session_create(worker_job_t *job)
         goto done;
     }
     const char *user_params[] = {user_id};
-    if (!run(job, SESSION_USER_SQL, 1, user_params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, SESSION_USER_SQL, 1, user_params, &res)) != HANDLER_OK)
         goto done;
-    }
     /* The api checked the password that was current when it read the user;
      * a change or reset committed since then makes this sign-in void. */
     if (PQntuples(res) == 0 || !is(PQgetvalue(res, 0, 0), "active") ||
@@ -501,10 +490,8 @@ static handler_outcome_t session_create(worker_job_t *job)
     }
     if (code_hash != NULL) {
         const char *code_params[] = {user_id, code_hash};
-        if (!run(job, RECOVERY_USE_SQL, 2, code_params, &res)) {
-            out = runtime_db_fault(job, res);
+        if ((out = exec_sql(job, RECOVERY_USE_SQL, 2, code_params, &res)) != HANDLER_OK)
             goto done;
-        }
         if (PQntuples(res) == 0) {
             out = runtime_reject(job, 401, "totp_invalid", "recovery_code",
                                  "The recovery code is not valid or was used.");
@@ -512,10 +499,8 @@ static handler_outcome_t session_create(worker_job_t *job)
         }
     }
     const char *params[] = {id, user_id, token_hash, expires_at, client_addr, user_agent, step};
-    if (!run(job, SESSION_CREATE_SQL, 7, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, SESSION_CREATE_SQL, 7, params, &res)) != HANDLER_OK)
         goto done;
-    }
     out = handler_util_take_result(job, res);
 
 done:
@@ -534,16 +519,12 @@ static handler_outcome_t write_or_read(worker_job_t *job, const char *sql, int n
     PGresult *res = NULL;
     handler_outcome_t out;
 
-    if (!run(job, sql, n, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, sql, n, params, &res)) != HANDLER_OK)
         goto done;
-    }
     /* A fresh statement: its snapshot sees a revocation that committed
      * while the write waited for the row. */
-    if (PQntuples(res) == 0 && !run(job, read_sql, 1, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if (PQntuples(res) == 0 && (out = exec_sql(job, read_sql, 1, params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such %s: '%s'.", what,
                              params[0]);
@@ -595,10 +576,8 @@ static handler_outcome_t api_key_create(worker_job_t *job)
         out = handler_util_bad_payload(job, "id, name, secret_hash, prefix and a role are needed");
         goto done;
     }
-    if (!run(job, API_KEY_CREATE_SQL, 6, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, API_KEY_CREATE_SQL, 6, params, &res)) != HANDLER_OK)
         goto done;
-    }
     out = handler_util_take_result(job, res);
 
 done:
@@ -652,10 +631,8 @@ static handler_outcome_t api_key_rotate(worker_job_t *job)
         goto done;
     }
     const char *lock_params[] = {id};
-    if (!run(job, API_KEY_LOCK_SQL, 1, lock_params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, API_KEY_LOCK_SQL, 1, lock_params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such API key: '%s'.", id);
         goto done;
@@ -666,10 +643,8 @@ static handler_outcome_t api_key_rotate(worker_job_t *job)
         goto done;
     }
     const char *params[] = {id, new_id, hash, prefix, grace, job->env->actor};
-    if (!run(job, API_KEY_ROTATE_SQL, 6, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, API_KEY_ROTATE_SQL, 6, params, &res)) != HANDLER_OK)
         goto done;
-    }
     out = handler_util_take_result(job, res);
 
 done:
@@ -715,18 +690,14 @@ static handler_outcome_t totp_enroll(worker_job_t *job)
         goto done;
     }
     const char *params[] = {id, secret};
-    if (!run(job, TOTP_ENROLL_SQL, 2, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, TOTP_ENROLL_SQL, 2, params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 1) {
         out = handler_util_take_result(job, res);
         goto done;
     }
-    if (!run(job, TOTP_STATE_SQL, 1, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, TOTP_STATE_SQL, 1, params, &res)) != HANDLER_OK)
         goto done;
-    }
     out = PQntuples(res) == 0
               ? runtime_reject(job, 404, "resource_missing", "id", "No such user: '%s'.", id)
               : runtime_reject(job, 409, "totp_enabled", NULL,
@@ -777,10 +748,8 @@ static handler_outcome_t totp_confirm(worker_job_t *job)
         goto done;
     }
     const char *state_params[] = {id};
-    if (!run(job, TOTP_STATE_SQL, 1, state_params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, TOTP_STATE_SQL, 1, state_params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such user: '%s'.", id);
         goto done;
@@ -802,16 +771,12 @@ static handler_outcome_t totp_confirm(worker_job_t *job)
                              "from the newest secret.");
         goto done;
     }
-    if (!run(job, RECOVERY_CLEAR_SQL, 1, state_params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, RECOVERY_CLEAR_SQL, 1, state_params, &res)) != HANDLER_OK)
         goto done;
-    }
     array = runtime_pg_array(hashes, ACCESS_RECOVERY_CODES);
     const char *params[] = {id, step, array};
-    if (!run(job, TOTP_CONFIRM_SQL, 3, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, TOTP_CONFIRM_SQL, 3, params, &res)) != HANDLER_OK)
         goto done;
-    }
     out = handler_util_take_result(job, res);
 
 done:
@@ -837,10 +802,8 @@ static handler_outcome_t totp_disable(worker_job_t *job)
         out = handler_util_bad_payload(job, "id is required");
         goto done;
     }
-    if (!run(job, TOTP_DISABLE_SQL, 1, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, TOTP_DISABLE_SQL, 1, params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such user: '%s'.", params[0]);
         goto done;
@@ -870,10 +833,8 @@ static handler_outcome_t settings_update(worker_job_t *job)
         goto done;
     }
     const char *params[] = {json_is_true(require_totp) ? "true" : "false"};
-    if (!run(job, SETTINGS_UPDATE_SQL, 1, params, &res)) {
-        out = runtime_db_fault(job, res);
+    if ((out = exec_sql(job, SETTINGS_UPDATE_SQL, 1, params, &res)) != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", NULL, "No such tenant: '%s'.",
                              job->env->tenant_id);

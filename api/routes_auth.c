@@ -105,9 +105,10 @@ static void act_as(api_req_t *ar, const char *tenant_id, const char *user_id, co
     snprintf(ar->auth.actor, sizeof ar->auth.actor, "%s", actor);
 }
 
-/* The failure counters of a sign-in: per account and per client address. */
-static void counter_keys(const char *tenant, const char *email, const char *addr,
-                         char acct[AUTH_COUNTER_KEY_MAX], char addr_key[AUTH_COUNTER_KEY_MAX])
+/* The key of an account's counter: prefix and the SHA-256 of the tenant
+ * and the email, in lower case (the address need not be stored plain). */
+static void account_key(const char *prefix, const char *tenant, const char *email,
+                        char out[AUTH_COUNTER_KEY_MAX])
 {
     char *material = mem_printf("%s\n%s", tenant, email);
     for (char *p = material; *p; p++)
@@ -115,7 +116,14 @@ static void counter_keys(const char *tenant, const char *email, const char *addr
     char hash[CRYPTO_SHA256_HEX];
     crypto_sha256_hex(material, strlen(material), hash);
     free(material);
-    snprintf(acct, AUTH_COUNTER_KEY_MAX, "login:fail:acct:%s", hash);
+    snprintf(out, AUTH_COUNTER_KEY_MAX, "%s%s", prefix, hash);
+}
+
+/* The failure counters of a sign-in: per account and per client address. */
+static void counter_keys(const char *tenant, const char *email, const char *addr,
+                         char acct[AUTH_COUNTER_KEY_MAX], char addr_key[AUTH_COUNTER_KEY_MAX])
+{
+    account_key("login:fail:acct:", tenant, email, acct);
     snprintf(addr_key, AUTH_COUNTER_KEY_MAX, "login:fail:addr:%s", addr);
 }
 
@@ -800,14 +808,21 @@ void routes_auth_password_change(api_req_t *ar)
 
 /* --- password reset and invitations (public) ---------------------------- */
 
-/* Reset requests per client address within LOGIN_LOCKOUT_S: their own
- * counter (they are not failed sign-ins), with the address limit of
- * sign-ins, so resets cannot flood a mailbox or probe for accounts fast. */
-#define RESET_COUNTER_PREFIX "reset:addr:"
+/* Reset requests are counted within LOGIN_LOCKOUT_S in their own counters
+ * (they are not failed sign-ins): per client address, with the address
+ * limit of sign-ins, so resets cannot probe for accounts fast; and per
+ * account (tenant and email, whether or not the account exists, so the
+ * count tells nothing), with the account limit, so nobody can flood one
+ * mailbox from many addresses. */
+#define RESET_ADDR_PREFIX "reset:addr:"
+#define RESET_ACCT_PREFIX "reset:acct:"
 
 typedef struct {
     api_req_t *ar;
-    char key[AUTH_COUNTER_KEY_MAX]; /* This address's reset counter. */
+    char addr_key[AUTH_COUNTER_KEY_MAX]; /* This address's reset counter. */
+    char acct_key[AUTH_COUNTER_KEY_MAX]; /* This account's reset counter. */
+    bool known;                          /* An active user with a password. */
+    char tenant_id[IDS_MAX], user_id[IDS_MAX];
 } reset_t;
 
 static json_t *reset_answer(void)
@@ -815,14 +830,16 @@ static json_t *reset_answer(void)
     return json_pack("{s:s,s:s}", "object", "password_reset", "status", "requested");
 }
 
-/* Counts this request (billow_login_failed on the reset counter). */
+/* Counts this request in both reset counters (billow_login_failed). */
 static int reset_count(reset_t *rs, redis_reply_cb cb, void *data)
 {
     char window[24];
     snprintf(window, sizeof window, "%lld", (long long)rs->ar->app->cfg->login_lockout_s * 1000);
-    const char *argv[] = {"FCALL", "billow_login_failed", "1", rs->key, window};
-    return cb ? redis_conn_commandv(rs->ar->app->redis, cb, data, 5, argv)
-              : (redis_conn_fire(rs->ar->app->redis, 5, argv), 0);
+    const char *argv[] = {"FCALL", "billow_login_failed", "2", rs->addr_key, rs->acct_key, window};
+    if (cb)
+        return redis_conn_commandv(rs->ar->app->redis, cb, data, 6, argv);
+    redis_conn_fire(rs->ar->app->redis, 6, argv);
+    return 0;
 }
 
 /* No token for this address: the same answer, after the same one Redis
@@ -831,6 +848,37 @@ static void on_reset_counted(void *data, redisReply *r)
 {
     api_req_t *ar = data;
     respond_json(ar, 202, reset_answer());
+}
+
+static void on_reset_account_checked(void *data, redisReply *r)
+{
+    reset_t *rs = data;
+    api_req_t *ar = rs->ar;
+    if (locked_or_respond(ar, r) != 0) {
+        free(rs);
+        return;
+    }
+    /* Only an active user with a password gets a token; everyone gets the
+     * same answer, and Idempotency-Key is ignored on both paths. */
+    if (!rs->known) {
+        if (reset_count(rs, on_reset_counted, ar) != 0)
+            respond_redis_down(ar);
+        free(rs);
+        return;
+    }
+    reset_count(rs, NULL, NULL);
+    /* Anyone may ask for a reset: the request is not the user's doing. */
+    act_as(ar, rs->tenant_id, rs->user_id, "system");
+    json_t *token = tokens_issue(ar->app, "brt", ar->app->cfg->reset_token_ttl_s);
+    submit_t s = {.type = "user.password_reset_request",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = json_pack("{s:s,s:o}", "user_id", rs->user_id, "token", token),
+                  .created_status = 200,
+                  .answer = reset_answer(),
+                  .answer_status = 202,
+                  .no_idempotency = true};
+    free(rs);
+    submit_job_or_respond(ar, &s);
 }
 
 static void on_reset_user(void *data, int err, const PGresult *res)
@@ -842,31 +890,22 @@ static void on_reset_user(void *data, int err, const PGresult *res)
         respond_db_down(ar);
         return;
     }
-    /* Only an active user with a password gets a token; everyone gets the
-     * same answer, and Idempotency-Key is ignored on both paths. */
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1) ||
-        strcmp(PQgetvalue(res, 0, 2), "active") != 0) {
-        if (reset_count(rs, on_reset_counted, ar) != 0)
-            respond_redis_down(ar);
-        free(rs);
-        return;
+    const char *tenant = json_string_value(json_object_get(ar->body, "tenant"));
+    const char *email = json_string_value(json_object_get(ar->body, "email"));
+    if (PQntuples(res) == 1) {
+        snprintf(rs->tenant_id, sizeof rs->tenant_id, "%s", PQgetvalue(res, 0, 0));
+        tenant = rs->tenant_id; /* Slug or id: one counter. */
+        rs->known = !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 2), "active") == 0;
+        snprintf(rs->user_id, sizeof rs->user_id, "%s", PQgetvalue(res, 0, 1));
     }
-    reset_count(rs, NULL, NULL);
-    free(rs);
-    char tenant_id[IDS_MAX], user_id[IDS_MAX];
-    snprintf(tenant_id, sizeof tenant_id, "%s", PQgetvalue(res, 0, 0));
-    snprintf(user_id, sizeof user_id, "%s", PQgetvalue(res, 0, 1));
-    /* Anyone may ask for a reset: the request is not the user's doing. */
-    act_as(ar, tenant_id, user_id, "system");
-    json_t *token = tokens_issue(ar->app, "brt", ar->app->cfg->reset_token_ttl_s);
-    submit_t s = {.type = "user.password_reset_request",
-                  .tenant_id = ar->auth.tenant_id,
-                  .payload = json_pack("{s:s,s:o}", "user_id", user_id, "token", token),
-                  .created_status = 200,
-                  .answer = reset_answer(),
-                  .answer_status = 202,
-                  .no_idempotency = true};
-    submit_job_or_respond(ar, &s);
+    account_key(RESET_ACCT_PREFIX, tenant, email, rs->acct_key);
+    char max[16];
+    snprintf(max, sizeof max, "%d", ar->app->cfg->login_max_failures);
+    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->acct_key, max};
+    if (redis_conn_commandv(ar->app->redis, on_reset_account_checked, rs, 5, argv) != 0) {
+        free(rs);
+        respond_redis_down(ar);
+    }
 }
 
 static void on_reset_checked(void *data, redisReply *r)
@@ -900,10 +939,10 @@ void routes_auth_password_reset(api_req_t *ar)
     }
     reset_t *rs = mem_calloc(1, sizeof(*rs));
     rs->ar = ar;
-    snprintf(rs->key, sizeof rs->key, RESET_COUNTER_PREFIX "%s", ar->http->client_addr);
+    snprintf(rs->addr_key, sizeof rs->addr_key, RESET_ADDR_PREFIX "%s", ar->http->client_addr);
     char max[16];
     snprintf(max, sizeof max, "%d", ar->app->cfg->login_max_failures_address);
-    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->key, max};
+    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->addr_key, max};
     if (redis_conn_commandv(ar->app->redis, on_reset_checked, rs, 5, argv) != 0) {
         free(rs);
         respond_redis_down(ar);

@@ -332,3 +332,34 @@ describe('a tenant created without an owner password', () => {
     await assertStoredNowhere(n.token, T.tenant.id);
   });
 });
+
+describe('reset requests per account', () => {
+  // LOGIN_MAX_FAILURES (5, the default here) reset requests per account
+  // within LOGIN_LOCKOUT_S; the count is kept for addresses without an
+  // account too, so the 429 tells nothing about which exist.
+  const LIMIT = 5;
+
+  it('past the limit an account gets 429 with Retry-After, exactly as an unknown address does', async () => {
+    const T = await createTenant(api);
+    const user = await createUser(T.secret, { email: `flooded@${T.tenant.slug}.example`, name: 'Flooded', role: 'support', password: 'lantern harbour seventeen' });
+    const unknownEmail = `nobody-here@${T.tenant.slug}.example`;
+    for (const email of [user.email, unknownEmail]) {
+      for (let i = 0; i < LIMIT; i++) {
+        // By slug and by id in turn: one account, one counter.
+        const res = await requestReset({ tenant: i % 2 ? T.tenant.id : T.tenant.slug, email });
+        assert.equal(res.status, 202, `${email} request ${i + 1}: ${res.text}`);
+      }
+      const over = await requestReset({ tenant: T.tenant.slug, email });
+      assertError(over, 429, 'too_many_attempts', { type: 'rate_limit_error' });
+      const retry = Number(over.headers['retry-after']);
+      assert.ok(Number.isInteger(retry) && retry >= 1, `Retry-After: ${over.headers['retry-after']}`);
+    }
+    // Only the requests within the limit made a message.
+    await nthNotification(T.tenant.id, user.email, 'user.password_reset', LIMIT);
+    const count = await superValue(`SELECT count(*) FROM notifications WHERE tenant_id = ${lit(T.tenant.id)} AND recipient = ${lit(user.email)} AND template = 'user.password_reset'`);
+    assert.equal(Number(count), LIMIT);
+    // Another account of the same tenant is not held back.
+    const other = await requestReset({ tenant: T.tenant.slug, email: T.owner.email });
+    assert.equal(other.status, 202, other.text);
+  });
+});

@@ -20,7 +20,7 @@
 static const route_t routes[] = {
     {HTTP_GET, "/healthz", ROUTE_PUBLIC, "", routes_healthz},
     {HTTP_GET, "/readyz", ROUTE_PUBLIC, "", routes_readyz},
-    {HTTP_GET, "/metrics", ROUTE_PUBLIC, "", routes_metrics},
+    {HTTP_GET, "/metrics", ROUTE_PLATFORM, "metrics:scrape", routes_metrics},
     {HTTP_GET, "/openapi.json", ROUTE_PUBLIC, "", routes_openapi},
     {HTTP_GET, "/docs", ROUTE_PUBLIC, "", routes_docs},
     {HTTP_POST, "/v1/tenants", ROUTE_PLATFORM, "tenants:write", routes_tenants_create},

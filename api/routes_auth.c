@@ -7,9 +7,11 @@
  * their job (AUTH_WAIT_S) because their answer is its outcome — a token
  * that works, a session that has ended.
  *
- * Failed sign-ins are counted in Redis per account (tenant + email) and
- * per client address (billow_login_check / billow_login_failed); past a
- * limit the attempt is refused with 429 before the password is looked at.
+ * Sign-in attempts are counted in Redis per account (tenant + email) and
+ * per client address (billow_attempt), atomically and before they are
+ * judged, so a burst of simultaneous guesses cannot all pass one check;
+ * past a limit the attempt is refused with 429 before the password is
+ * looked at, and an attempt that succeeds is taken back out.
  * A wrong password, an unknown email, an unknown tenant and a disabled
  * user get the same answer, and an unknown user's attempt still runs
  * scrypt (on a dummy hash), so neither the answer nor its timing tells
@@ -106,7 +108,10 @@ static void act_as(api_req_t *ar, const char *tenant_id, const char *user_id, co
 }
 
 /* The key of an account's counter: prefix and the SHA-256 of the tenant
- * and the email, in lower case (the address need not be stored plain). */
+ * and the email (the address need not be stored plain). email should come
+ * folded by Postgres's lower(), as accounts are matched, so every spelling
+ * of one address counts alike; ASCII is folded here too for the case of an
+ * unknown tenant, where there is no account to match. */
 static void account_key(const char *prefix, const char *tenant, const char *email,
                         char out[AUTH_COUNTER_KEY_MAX])
 {
@@ -127,30 +132,49 @@ static void counter_keys(const char *tenant, const char *email, const char *addr
     snprintf(addr_key, AUTH_COUNTER_KEY_MAX, "login:fail:addr:%s", addr);
 }
 
-/* Asks whether either counter is past its limit (billow_login_check);
- * the reply goes to cb (see locked_or_respond). */
-static int counters_check(app_t *app, const char *acct, const char *addr, redis_reply_cb cb,
-                          void *data)
+/* Counts an attempt in one or two counters with their limits, atomically
+ * and before it is judged (billow_attempt); the reply goes to cb (see
+ * locked_or_respond). k2 may be NULL. */
+static int attempt_start(app_t *app, const char *k1, int limit1, const char *k2, int limit2,
+                         redis_reply_cb cb, void *data)
 {
-    char max_acct[16], max_addr[16];
-    snprintf(max_acct, sizeof max_acct, "%d", app->cfg->login_max_failures);
-    snprintf(max_addr, sizeof max_addr, "%d", app->cfg->login_max_failures_address);
-    const char *argv[] = {"FCALL", "billow_login_check", "2", acct, addr, max_acct, max_addr};
-    return redis_conn_commandv(app->redis, cb, data, 7, argv);
-}
-
-/* Counts one failure in each of the nkeys counters (billow_login_failed). */
-static int counters_fail(app_t *app, int nkeys, const char *k1, const char *k2, redis_reply_cb cb,
-                         void *data)
-{
-    char window[24], n[4];
+    char l1[16], l2[16], window[24];
+    snprintf(l1, sizeof l1, "%d", limit1);
+    snprintf(l2, sizeof l2, "%d", limit2);
     snprintf(window, sizeof window, "%lld", (long long)app->cfg->login_lockout_s * 1000);
-    snprintf(n, sizeof n, "%d", nkeys);
-    const char *argv[] = {"FCALL", "billow_login_failed", n, k1, nkeys == 2 ? k2 : window, window};
-    return redis_conn_commandv(app->redis, cb, data, nkeys == 2 ? 6 : 5, argv);
+    if (k2 == NULL) {
+        const char *argv[] = {"FCALL", "billow_attempt", "1", k1, l1, window};
+        return redis_conn_commandv(app->redis, cb, data, 6, argv);
+    }
+    const char *argv[] = {"FCALL", "billow_attempt", "2", k1, k2, l1, l2, window};
+    return redis_conn_commandv(app->redis, cb, data, 8, argv);
 }
 
-/* Reads a billow_login_check reply: 0 when the attempt may go on;
+/* A sign-in's two counters for a password check. */
+static int sign_in_attempt(app_t *app, const char *acct, const char *addr, redis_reply_cb cb,
+                           void *data)
+{
+    return attempt_start(app, acct, app->cfg->login_max_failures, addr,
+                         app->cfg->login_max_failures_address, cb, data);
+}
+
+/* The attempt was no failure after all: takes it back from the address
+ * counter, and clears the account's (a success ends its run of failures)
+ * or takes it back too (reset_account false: the check was not finished). */
+static void attempt_not_failed(app_t *app, const char *acct, const char *addr, bool reset_account)
+{
+    if (reset_account) {
+        const char *del[] = {"DEL", acct};
+        redis_conn_fire(app->redis, 2, del);
+        const char *undo[] = {"FCALL", "billow_attempt_undo", "1", addr};
+        redis_conn_fire(app->redis, 4, undo);
+        return;
+    }
+    const char *undo[] = {"FCALL", "billow_attempt_undo", "2", acct, addr};
+    redis_conn_fire(app->redis, 5, undo);
+}
+
+/* Reads a billow_attempt reply: 0 when the attempt may go on;
  * otherwise answers (503 without Redis, 429 with Retry-After when a
  * counter is past its limit) and returns -1. */
 static int locked_or_respond(api_req_t *ar, const redisReply *r)
@@ -186,8 +210,6 @@ typedef struct {
     bool totp_enabled;
     uint64_t last_step;
     char recovery_hash[CRYPTO_SHA256_HEX]; /* Of recovery_code, once checked. */
-    int fail_err;                          /* The answer after counting a failure. */
-    const char *fail_param;
 } login_t;
 
 static void login_free(login_t *l)
@@ -206,23 +228,12 @@ static void login_free(login_t *l)
     free(l);
 }
 
-static void login_fail_counted(void *data, redisReply *r)
-{
-    login_t *l = data;
-    api_req_t *ar = l->ar;
-    int err = l->fail_err;
-    const char *param = l->fail_param;
-    login_free(l);
-    respond_error(ar, err, param, NULL);
-}
-
-/* Counts a failed attempt in both counters, then answers err. */
+/* Answers a failed attempt with err; it was counted when it began. */
 static void login_fail(login_t *l, int err, const char *param)
 {
-    l->fail_err = err;
-    l->fail_param = param;
-    if (counters_fail(l->ar->app, 2, l->acct_key, l->addr_key, login_fail_counted, l) != 0)
-        login_fail_counted(l, NULL);
+    api_req_t *ar = l->ar;
+    login_free(l);
+    respond_error(ar, err, param, NULL);
 }
 
 /* The User-Agent kept with a session: printable UTF-8, cut to at most
@@ -249,8 +260,7 @@ static void login_succeed(login_t *l, uint64_t totp_step)
 {
     api_req_t *ar = l->ar;
     app_t *app = ar->app;
-    const char *del[] = {"DEL", l->acct_key};
-    redis_conn_fire(app->redis, 2, del);
+    attempt_not_failed(app, l->acct_key, l->addr_key, true);
 
     char session_id[IDS_MAX], random[AUTH_SESSION_RANDOM_CHARS + 1];
     ids_generate("ses", session_id);
@@ -338,6 +348,7 @@ static void login_second_factor(login_t *l)
     }
     if (l->totp_code == NULL) {
         /* The password was right: not a failure, but no session yet. */
+        attempt_not_failed(ar->app, l->acct_key, l->addr_key, false);
         login_free(l);
         respond_error(ar, BILLOW_ETOTP_REQUIRED, "totp_code",
                       "This account uses two-factor sign-in: send totp_code (or recovery_code) "
@@ -415,12 +426,13 @@ static void login_looked_up(void *data, int err, const PGresult *res)
         l->totp_sealed = col_dup(res, 5);
         l->last_step = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
         l->password_changed_ms = col_dup(res, 8);
+        email = PQgetvalue(res, 0, 9); /* lower(email), as accounts are matched. */
     }
     /* The account counter is keyed by the resolved tenant when there is
      * one, so naming it by id or by slug counts alike. */
     counter_keys(l->tenant_id ? l->tenant_id : tenant_ref, email, ar->http->client_addr,
                  l->acct_key, l->addr_key);
-    if (counters_check(ar->app, l->acct_key, l->addr_key, login_checked, l) != 0) {
+    if (sign_in_attempt(ar->app, l->acct_key, l->addr_key, login_checked, l) != 0) {
         login_free(l);
         respond_redis_down(ar);
     }
@@ -449,8 +461,8 @@ void routes_auth_login(api_req_t *ar)
     const char *params[2] = {tenant, email};
     if (pg_pool_query(ar->app->pg, NULL,
                       "SELECT tenant_id, user_id, status, password_hash, totp_enabled,"
-                      " totp_secret_sealed, totp_last_step, role, password_changed_ms"
-                      " FROM login_user($1, $2)",
+                      " totp_secret_sealed, totp_last_step, role, password_changed_ms,"
+                      " email_folded FROM login_user($1, $2)",
                       2, params, login_looked_up, l) != 0) {
         login_free(l);
         respond_db_down(ar);
@@ -580,7 +592,7 @@ struct self_s {
     char acct_key[AUTH_COUNTER_KEY_MAX]; /* Failure counters of a password check. */
     char addr_key[AUTH_COUNTER_KEY_MAX];
     /* The user's row. */
-    char *password_hash, *totp_sealed, *email;
+    char *password_hash, *totp_sealed, *email, *email_folded;
     bool totp_enabled;
     uint64_t last_step;
 };
@@ -599,6 +611,7 @@ static void self_free(self_t *s)
     free(s->password_hash);
     free(s->totp_sealed);
     free(s->email);
+    free(s->email_folded);
     free(s);
 }
 
@@ -628,6 +641,7 @@ static void on_self_row(void *data, int err, const PGresult *res)
     s->totp_sealed = col_dup(res, 2);
     s->last_step = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
     s->email = col_dup(res, 4);
+    s->email_folded = col_dup(res, 5);
     s->next(s);
 }
 
@@ -638,8 +652,8 @@ static void self_read(self_t *s, self_step_fn next)
     const char *params[1] = {s->ar->auth.user_id};
     if (pg_pool_query(
             s->ar->app->pg, s->ar->auth.tenant_id,
-            "SELECT password_hash, totp_enabled, totp_secret_sealed, totp_last_step, email"
-            " FROM users WHERE id = $1",
+            "SELECT password_hash, totp_enabled, totp_secret_sealed, totp_last_step, email,"
+            " lower(email) FROM users WHERE id = $1",
             1, params, on_self_row, s) != 0)
         self_respond_error(s, BILLOW_EUNAVAILABLE, NULL,
                            "The database is unavailable; retry later.");
@@ -669,23 +683,17 @@ static void self_submit(self_t *s, const char *type, json_t *payload, json_t *re
     submit_job_or_respond(ar, &sub);
 }
 
-static void on_self_failure_counted(void *data, redisReply *r)
-{
-    self_t *s = data;
-    self_respond_error(s, BILLOW_EINVALID_CREDENTIALS, s->param, "The password is not correct.");
-}
-
 static void on_self_verified(void *data, bool ok)
 {
     self_t *s = data;
     if (ok) {
+        attempt_not_failed(s->ar->app, s->acct_key, s->addr_key, true);
         s->next(s);
         return;
     }
-    /* Counted like a failed sign-in: a stolen session must not become a
-     * way to guess the password without the sign-in's limits. */
-    if (counters_fail(s->ar->app, 2, s->acct_key, s->addr_key, on_self_failure_counted, s) != 0)
-        on_self_failure_counted(s, NULL);
+    /* Counted (when it began) like a failed sign-in: a stolen session must
+     * not become a way to guess the password without the sign-in's limits. */
+    self_respond_error(s, BILLOW_EINVALID_CREDENTIALS, s->param, "The password is not correct.");
 }
 
 static void on_self_counters(void *data, redisReply *r)
@@ -710,8 +718,9 @@ static void self_check_password(self_t *s, self_step_fn next)
 {
     api_req_t *ar = s->ar;
     s->next = next;
-    counter_keys(ar->auth.tenant_id, s->email, ar->http->client_addr, s->acct_key, s->addr_key);
-    if (counters_check(ar->app, s->acct_key, s->addr_key, on_self_counters, s) != 0)
+    counter_keys(ar->auth.tenant_id, s->email_folded, ar->http->client_addr, s->acct_key,
+                 s->addr_key);
+    if (sign_in_attempt(ar->app, s->acct_key, s->addr_key, on_self_counters, s) != 0)
         self_respond_error(s, BILLOW_EUNAVAILABLE, NULL,
                            "The session store is unavailable; retry later.");
 }
@@ -830,23 +839,16 @@ static json_t *reset_answer(void)
     return json_pack("{s:s,s:s}", "object", "password_reset", "status", "requested");
 }
 
-/* Counts this request in both reset counters (billow_login_failed). */
-static int reset_count(reset_t *rs, redis_reply_cb cb, void *data)
-{
-    char window[24];
-    snprintf(window, sizeof window, "%lld", (long long)rs->ar->app->cfg->login_lockout_s * 1000);
-    const char *argv[] = {"FCALL", "billow_login_failed", "2", rs->addr_key, rs->acct_key, window};
-    if (cb)
-        return redis_conn_commandv(rs->ar->app->redis, cb, data, 6, argv);
-    redis_conn_fire(rs->ar->app->redis, 6, argv);
-    return 0;
-}
-
-/* No token for this address: the same answer, after the same one Redis
- * round trip a real request spends enqueueing its job. */
-static void on_reset_counted(void *data, redisReply *r)
+/* No token for this address: the same answer, after the same number of
+ * Redis round trips a real request spends (it enqueues its job; this one
+ * reads the account's counter back), and the same 503 if Redis fails. */
+static void on_reset_parity(void *data, redisReply *r)
 {
     api_req_t *ar = data;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
+        return;
+    }
     respond_json(ar, 202, reset_answer());
 }
 
@@ -861,12 +863,12 @@ static void on_reset_account_checked(void *data, redisReply *r)
     /* Only an active user with a password gets a token; everyone gets the
      * same answer, and Idempotency-Key is ignored on both paths. */
     if (!rs->known) {
-        if (reset_count(rs, on_reset_counted, ar) != 0)
+        const char *argv[] = {"EXISTS", rs->acct_key};
+        if (redis_conn_commandv(ar->app->redis, on_reset_parity, ar, 2, argv) != 0)
             respond_redis_down(ar);
         free(rs);
         return;
     }
-    reset_count(rs, NULL, NULL);
     /* Anyone may ask for a reset: the request is not the user's doing. */
     act_as(ar, rs->tenant_id, rs->user_id, "system");
     json_t *token = tokens_issue(ar->app, "brt", ar->app->cfg->reset_token_ttl_s);
@@ -895,14 +897,13 @@ static void on_reset_user(void *data, int err, const PGresult *res)
     if (PQntuples(res) == 1) {
         snprintf(rs->tenant_id, sizeof rs->tenant_id, "%s", PQgetvalue(res, 0, 0));
         tenant = rs->tenant_id; /* Slug or id: one counter. */
+        email = PQgetvalue(res, 0, 3);
         rs->known = !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 2), "active") == 0;
         snprintf(rs->user_id, sizeof rs->user_id, "%s", PQgetvalue(res, 0, 1));
     }
     account_key(RESET_ACCT_PREFIX, tenant, email, rs->acct_key);
-    char max[16];
-    snprintf(max, sizeof max, "%d", ar->app->cfg->login_max_failures);
-    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->acct_key, max};
-    if (redis_conn_commandv(ar->app->redis, on_reset_account_checked, rs, 5, argv) != 0) {
+    if (attempt_start(ar->app, rs->acct_key, ar->app->cfg->login_max_failures, NULL, 0,
+                      on_reset_account_checked, rs) != 0) {
         free(rs);
         respond_redis_down(ar);
     }
@@ -919,8 +920,8 @@ static void on_reset_checked(void *data, redisReply *r)
     const char *params[2] = {json_string_value(json_object_get(ar->body, "tenant")),
                              json_string_value(json_object_get(ar->body, "email"))};
     if (pg_pool_query(ar->app->pg, NULL,
-                      "SELECT tenant_id, user_id, status FROM login_user($1, $2)", 2, params,
-                      on_reset_user, rs) != 0) {
+                      "SELECT tenant_id, user_id, status, email_folded FROM login_user($1, $2)", 2,
+                      params, on_reset_user, rs) != 0) {
         free(rs);
         respond_db_down(ar);
     }
@@ -940,10 +941,8 @@ void routes_auth_password_reset(api_req_t *ar)
     reset_t *rs = mem_calloc(1, sizeof(*rs));
     rs->ar = ar;
     snprintf(rs->addr_key, sizeof rs->addr_key, RESET_ADDR_PREFIX "%s", ar->http->client_addr);
-    char max[16];
-    snprintf(max, sizeof max, "%d", ar->app->cfg->login_max_failures_address);
-    const char *argv[] = {"FCALL", "billow_login_check", "1", rs->addr_key, max};
-    if (redis_conn_commandv(ar->app->redis, on_reset_checked, rs, 5, argv) != 0) {
+    if (attempt_start(ar->app, rs->addr_key, ar->app->cfg->login_max_failures_address, NULL, 0,
+                      on_reset_checked, rs) != 0) {
         free(rs);
         respond_redis_down(ar);
     }

@@ -35,9 +35,13 @@ static const struct {
     const char *prefix;     /* Job type prefix. */
     const char *permission; /* What reading its result needs. */
 } result_reads[] = {
-    {"customer.", "customers:read"},       {"user.", "users:read"},
-    {"api_key.", "api_keys:read"},         {"session.", "sessions:manage"},
+    {"customer.", "customers:read"},
+    {"user.", "users:read"},
+    {"api_key.", "api_keys:read"},
+    {"session.", "sessions:manage"},
     {"tenant.settings_", "settings:read"},
+    /* tenant.create's result holds the owner user and the owner key. */
+    {"tenant.", "api_keys:read"},
 };
 
 /* True when the job's envelope names actor as who asked. */

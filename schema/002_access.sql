@@ -347,15 +347,16 @@ $$;
 -- tenant's id or slug and the address in any case. No row: no such tenant;
 -- a row with a null user_id: the tenant, but no such user (the tenant id
 -- still keys the failure counter, so naming the tenant by slug or by id
--- counts alike whether the address has an account or not).
+-- counts alike whether the address has an account or not). email_folded
+-- is the address as accounts are matched (lower()), for the same counter.
 CREATE FUNCTION login_user(p_tenant_ref text, p_email text)
 RETURNS TABLE (tenant_id text, user_id text, status text, password_hash text,
                totp_enabled boolean, totp_secret_sealed text, totp_last_step bigint, role text,
-               password_changed_ms bigint)
+               password_changed_ms bigint, email_folded text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   SELECT t.id, u.id, u.status, u.password_hash, coalesce(u.totp_enabled, false),
          u.totp_secret_sealed, coalesce(u.totp_last_step, 0), u.role,
-         floor(extract(epoch FROM u.password_changed_at) * 1000)::bigint
+         floor(extract(epoch FROM u.password_changed_at) * 1000)::bigint, lower(p_email)
     FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND lower(u.email) = lower(p_email)
    WHERE t.id = p_tenant_ref OR t.slug = p_tenant_ref
    LIMIT 1

@@ -138,32 +138,42 @@ const char JOBQ_LIBRARY[] =
     "  redis.call('SET', keys[1], args[1], 'PX', args[2])\n"
     "  return last\n"
     "end\n"
-    /* KEYS: failure counters. ARGV: the limit of each. 0 when every counter
-     * is under its limit, else the milliseconds until the longest lockout ends. */
-    "local function login_check(keys, args)\n"
+    /* Attempt counters (sign-in failures, reset requests). KEYS: the
+     * counters. ARGV: the limit of each, then window_ms. Counts this attempt
+     * in every counter at once, before it is judged, so a burst of
+     * simultaneous attempts cannot all pass one check; if any counter is
+     * then past its limit the attempt is refused and taken back out, and
+     * the answer is the milliseconds until the longest window ends, else 0.
+     * A counter's window starts at its first attempt. */
+    "local function attempt(keys, args)\n"
+    "  local window = args[#keys + 1]\n"
     "  local wait = 0\n"
     "  for i, k in ipairs(keys) do\n"
-    "    local n = tonumber(redis.call('GET', k) or '0')\n"
-    "    if n >= tonumber(args[i]) then\n"
+    "    local n = redis.call('INCR', k)\n"
+    "    if n == 1 then redis.call('PEXPIRE', k, window) end\n"
+    "    if n > tonumber(args[i]) then\n"
     "      local ttl = redis.call('PTTL', k)\n"
     "      if ttl < 1 then ttl = 1 end\n"
     "      if ttl > wait then wait = ttl end\n"
     "    end\n"
     "  end\n"
+    "  if wait > 0 then\n"
+    "    for _, k in ipairs(keys) do redis.call('DECR', k) end\n"
+    "  end\n"
     "  return wait\n"
     "end\n"
-    /* KEYS: failure counters. ARGV: window_ms. Counts one failure in each;
-     * a counter's window starts at its first failure. */
-    "local function login_failed(keys, args)\n"
+    /* KEYS: attempt counters. Takes back one attempt from each (one that
+     * turned out not to be a failure). */
+    "local function attempt_undo(keys, args)\n"
     "  for _, k in ipairs(keys) do\n"
-    "    if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, args[1]) end\n"
+    "    if tonumber(redis.call('GET', k) or '0') > 0 then redis.call('DECR', k) end\n"
     "  end\n"
     "  return #keys\n"
     "end\n"
     "redis.register_function('billow_enqueue', enqueue)\n"
     "redis.register_function('billow_session_touch', session_touch)\n"
-    "redis.register_function('billow_login_check', login_check)\n"
-    "redis.register_function('billow_login_failed', login_failed)\n"
+    "redis.register_function('billow_attempt', attempt)\n"
+    "redis.register_function('billow_attempt_undo', attempt_undo)\n"
     "redis.register_function('billow_promote', promote)\n"
     "redis.register_function('billow_replay', replay)\n";
 

@@ -58,7 +58,7 @@ const HOLDERS = {
 const ROUTES = {
   'GET /healthz': ['public', ''],
   'GET /readyz': ['public', ''],
-  'GET /metrics': ['public', ''],
+  'GET /metrics': ['platform', 'metrics:scrape'],
   'GET /openapi.json': ['public', ''],
   'GET /docs': ['public', ''],
   'POST /v1/tenants': ['platform', 'tenants:write'],

@@ -397,7 +397,7 @@ describe('the audit triggers', () => {
     // arguments); a time column added later without that would show in
     // Postgres's own format.
     const rows = await superuser(`SELECT c.relname, a.attname,
-        position(convert_to('@' || a.attname, 'UTF8') IN t.tgargs) > 0
+        position(convert_to('@' || a.attname, 'UTF8') || '\\x00'::bytea IN t.tgargs) > 0
       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
      WHERE t.tgname = 'audit' AND a.atttypid = 'timestamptz'::regtype AND a.attname <> 'updated_at'

@@ -241,6 +241,21 @@ describe('lockout per account', () => {
     assert.equal(await sessionCount(user.id), sessionsBefore, 'no session was opened');
   });
 
+  it('a burst of simultaneous wrong passwords is held to the limit (each counted before it is judged)', async () => {
+    const user = await makeUser('billing');
+    const BURST = MAX_FAILURES * 3;
+    const answers = await Promise.all(
+      Array.from({ length: BURST }, () => signIn({ tenant: T.tenant.slug, email: user.email, password: wrongPassword() })),
+    );
+    const checked = answers.filter((r) => r.status === 401);
+    const locked = answers.filter((r) => r.status === 429);
+    assert.equal(checked.length + locked.length, BURST, `only 401 and 429: ${answers.map((r) => r.status)}`);
+    assert.equal(checked.length, MAX_FAILURES, `exactly ${MAX_FAILURES} guesses were checked: ${answers.map((r) => r.status)}`);
+    for (const r of locked) assertLocked(r, LOCKOUT_S);
+    assert.equal(await redisValue(S.redisDb, 'GET', accountKey(T.tenant.id, user.email)), String(MAX_FAILURES));
+    assertLocked(await signIn({ tenant: T.tenant.slug, email: user.email, password: OWNER_PASSWORD }), LOCKOUT_S);
+  });
+
   it('failures on one account do not lock another', async () => {
     const locked = await makeUser('billing');
     const other = await makeUser('billing');

@@ -358,6 +358,14 @@ describe('reset requests per account', () => {
     await nthNotification(T.tenant.id, user.email, 'user.password_reset', LIMIT);
     const count = await superValue(`SELECT count(*) FROM notifications WHERE tenant_id = ${lit(T.tenant.id)} AND recipient = ${lit(user.email)} AND template = 'user.password_reset'`);
     assert.equal(Number(count), LIMIT);
+    // A burst of simultaneous requests for a fresh account: each is counted
+    // before it is judged, so exactly LIMIT of them get through.
+    const burstUser = await createUser(T.secret, { email: `burst@${T.tenant.slug}.example`, name: 'Burst', role: 'support', password: 'lantern harbour seventeen' });
+    const burst = await Promise.all(Array.from({ length: LIMIT * 3 }, () => requestReset({ tenant: T.tenant.slug, email: burstUser.email })));
+    assert.equal(burst.filter((r) => r.status === 202).length, LIMIT, `statuses: ${burst.map((r) => r.status)}`);
+    assert.equal(burst.filter((r) => r.status === 429).length, LIMIT * 2);
+    await nthNotification(T.tenant.id, burstUser.email, 'user.password_reset', LIMIT);
+    assert.equal(Number(await superValue(`SELECT count(*) FROM notifications WHERE tenant_id = ${lit(T.tenant.id)} AND recipient = ${lit(burstUser.email)}`)), LIMIT);
     // Another account of the same tenant is not held back.
     const other = await requestReset({ tenant: T.tenant.slug, email: T.owner.email });
     assert.equal(other.status, 202, other.text);

@@ -152,10 +152,16 @@ describe('authentication and permission', () => {
     assertError(await api.post('/v1/customers', { token: PLATFORM_ADMIN_TOKEN, json: {} }), 403, 'forbidden', { type: 'permission_error' });
   });
 
-  it('health, readiness, metrics and the API document need no credentials', async () => {
-    for (const route of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) {
+  it('health, readiness and the API document need no credentials', async () => {
+    for (const route of ['/healthz', '/readyz', '/openapi.json', '/docs']) {
       assert.equal((await api.get(route)).status, 200, route);
     }
+  });
+
+  it('metrics are the platform operator\'s: no token 401, a tenant key 403, the platform token 200', async () => {
+    assertError(await api.get('/metrics'), 401, 'unauthenticated');
+    assertError(await api.get('/metrics', { token: DEMO_API_KEY }), 403, 'forbidden');
+    assert.equal((await api.get('/metrics', { token: PLATFORM_ADMIN_TOKEN })).status, 200);
   });
 });
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { DEMO_API_KEY, slot } from './lib/env.mjs';
+import { DEMO_API_KEY, PLATFORM_ADMIN_TOKEN, slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
 import { specDocument } from './lib/openapi.mjs';
 import { Stack } from './lib/stack.mjs';
@@ -46,7 +46,7 @@ function parseMetrics(text) {
 }
 
 async function scrape() {
-  const res = await api.get('/metrics');
+  const res = await api.get('/metrics', { token: PLATFORM_ADMIN_TOKEN });
   assert.equal(res.status, 200);
   assert.match(res.headers['content-type'], /^text\/plain/);
   assert.match(res.headers['content-type'], /version=0\.0\.4/);

@@ -34,12 +34,39 @@ static const char *const create_keys[] = {"name", "role", NULL};
 static const char *const rotate_keys[] = {"grace_period_seconds", NULL};
 static const char *const revoke_keys[] = {NULL};
 
-/* The answer's part that shows a new key's secret once (new reference). */
-static json_t *reveal_of(const char *id, const apikeys_drawn_t *key, const char *role,
-                         const char *name)
+/* Draws a new key of role and name, lets payload_of build the job's
+ * payload from its id and its hash and prefix (only those enter the job),
+ * and submits the job of type, whose answer shows the secret once under
+ * "api_key". */
+static void submit_new_key(api_req_t *ar, const char *type, int created_status, const char *role,
+                           const char *name,
+                           json_t *(*payload_of)(api_req_t *ar, const char *id,
+                                                 const apikeys_drawn_t *key, const char *role,
+                                                 const char *name))
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "object", "api_key", "secret",
-                     key->secret, "prefix", key->prefix, "role", role, "name", name);
+    char id[IDS_MAX];
+    ids_generate("key", id);
+    apikeys_drawn_t key;
+    apikeys_draw(ar->auth.livemode, &key);
+    json_t *payload = payload_of(ar, id, &key, role, name);
+    json_t *reveal =
+        json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s}}", "api_key", "id", id, "object", "api_key",
+                  "secret", key.secret, "prefix", key.prefix, "role", role, "name", name);
+    explicit_bzero(&key, sizeof(key));
+    submit_t s = {.type = type,
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = payload,
+                  .created_status = created_status,
+                  .reveal = reveal,
+                  .reveal_at = "api_key"};
+    submit_job_or_respond(ar, &s);
+}
+
+static json_t *create_payload(api_req_t *ar, const char *id, const apikeys_drawn_t *key,
+                              const char *role, const char *name)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "role", role, "secret_hash",
+                     key->hash, "prefix", key->prefix);
 }
 
 void routes_api_keys_list(api_req_t *ar)
@@ -91,21 +118,7 @@ void routes_api_keys_create(api_req_t *ar)
         return;
     }
 
-    char id[IDS_MAX];
-    ids_generate("key", id);
-    apikeys_drawn_t key;
-    apikeys_draw(ar->auth.livemode, &key);
-    json_t *payload = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "role", role,
-                                "secret_hash", key.hash, "prefix", key.prefix);
-    json_t *reveal = json_pack("{s:o}", "api_key", reveal_of(id, &key, role, name));
-    explicit_bzero(&key, sizeof(key));
-    submit_t s = {.type = "api_key.create",
-                  .tenant_id = ar->auth.tenant_id,
-                  .payload = payload,
-                  .created_status = 201,
-                  .reveal = reveal,
-                  .reveal_at = "api_key"};
-    submit_job_or_respond(ar, &s);
+    submit_new_key(ar, "api_key.create", 201, role, name, create_payload);
     return;
 invalid:
     respond_invalid(ar, &e);
@@ -161,31 +174,23 @@ static int grace_of(const json_t *body)
     return v ? (int)json_integer_value(v) : API_KEYS_GRACE_DEFAULT;
 }
 
+static json_t *rotate_payload(api_req_t *ar, const char *id, const apikeys_drawn_t *key,
+                              const char *role, const char *name)
+{
+    return json_pack("{s:s,s:{s:s,s:s,s:s},s:i}", "id", ar->params[0], "new", "id", id,
+                     "secret_hash", key->hash, "prefix", key->prefix, "grace_seconds",
+                     grace_of(ar->body));
+}
+
 static void on_rotate_key(void *data, int err, const PGresult *res)
 {
     api_req_t *ar = data;
     if (!key_usable_or_respond(ar, err, res, "rotate"))
         return;
-    const char *role = PQgetvalue(res, 0, 0);
-    const char *name = PQgetvalue(res, 0, 1);
-    char id[IDS_MAX];
-    ids_generate("key", id);
-    apikeys_drawn_t key;
-    apikeys_draw(ar->auth.livemode, &key);
-    json_t *payload =
-        json_pack("{s:s,s:{s:s,s:s,s:s},s:i}", "id", ar->params[0], "new", "id", id, "secret_hash",
-                  key.hash, "prefix", key.prefix, "grace_seconds", grace_of(ar->body));
     /* The new key inherits the old one's name and role (the worker copies
      * them under the row lock; these are what the read saw). */
-    json_t *reveal = json_pack("{s:o}", "api_key", reveal_of(id, &key, role, name));
-    explicit_bzero(&key, sizeof(key));
-    submit_t s = {.type = "api_key.rotate",
-                  .tenant_id = ar->auth.tenant_id,
-                  .payload = payload,
-                  .created_status = 200,
-                  .reveal = reveal,
-                  .reveal_at = "api_key"};
-    submit_job_or_respond(ar, &s);
+    submit_new_key(ar, "api_key.rotate", 200, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                   rotate_payload);
 }
 
 void routes_api_keys_rotate(api_req_t *ar)

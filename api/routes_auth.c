@@ -61,27 +61,6 @@
 
 /* --- small helpers ----------------------------------------------------- */
 
-/* Reads the string member key of the body into *out (NULL when absent).
- * Refuses another type, an empty string, or more than max bytes. */
-static int body_string(const json_t *body, const char *key, bool required, size_t max,
-                       const char **out, validate_error_t *e)
-{
-    const json_t *v = json_object_get(body, key);
-    *out = NULL;
-    if (v == NULL) {
-        if (required)
-            return validate_fail(e, BILLOW_EPARAM_MISSING, key, "%s is required.", key);
-        return 0;
-    }
-    if (!json_is_string(v) || json_string_length(v) == 0)
-        return validate_fail(e, BILLOW_EPARAM_INVALID, key, "%s must be a non-empty string.", key);
-    if (json_string_length(v) > max)
-        return validate_fail(e, BILLOW_EPARAM_INVALID, key, "%s must be at most %zu bytes.", key,
-                             max);
-    *out = json_string_value(v);
-    return 0;
-}
-
 static void respond_db_down(api_req_t *ar)
 {
     respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The database is unavailable; retry later.");
@@ -445,11 +424,12 @@ void routes_auth_login(api_req_t *ar)
     validate_error_t e;
     const char *tenant, *email, *password, *code, *recovery;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
-        body_string(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
-        body_string(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0 ||
-        body_string(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) != 0 ||
-        body_string(ar->body, "totp_code", false, TOTP_DIGITS, &code, &e) != 0 ||
-        body_string(ar->body, "recovery_code", false, 32, &recovery, &e) != 0) {
+        validate_string_member(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
+        validate_string_member(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0 ||
+        validate_string_member(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) !=
+            0 ||
+        validate_string_member(ar->body, "totp_code", false, TOTP_DIGITS, &code, &e) != 0 ||
+        validate_string_member(ar->body, "recovery_code", false, 32, &recovery, &e) != 0) {
         respond_invalid(ar, &e);
         return;
     }
@@ -802,8 +782,10 @@ void routes_auth_password_change(api_req_t *ar)
     validate_error_t e;
     const char *current, *next;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
-        body_string(ar->body, "current_password", true, PASSWORD_MAX_BYTES, &current, &e) != 0 ||
-        body_string(ar->body, "new_password", true, PASSWORD_MAX_BYTES * 4, &next, &e) != 0 ||
+        validate_string_member(ar->body, "current_password", true, PASSWORD_MAX_BYTES, &current,
+                               &e) != 0 ||
+        validate_string_member(ar->body, "new_password", true, PASSWORD_MAX_BYTES * 4, &next, &e) !=
+            0 ||
         password_check_policy("new_password", next, &e) != 0) {
         respond_invalid(ar, &e);
         return;
@@ -933,8 +915,8 @@ void routes_auth_password_reset(api_req_t *ar)
     validate_error_t e;
     const char *tenant, *email;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
-        body_string(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
-        body_string(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0) {
+        validate_string_member(ar->body, "tenant", true, AUTH_TENANT_REF_MAX, &tenant, &e) != 0 ||
+        validate_string_member(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0) {
         respond_invalid(ar, &e);
         return;
     }
@@ -998,9 +980,11 @@ static void redeem(api_req_t *ar, const char *purpose, const char *prefix)
     validate_error_t e;
     const char *token, *password, *name = NULL;
     if (validate_known_keys(ar->body, invite ? invite_keys : reset_keys, &e) != 0 ||
-        body_string(ar->body, "token", true, 128, &token, &e) != 0 ||
-        body_string(ar->body, "password", true, PASSWORD_MAX_BYTES * 4, &password, &e) != 0 ||
-        (invite && body_string(ar->body, "name", false, VALIDATE_NAME_MAX, &name, &e) != 0) ||
+        validate_string_member(ar->body, "token", true, 128, &token, &e) != 0 ||
+        validate_string_member(ar->body, "password", true, PASSWORD_MAX_BYTES * 4, &password, &e) !=
+            0 ||
+        (invite &&
+         validate_string_member(ar->body, "name", false, VALIDATE_NAME_MAX, &name, &e) != 0) ||
         (name && validate_text("name", name, VALIDATE_NAME_MAX, &e) != 0) ||
         password_check_policy("password", password, &e) != 0) {
         respond_invalid(ar, &e);
@@ -1129,7 +1113,7 @@ void routes_auth_totp_confirm(api_req_t *ar)
     validate_error_t e;
     const char *code;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
-        body_string(ar->body, "code", true, TOTP_DIGITS, &code, &e) != 0) {
+        validate_string_member(ar->body, "code", true, TOTP_DIGITS, &code, &e) != 0) {
         respond_invalid(ar, &e);
         return;
     }
@@ -1155,7 +1139,8 @@ void routes_auth_totp_disable(api_req_t *ar)
     validate_error_t e;
     const char *password;
     if (validate_known_keys(ar->body, allowed, &e) != 0 ||
-        body_string(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) != 0) {
+        validate_string_member(ar->body, "password", true, PASSWORD_MAX_BYTES, &password, &e) !=
+            0) {
         respond_invalid(ar, &e);
         return;
     }

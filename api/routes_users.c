@@ -49,21 +49,6 @@ static bool is_status(const char *s)
     return strcmp(s, "invited") == 0 || is_settable_status(s);
 }
 
-/* Sets *out to the string member key of body, or NULL when absent (an
- * error if required). Returns 0 or the validation error. */
-static int get_string(const json_t *body, const char *key, bool required, const char **out,
-                      validate_error_t *e)
-{
-    json_t *v = json_object_get(body, key);
-    *out = NULL;
-    if (v == NULL)
-        return required ? validate_fail(e, BILLOW_EPARAM_MISSING, key, "%s is required.", key) : 0;
-    if (!json_is_string(v))
-        return validate_fail(e, BILLOW_EPARAM_INVALID, key, "%s must be a string.", key);
-    *out = json_string_value(v);
-    return 0;
-}
-
 /* Checks that role names a role. */
 static int check_role(const char *role, validate_error_t *e)
 {
@@ -171,15 +156,17 @@ void routes_users_create(api_req_t *ar)
     json_t *payload = NULL;
     if (validate_known_keys(ar->body, create_keys, &e) != 0)
         goto invalid;
-    if (get_string(ar->body, "email", true, &email, &e) != 0 ||
+    if (validate_string_member(ar->body, "email", true, VALIDATE_EMAIL_MAX, &email, &e) != 0 ||
         validate_email("email", email, &e) != 0)
         goto invalid;
-    if (get_string(ar->body, "name", true, &name, &e) != 0 ||
+    if (validate_string_member(ar->body, "name", true, VALIDATE_NAME_MAX, &name, &e) != 0 ||
         validate_text("name", name, VALIDATE_NAME_MAX, &e) != 0)
         goto invalid;
-    if (get_string(ar->body, "role", true, &role, &e) != 0 || check_role(role, &e) != 0)
+    if (validate_string_member(ar->body, "role", true, PERMISSIONS_ROLE_MAX, &role, &e) != 0 ||
+        check_role(role, &e) != 0)
         goto invalid;
-    if (get_string(ar->body, "password", false, &password, &e) != 0)
+    if (validate_string_member(ar->body, "password", false, 4 * PASSWORD_MAX_BYTES, &password,
+                               &e) != 0)
         goto invalid;
     if (password && password_check_policy("password", password, &e) != 0)
         goto invalid;
@@ -239,12 +226,13 @@ void routes_users_update(api_req_t *ar)
     }
     if (validate_known_keys(ar->body, update_keys, &e) != 0)
         goto invalid;
-    if (get_string(ar->body, "name", false, &name, &e) != 0 ||
+    if (validate_string_member(ar->body, "name", false, VALIDATE_NAME_MAX, &name, &e) != 0 ||
         (name && validate_text("name", name, VALIDATE_NAME_MAX, &e) != 0))
         goto invalid;
-    if (get_string(ar->body, "role", false, &role, &e) != 0 || (role && check_role(role, &e) != 0))
+    if (validate_string_member(ar->body, "role", false, PERMISSIONS_ROLE_MAX, &role, &e) != 0 ||
+        (role && check_role(role, &e) != 0))
         goto invalid;
-    if (get_string(ar->body, "status", false, &status, &e) != 0)
+    if (validate_string_member(ar->body, "status", false, USERS_STATUS_MAX, &status, &e) != 0)
         goto invalid;
     if (status && !is_settable_status(status)) {
         validate_fail(&e, BILLOW_EPARAM_INVALID, "status", "status must be active or disabled.");

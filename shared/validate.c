@@ -259,3 +259,21 @@ int validate_known_keys(const json_t *obj, const char *const *allowed, validate_
     }
     return 0;
 }
+
+int validate_string_member(const json_t *obj, const char *key, bool required, size_t max,
+                           const char **out, validate_error_t *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL)
+        return required ? validate_fail(err, BILLOW_EPARAM_MISSING, key, "%s is required.", key)
+                        : 0;
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return validate_fail(err, BILLOW_EPARAM_INVALID, key, "%s must be a non-empty string.",
+                             key);
+    if (json_string_length(v) > max)
+        return validate_fail(err, BILLOW_EPARAM_INVALID, key, "%s must be at most %zu bytes.", key,
+                             max);
+    *out = json_string_value(v);
+    return 0;
+}

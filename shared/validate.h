@@ -46,6 +46,11 @@ int validate_text(const char *param, const char *s, size_t max, validate_error_t
 int validate_slug(const char *param, const char *s, validate_error_t *err);
 /* A metadata object: string keys and string values within the limits above. */
 int validate_metadata(const char *param, const json_t *obj, validate_error_t *err);
+/* Reads the string member key of obj into *out (NULL when absent: an
+ * error when required). Refuses another type, an empty string and more
+ * than max bytes, naming key. Returns 0 or the validation error. */
+int validate_string_member(const json_t *obj, const char *key, bool required, size_t max,
+                           const char **out, validate_error_t *err);
 /* Refuses any key of obj not in the NULL-terminated list `allowed`. */
 int validate_known_keys(const json_t *obj, const char *const *allowed, validate_error_t *err);
 /* True when s is valid UTF-8 without C0 control characters or DEL. */

@@ -311,3 +311,22 @@ Test(validate, fail_truncates_without_splitting_a_character)
     cr_assert_str_eq(err.message, "bad");
     cr_assert_eq(validate_fail(NULL, BILLOW_EPARAM_MISSING, "x", "y"), BILLOW_EPARAM_MISSING);
 }
+
+Test(validate, a_string_member_is_read_or_refused_naming_its_key)
+{
+    json_t *obj = json_pack("{s:s,s:s,s:i}", "name", "Ada", "empty", "", "count", 3);
+    validate_error_t e;
+    const char *out = "untouched";
+    cr_assert_eq(validate_string_member(obj, "name", true, 10, &out, &e), 0);
+    cr_assert_str_eq(out, "Ada");
+    cr_assert_eq(validate_string_member(obj, "absent", false, 10, &out, &e), 0);
+    cr_assert_null(out);
+    cr_assert_eq(validate_string_member(obj, "absent", true, 10, &out, &e), BILLOW_EPARAM_MISSING);
+    cr_assert_str_eq(e.param, "absent");
+    cr_assert_eq(validate_string_member(obj, "empty", false, 10, &out, &e), BILLOW_EPARAM_INVALID);
+    cr_assert_str_eq(e.param, "empty");
+    cr_assert_eq(validate_string_member(obj, "count", false, 10, &out, &e), BILLOW_EPARAM_INVALID);
+    cr_assert_eq(validate_string_member(obj, "name", true, 2, &out, &e), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(e.message, "at most 2 bytes") != NULL, "%s", e.message);
+    json_decref(obj);
+}

@@ -155,11 +155,7 @@ async function makeKey(secret, role) {
 }
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  stack.startWorker('domain');
-  stack.startWorker('access');
-  stack.startWorker('metrics');
+  api = client(await stack.startAll());
   A = await createTenant(api);
   B = await createTenant(api);
   for (const role of ROLES) {

@@ -65,11 +65,7 @@ function assertAround(actualMs, expectedMs, slackMs, what) {
 }
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  stack.startWorker('domain');
-  stack.startWorker('access');
-  stack.startWorker('metrics');
+  api = client(await stack.startAll());
   A = await createTenant(api);
   secrets.push(A.secret);
   const admin = await api.post('/v1/users', {

@@ -43,11 +43,7 @@ async function events(query, token = A.secret) {
 }
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  stack.startWorker('domain');
-  stack.startWorker('access');
-  stack.startWorker('metrics');
+  api = client(await stack.startAll());
   A = await createTenant(api);
   B = await createTenant(api);
 

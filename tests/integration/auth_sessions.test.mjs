@@ -74,11 +74,7 @@ async function updateUser(id, json, token = owner) {
 }
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi({ SESSION_IDLE_S }));
-  stack.startWorker('domain');
-  stack.startWorker('access');
-  stack.startWorker('metrics');
+  api = client(await stack.startAll({ SESSION_IDLE_S }));
   T = await createTenant(api);
   owner = (await login(api, { tenant: T.tenant.id, email: T.owner.email, password: OWNER_PASSWORD })).token;
 });

@@ -89,11 +89,7 @@ function loginRaw(body) {
 }
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  stack.startWorker('domain');
-  stack.startWorker('access');
-  stack.startWorker('metrics');
+  api = client(await stack.startAll());
 });
 
 after(async () => {

@@ -116,11 +116,7 @@ async function populate(T) {
 }
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  stack.startWorker('domain');
-  stack.startWorker('access');
-  stack.startWorker('metrics');
+  api = client(await stack.startAll());
   A = await createTenant(api);
   B = await createTenant(api);
   await populate(A);

@@ -19,6 +19,7 @@ import {
   DATABASE_URL,
   LOG_DIR,
   PLATFORM_ADMIN_TOKEN,
+  ROOT,
 } from './env.mjs';
 import { client } from './http.mjs';
 import { redis } from './redis.mjs';
@@ -250,6 +251,20 @@ export class Stack {
       },
       { timeoutMs: READY_TIMEOUT_MS, intervalMs: 50, describe: () => tail(p.logFile) },
     );
+  }
+
+  // The product as ./scripts/up runs it, for this file: an empty Redis
+  // database, the api (apiEnv overrides its settings) and one worker of
+  // every kind the Procfile runs, so a kind added there is started here
+  // too. Returns the api process.
+  async startAll(apiEnv = {}) {
+    await this.flushRedis();
+    const procfile = fs.readFileSync(path.join(ROOT, 'Procfile'), 'utf8');
+    const kinds = [...procfile.matchAll(/billow-worker\s+([a-z]+)/g)].map((m) => m[1]);
+    assert.ok(kinds.length > 0, 'the Procfile names worker kinds');
+    const api = await this.startApi(apiEnv);
+    for (const kind of kinds) this.startWorker(kind);
+    return api;
   }
 
   // Starts `billow-worker kind`; env overrides settings (WORKER_BATCH,

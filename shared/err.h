@@ -34,6 +34,8 @@
        "These credentials may not perform this request.")                                          \
     XX(TOTP_ENROLLMENT_REQUIRED, "totp_enrollment_required", 403, "permission_error",              \
        "This tenant requires two-factor sign-in; enrol an authenticator first.")                   \
+    XX(TEST_MODE_ONLY, "test_mode_only", 403, "permission_error",                                  \
+       "Test clocks are available to tenants in test mode only.")                                  \
     XX(NOT_FOUND, "resource_missing", 404, "invalid_request_error", "No such object.")             \
     XX(ROUTE_NOT_FOUND, "route_not_found", 404, "invalid_request_error",                           \
        "No route matches this method and path.")                                                   \
@@ -55,6 +57,8 @@
        "The password is on the list of common passwords.")                                         \
     XX(TOKEN_INVALID, "token_invalid", 400, "invalid_request_error",                               \
        "The token is unknown, used or expired.")                                                   \
+    XX(AMOUNT_TOO_LARGE, "amount_too_large", 400, "invalid_request_error",                         \
+       "An amount is larger than Billow can represent.")                                           \
     XX(BODY_TOO_LARGE, "body_too_large", 413, "invalid_request_error",                             \
        "The request body is larger than allowed.")                                                 \
     XX(UNSUPPORTED_MEDIA, "unsupported_media_type", 415, "invalid_request_error",                  \

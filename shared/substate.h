@@ -1,0 +1,68 @@
+/* substate: a subscription's status and every legal move between them.
+ *
+ * All of a subscription's status changes go through substate_next(), so
+ * the rules live here and nowhere else: a handler says what happened (an
+ * event) and learns the new status, or that the event is not allowed in
+ * the current status, with a sentence for the client.
+ *
+ *   incomplete ──first invoice paid──▶ active
+ *   incomplete ──period ends unpaid──▶ canceled
+ *   trialing ──trial ends──▶ active
+ *   active ──payment fails──▶ past_due ──invoice paid──▶ active
+ *   past_due ──retries exhausted──▶ unpaid (or canceled) ──invoice paid──▶ active
+ *   trialing / active / past_due ──pause──▶ paused ──resume──▶ active
+ *   any but canceled ──cancel──▶ canceled (final)
+ */
+#ifndef BILLOW_SUBSTATE_H
+#define BILLOW_SUBSTATE_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+typedef enum {
+    SUBSTATE_INCOMPLETE, /* Created; its first invoice is not paid yet. */
+    SUBSTATE_TRIALING,   /* In a free trial; billing starts when it ends. */
+    SUBSTATE_ACTIVE,     /* Billed every period; its invoices are paid or being charged. */
+    SUBSTATE_PAST_DUE,   /* Its latest invoice failed to be paid; retries go on. */
+    SUBSTATE_PAUSED,     /* Billing stopped; no period runs until it is resumed. */
+    SUBSTATE_CANCELED,   /* Ended for good. */
+    SUBSTATE_UNPAID,     /* Retries are exhausted; it stays until paid or canceled. */
+    SUBSTATE_COUNT_
+} substate_t;
+
+typedef enum {
+    SUBSTATE_EV_INVOICE_PAID,       /* The latest invoice was paid (or closed at zero). */
+    SUBSTATE_EV_TRIAL_END,          /* The trial's end was reached. */
+    SUBSTATE_EV_PAYMENT_FAILED,     /* A charge of the latest invoice failed. */
+    SUBSTATE_EV_RETRIES_EXHAUSTED,  /* Dunning gave up and leaves it unpaid. */
+    SUBSTATE_EV_INCOMPLETE_EXPIRED, /* The first period ended with its invoice unpaid. */
+    SUBSTATE_EV_PAUSE,              /* Staff paused it. */
+    SUBSTATE_EV_RESUME,             /* Staff resumed it. */
+    SUBSTATE_EV_CANCEL, /* Staff canceled it, or its period ended with a cancel pending. */
+    SUBSTATE_EV_UPDATE, /* Staff changed its items, anchor or pending cancel. */
+    SUBSTATE_EV_COUNT_
+} substate_event_t;
+
+/* The API name of s ("past_due"). */
+const char *substate_name(substate_t s);
+
+/* The status named name, or -1. */
+int substate_parse(const char *name);
+
+/* The API name of ev ("pause"), for messages and logs. */
+const char *substate_event_name(substate_event_t ev);
+
+/* *to = the status after ev happens in status `from` (an event that
+ * changes nothing, such as a payment of an active subscription's invoice,
+ * leaves *to = from). Returns 0, or BILLOW_ECONFLICT when ev is not allowed
+ * in `from`; then why[160] says so in a sentence for the client ("A
+ * canceled subscription cannot be resumed."). */
+int substate_next(substate_t from, substate_event_t ev, substate_t *to,
+                  char why[160]) BILLOW_MUSTCHECK;
+
+/* True when a subscription in s has a running period that renews (it is
+ * neither paused nor ended). */
+int substate_renews(substate_t s);
+
+#endif

@@ -144,6 +144,8 @@ static const char *id_noun(const char *prefix)
     } nouns[] = {
         {"cus", "a customer"},     {"usr", "a user"},    {"key", "an API key"},
         {"aud", "an audit event"}, {"ses", "a session"}, {"job", "a job"},
+        {"prod", "a product"},     {"price", "a price"}, {"cbtxn", "a balance transaction"},
+        {"sub", "a subscription"}, {"in", "an invoice"}, {"clock", "a test clock"},
     };
     for (size_t i = 0; i < sizeof(nouns) / sizeof(nouns[0]); i++)
         if (strcmp(nouns[i].prefix, prefix) == 0)

@@ -20,6 +20,40 @@ void routes_customers_get(api_req_t *ar);
 void routes_customers_update(api_req_t *ar);
 void routes_customers_list(api_req_t *ar);
 
+void routes_customers_balance_transactions(api_req_t *ar);
+
+/* routes_catalog.c: products and prices. */
+void routes_products_create(api_req_t *ar);
+void routes_products_list(api_req_t *ar);
+void routes_products_get(api_req_t *ar);
+void routes_products_update(api_req_t *ar);
+void routes_prices_create(api_req_t *ar);
+void routes_prices_list(api_req_t *ar);
+void routes_prices_get(api_req_t *ar);
+void routes_prices_update(api_req_t *ar);
+
+/* routes_subscriptions.c */
+void routes_subscriptions_create(api_req_t *ar);
+void routes_subscriptions_list(api_req_t *ar);
+void routes_subscriptions_get(api_req_t *ar);
+void routes_subscriptions_update(api_req_t *ar);
+void routes_subscriptions_cancel(api_req_t *ar);
+void routes_subscriptions_pause(api_req_t *ar);
+void routes_subscriptions_resume(api_req_t *ar);
+
+/* routes_invoices.c */
+void routes_invoices_list(api_req_t *ar);
+void routes_invoices_get(api_req_t *ar);
+void routes_invoices_void(api_req_t *ar);
+void routes_invoices_mark_uncollectible(api_req_t *ar);
+void routes_invoices_pay(api_req_t *ar);
+
+/* routes_test_clocks.c */
+void routes_test_clocks_create(api_req_t *ar);
+void routes_test_clocks_list(api_req_t *ar);
+void routes_test_clocks_get(api_req_t *ar);
+void routes_test_clocks_advance(api_req_t *ar);
+
 /* routes_auth.c: sign-in, sessions, passwords, TOTP. */
 void routes_auth_login(api_req_t *ar);
 void routes_auth_logout(api_req_t *ar);
@@ -52,6 +86,8 @@ void routes_audit_list(api_req_t *ar);
 /* routes_settings.c */
 void routes_settings_security_get(api_req_t *ar);
 void routes_settings_security_update(api_req_t *ar);
+void routes_settings_billing_get(api_req_t *ar);
+void routes_settings_billing_update(api_req_t *ar);
 
 /* routes_jobs.c */
 void routes_jobs_get(api_req_t *ar);

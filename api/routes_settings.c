@@ -1,9 +1,10 @@
-/* routes_settings: a tenant's security settings.
+/* routes_settings: a tenant's security and billing settings.
  *
- * Today one setting: require_totp, whether every staff user must sign in
+ * Security: require_totp, whether every staff user must sign in
  * with a one-time code (a user without one is held to enrolling). It is a
  * column of the tenant, read as the tenant and changed by a
- * tenant.settings_update job.
+ * tenant.settings_update job. Billing: invoice_prefix, what the tenant's
+ * invoice numbers start with (tenant.settings_billing).
  *
  * Design: the job's result is the security_settings object itself, the
  * same the GET reads, so a `Prefer: wait` answer (and an idempotent replay
@@ -21,7 +22,9 @@
 /* Longest query parameter name echoed back in a parameter_unknown error. */
 #define SETTINGS_PARAM_NAME_MAX 64
 
-void routes_settings_security_get(api_req_t *ar)
+/* Answers a settings read: sql, as the tenant, builds the object from the
+ * tenant's row ($1 is the tenant id). No query parameter is allowed. */
+static void settings_read(api_req_t *ar, const char *sql)
 {
     static const char *const none[] = {NULL};
     char unknown[SETTINGS_PARAM_NAME_MAX];
@@ -30,10 +33,13 @@ void routes_settings_security_get(api_req_t *ar)
         return;
     }
     const char *params[1] = {ar->auth.tenant_id};
-    reads_object(ar, "tenant",
-                 "SELECT json_build_object('object', 'security_settings',"
-                 " 'require_totp', t.require_totp)::text FROM tenants t WHERE t.id = $1",
-                 1, params);
+    reads_object(ar, "tenant", sql, 1, params);
+}
+
+void routes_settings_security_get(api_req_t *ar)
+{
+    settings_read(ar, "SELECT json_build_object('object', 'security_settings',"
+                      " 'require_totp', t.require_totp)::text FROM tenants t WHERE t.id = $1");
 }
 
 void routes_settings_security_update(api_req_t *ar)
@@ -57,6 +63,40 @@ void routes_settings_security_update(api_req_t *ar)
     submit_t s = {.type = "tenant.settings_update",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = json_pack("{s:b}", "require_totp", json_is_true(v)),
+                  .created_status = 200};
+    submit_job_or_respond(ar, &s);
+}
+
+/* Longest invoice number prefix: the number still fits a PDF's header. */
+#define INVOICE_PREFIX_MAX 12
+
+void routes_settings_billing_get(api_req_t *ar)
+{
+    settings_read(ar, "SELECT billing_settings_object(t)::text FROM tenants t WHERE t.id = $1");
+}
+
+void routes_settings_billing_update(api_req_t *ar)
+{
+    static const char *const allowed[] = {"invoice_prefix", NULL};
+    validate_error_t e;
+    const char *prefix = NULL;
+    if (validate_known_keys(ar->body, allowed, &e) != 0 ||
+        validate_string_member(ar->body, "invoice_prefix", true, INVOICE_PREFIX_MAX, &prefix, &e) !=
+            0) {
+        respond_invalid(ar, &e);
+        return;
+    }
+    for (const char *c = prefix; *c; c++) {
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) {
+            respond_error(ar, BILLOW_EPARAM_INVALID, "invoice_prefix",
+                          "invoice_prefix must be 1 to %d upper-case letters or digits.",
+                          INVOICE_PREFIX_MAX);
+            return;
+        }
+    }
+    submit_t s = {.type = "tenant.settings_billing",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = json_pack("{s:s}", "invoice_prefix", prefix),
                   .created_status = 200};
     submit_job_or_respond(ar, &s);
 }

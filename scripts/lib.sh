@@ -218,6 +218,15 @@ INSERT INTO tenants (id, name, slug, livemode) VALUES (:'tid', 'Demo Company', '
 INSERT INTO api_keys (tenant_id, id, name, secret_hash, prefix, role)
   VALUES (:'tid', :'kid', 'demo', :'hash', :'prefix', 'owner')
   ON CONFLICT (tenant_id, id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, prefix = EXCLUDED.prefix, revoked_at = NULL;
+-- A small catalog to subscribe customers to at once: Pro, $29 a month or
+-- $290 a year, with a 14-day trial on the monthly price.
+INSERT INTO products (tenant_id, id, name, description, features)
+  VALUES (:'tid', 'prod_0000000000000000000000DEM0', 'Pro', 'The demo plan', '{"seats": 10, "sso": true}')
+  ON CONFLICT (tenant_id, id) DO NOTHING;
+INSERT INTO prices (tenant_id, id, product_id, currency, billing_scheme, unit_amount, interval, interval_count, trial_period_days, nickname)
+  VALUES (:'tid', 'price_0000000000000000000000DEM0', 'prod_0000000000000000000000DEM0', 'usd', 'per_unit', 2900, 'month', 1, 14, 'Pro monthly'),
+         (:'tid', 'price_0000000000000000000000DEM1', 'prod_0000000000000000000000DEM0', 'usd', 'per_unit', 29000, 'year', 1, NULL, 'Pro yearly')
+  ON CONFLICT (tenant_id, id) DO NOTHING;
 SQL
   DEMO_KEY=$key
   export DEMO_KEY

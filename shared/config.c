@@ -79,6 +79,11 @@ static const config_setting_t settings[] = {
         "How long a finished job's status is kept, in seconds."),
     INT(outbox_sweep_ms, "OUTBOX_SWEEP_MS", 2000, 10, 3600000,
         "How often workers relay outbox rows left behind by a crash, in milliseconds."),
+    INT(renewal_scan_ms, "RENEWAL_SCAN_MS", 1000, 10, 3600000,
+        "How often the renewal scheduler looks for ended periods and advancing test clocks, in "
+        "milliseconds."),
+    INT(renewal_batch, "RENEWAL_BATCH", 1000, 1, 100000,
+        "Due subscriptions the renewal scheduler enqueues per scan step."),
     STR(faults, "BILLOW_FAULTS", "", 0,
         "Crash points for the crash-safety tests (\"point\" or \"point:N\", comma-separated); "
         "empty in production."),

@@ -43,6 +43,8 @@ typedef struct {
     int backoff_max_ms;             /* Longest retry delay. */
     int job_status_ttl_s;           /* How long a finished job's status is kept. */
     int outbox_sweep_ms;            /* How often workers relay orphaned outbox rows. */
+    int renewal_scan_ms;            /* Pause between the renewal scheduler's scans. */
+    int renewal_batch;              /* Due subscriptions enqueued per scan step. */
     char *faults;                   /* Fault-injection points for crash tests (empty: none). */
     char *encryption_key;           /* 64 hex digits: AES-256-GCM key of sealed secrets. */
     int session_ttl_s;              /* A staff session's absolute lifetime. */

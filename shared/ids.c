@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "crypto.h"
 #include "timeutil.h"
 
@@ -124,4 +126,11 @@ bool ids_valid(const char *prefix, const char *id)
             return false;
     }
     return body[IDS_BODY_LEN] == '\0';
+}
+
+void ids_derive(const char *prefix, uint64_t unix_ms, const char *key, char out[IDS_MAX])
+{
+    unsigned char digest[32];
+    SHA256((const unsigned char *)key, strlen(key), digest);
+    ids_generate_at(prefix, unix_ms, digest, out);
 }

@@ -30,9 +30,23 @@ static const struct {
 } routes[] = {
     /* Sign-in, sessions, staff and keys have their own kind, so a sign-in
      * or a revocation never waits behind a bulk import of customers. */
-    {"tenant.settings_", "access"}, {"user.", "access"},     {"session.", "access"},
-    {"api_key.", "access"},         {"tenant.", "domain"},   {"customer.", "domain"},
-    {"system.", "domain"},          {"metrics.", "metrics"},
+    {"tenant.settings_", "access"},
+    {"user.", "access"},
+    {"session.", "access"},
+    {"api_key.", "access"},
+    {"tenant.", "domain"},
+    {"customer.", "domain"},
+    {"system.", "domain"},
+    {"metrics.", "metrics"},
+    {"product.", "domain"},
+    {"price.", "domain"},
+    /* Subscriptions and invoices share the invoice kind: a subscription
+     * change and the invoice it makes commit together. Test clocks belong
+     * to the kind that owns time. */
+    {"subscription.", "invoice"},
+    {"invoice.", "invoice"},
+    {"test_clock.", "renewal"},
+    {"payment.", "charger"},
 };
 
 const char *jobq_kind_for_type(const char *type)

@@ -26,8 +26,20 @@ static const struct {
     unsigned roles;      /* Bits of the roles holding it. */
     const char *meaning; /* What it allows, for the docs. */
 } matrix[] = {
-    {"customers:read", OWNER | ADMIN | BILLING | SUPPORT, "Read customers."},
+    {"customers:read", OWNER | ADMIN | BILLING | SUPPORT,
+     "Read customers and their balance transactions."},
     {"customers:write", OWNER | ADMIN | BILLING, "Create and change customers."},
+    {"catalog:read", ALL, "Read products and prices."},
+    {"catalog:write", OWNER | ADMIN | BILLING, "Create, change and archive products and prices."},
+    {"subscriptions:read", ALL, "Read subscriptions."},
+    {"subscriptions:write", OWNER | ADMIN | BILLING,
+     "Create, change, pause, resume and cancel subscriptions."},
+    {"invoices:read", ALL, "Read invoices."},
+    {"invoices:write", OWNER | ADMIN | BILLING,
+     "Void invoices, mark them uncollectible or paid out of band."},
+    {"test_clocks:read", ALL, "Read test clocks (test mode only)."},
+    {"test_clocks:write", OWNER | ADMIN | BILLING,
+     "Create and advance test clocks (test mode only)."},
     {"jobs:read", ALL, "Read the status of the tenant's jobs and list its dead jobs."},
     {"jobs:replay", OWNER | ADMIN, "Replay the tenant's dead jobs."},
     {"users:read", OWNER | ADMIN, "List and read staff users."},
@@ -39,6 +51,9 @@ static const struct {
     {"audit:read", OWNER | ADMIN, "Read the audit log."},
     {"settings:read", OWNER | ADMIN, "Read the tenant's security settings."},
     {"settings:write", OWNER, "Change the tenant's security settings (require TOTP)."},
+    {"billing_settings:read", OWNER | ADMIN | BILLING, "Read the tenant's billing settings."},
+    {"billing_settings:write", OWNER | ADMIN,
+     "Change the tenant's billing settings (the invoice number prefix)."},
     {"account:self", ALL,
      "Manage one's own sign-in: sessions, password, two-factor authentication (staff only)."},
 };

@@ -847,7 +847,32 @@ done:
     return out;
 }
 
+/* tenant.settings_billing: the tenant's invoice number prefix; numbers
+ * already given keep theirs, the sequence goes on. */
+static handler_outcome_t settings_billing(worker_job_t *job)
+{
+    const char *prefix = handler_util_req_string(job->env->payload, "invoice_prefix");
+    PGresult *res = NULL;
+    handler_outcome_t out;
+    if (prefix == NULL) {
+        out = handler_util_bad_payload(job, "invoice_prefix is required");
+        goto done;
+    }
+    const char *params[] = {prefix};
+    out = exec_sql(
+        job,
+        "UPDATE tenants t SET invoice_prefix = $1 WHERE id = current_setting('app.tenant_id') "
+        "RETURNING billing_settings_object(t)::text",
+        1, params, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
+done:
+    PQclear(res);
+    return out;
+}
+
 const worker_handler_t kind_access_handlers[] = {
+    {"tenant.settings_billing", settings_billing, false},
     {"user.create", user_create, false},
     {"user.update", user_update, false},
     {"user.password_set", password_set, false},

@@ -1,7 +1,8 @@
 /* kind_domain: the handlers of the `domain` worker kind.
  *
  * Plain entity changes that no specialised kind owns: creating a tenant with
- * its first API key, creating and updating customers, and system.noop (a job
+ * its first API key, creating and updating customers (with their billing
+ * details and closing rules), products and prices, and system.noop (a job
  * that does nothing, for the drain benchmark and the tests). Each handler
  * runs in the runtime's batch transaction under its job's savepoint, with
  * app.tenant_id set to the job's tenant, and returns the API's JSON object

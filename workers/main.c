@@ -14,7 +14,9 @@
 #include "jobq.h"
 #include "kind_access.h"
 #include "kind_domain.h"
+#include "kind_invoice.h"
 #include "kind_metrics.h"
+#include "kind_renewal.h"
 #include "log.h"
 #include "runtime.h"
 
@@ -23,9 +25,9 @@ static const struct {
     const char *kind;                 /* A name from JOBQ_KINDS. */
     const worker_handler_t *handlers; /* Its handler table. */
 } kinds[] = {
-    {"domain", kind_domain_handlers},
-    {"access", kind_access_handlers},
-    {"metrics", kind_metrics_handlers},
+    {"domain", kind_domain_handlers},   {"access", kind_access_handlers},
+    {"metrics", kind_metrics_handlers}, {"invoice", kind_invoice_handlers},
+    {"renewal", kind_renewal_handlers},
 };
 
 static void usage(FILE *out)
@@ -72,7 +74,11 @@ int main(int argc, char **argv)
     log_init(service, cfg.log_level);
     fault_init(cfg.faults);
 
-    int rc = runtime_run(&cfg, kind, handlers);
+    /* The renewal kind also runs the scheduler between its jobs. */
+    kind_renewal_state_t renewal;
+    kind_renewal_state_init(&renewal);
+    runtime_tick_t scheduler = {kind_renewal_tick, cfg.renewal_scan_ms, &renewal};
+    int rc = runtime_run(&cfg, kind, handlers, strcmp(kind, "renewal") == 0 ? &scheduler : NULL);
     config_dispose(&cfg);
     return rc == 0 ? 0 : 1;
 }

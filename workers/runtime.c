@@ -332,6 +332,11 @@ handler_outcome_t runtime_db_fault(worker_job_t *job, const PGresult *res)
 
 int runtime_followup(worker_job_t *job, const char *type, json_t *payload)
 {
+    return runtime_followup_id(job, type, payload, NULL);
+}
+
+int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload, const char *job_id)
+{
     envelope_t env;
     char *text = NULL;
     PGresult *res = NULL;
@@ -345,7 +350,10 @@ int runtime_followup(worker_job_t *job, const char *type, json_t *payload)
                       "Follow-up job of type %s cannot be routed.", type);
         goto fail;
     }
-    ids_generate("job", env.id);
+    if (job_id)
+        snprintf(env.id, sizeof env.id, "%s", job_id);
+    else
+        ids_generate("job", env.id);
     snprintf(env.type, sizeof env.type, "%s", type);
     snprintf(env.tenant_id, sizeof env.tenant_id, "%s", job->env->tenant_id);
     snprintf(env.actor, sizeof env.actor, "%s", job->env->actor);
@@ -360,12 +368,18 @@ int runtime_followup(worker_job_t *job, const char *type, json_t *payload)
         goto fail;
     }
     const char *params[] = {env.tenant_id, env.id, text};
-    res = PQexecParams(
-        job->db, "INSERT INTO outbox (tenant_id, job_id, envelope) VALUES ($1, $2, $3::jsonb)", 3,
-        NULL, params, NULL, NULL, 0);
+    res =
+        PQexecParams(job->db,
+                     "INSERT INTO outbox (tenant_id, job_id, envelope) VALUES ($1, $2, $3::jsonb) "
+                     "ON CONFLICT (tenant_id, job_id) DO NOTHING",
+                     3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         runtime_db_fault(job, res);
         rc = BILLOW_EUNAVAILABLE;
+        goto fail;
+    }
+    if (strcmp(PQcmdTuples(res), "0") == 0) {
+        rc = 0; /* A derived follow-up already on its way. */
         goto fail;
     }
     if (job->followups == NULL)
@@ -1352,7 +1366,8 @@ static void failure_pause(runtime_t *rt)
     sleep_ms(ms > PAUSE_MAX_MS ? PAUSE_MAX_MS : ms);
 }
 
-int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *handlers)
+int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *handlers,
+                const runtime_tick_t *tick)
 {
     runtime_t rt;
     memset(&rt, 0, sizeof rt);
@@ -1397,6 +1412,7 @@ int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *h
 
     bool need_drain = true;
     int64_t next_promote = 0, next_claim = 0, next_sweep = 0;
+    int64_t next_tick = tick ? 0 : INT64_MAX;
     while (!stop_requested) {
         if (rt.conn.db == NULL || rt.conn.redis == NULL || PQstatus(rt.conn.db) != CONNECTION_OK) {
             if (worker_conn_open(&rt.conn, -1, &stop_requested) != 0)
@@ -1424,12 +1440,17 @@ int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *h
             outbox_sweep(&rt.conn, rt.malformed);
             next_sweep = now + cfg->outbox_sweep_ms;
         }
+        if (now >= next_tick && rt.conn.redis && rt.conn.db) {
+            bool more = tick->fn(&rt.conn, cfg, tick->state);
+            next_tick = more ? now : mono_ms() + tick->every_ms;
+        }
         if (!need_drain && !stop_requested && rt.conn.redis && rt.conn.db &&
             PQstatus(rt.conn.db) == CONNECTION_OK) {
             /* Block no longer than until the next periodic step is due, so
              * an idle worker still promotes retries on time. */
             int64_t due = next_promote < next_claim ? next_promote : next_claim;
             due = due < next_sweep ? due : next_sweep;
+            due = due < next_tick ? due : next_tick;
             int64_t block = due - mono_ms();
             block = block < 1 ? 1 : block > cfg->worker_block_ms ? cfg->worker_block_ms : block;
             need_drain = read_new(&rt, (int)block) != 0;

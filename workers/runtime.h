@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "worker_conn.h"
 
 /* How a handler's attempt ended. */
 typedef enum {
@@ -62,10 +63,23 @@ typedef struct {
     bool unaudited;
 } worker_handler_t;
 
-/* Runs the consumer loop of `kind` with `handlers` until SIGTERM or SIGINT,
+/* A kind's periodic work beside its jobs (the renewal scheduler's scan).
+ * fn runs on the worker's own connections between batches, every every_ms,
+ * and again at once while it returns true (more to do). It must leave no
+ * transaction open. */
+typedef struct {
+    /* One pass; true: run again at once. */
+    bool (*fn)(worker_conn_t *conn, const config_t *cfg, void *state);
+    int every_ms; /* Pause between passes. */
+    void *state;  /* The kind's own state, passed to fn. */
+} runtime_tick_t;
+
+/* Runs the consumer loop of `kind` with `handlers` (and tick, when not
+ * NULL, between batches) until SIGTERM or SIGINT,
  * then finishes the batch in hand and returns 0; returns an error if it
  * cannot start (no Postgres or Redis within the start-up grace time). */
-int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *handlers);
+int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *handlers,
+                const runtime_tick_t *tick);
 
 /* Writes a follow-up job of `type` with `payload` (stolen) into the outbox,
  * in the job's transaction: same tenant, actor and trace as the job,
@@ -73,6 +87,13 @@ int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *h
  * if this job's effects are rolled back. Returns 0 or an error, with the
  * error recorded on job (the handler should then return HANDLER_RETRY). */
 int runtime_followup(worker_job_t *job, const char *type, json_t *payload) BILLOW_MUSTCHECK;
+
+/* As runtime_followup, under the given job id (see ids_derive) instead of a
+ * new one. A follow-up with that id already in the outbox is not written
+ * again, and the queue refuses an id it already holds, so asking for the
+ * same derived job twice makes it once. */
+int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload,
+                        const char *job_id) BILLOW_MUSTCHECK;
 
 /* Records a client-facing error on job and returns HANDLER_REJECTED:
  * http_status (4xx), code ("resource_missing"), param (may be NULL) and a

@@ -22,7 +22,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { createCustomer, createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
+import { createCustomer, createPrice, createProduct, createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { BILLOW_BUILD, PLATFORM_ADMIN_TOKEN, slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
@@ -50,6 +50,16 @@ const HOLDERS = {
   'settings:read': ['owner', 'admin'],
   'settings:write': ['owner'],
   'account:self': ROLES,
+  'catalog:read': ROLES,
+  'catalog:write': ['owner', 'admin', 'billing'],
+  'subscriptions:read': ROLES,
+  'subscriptions:write': ['owner', 'admin', 'billing'],
+  'invoices:read': ROLES,
+  'invoices:write': ['owner', 'admin', 'billing'],
+  'test_clocks:read': ROLES,
+  'test_clocks:write': ['owner', 'admin', 'billing'],
+  'billing_settings:read': ['owner', 'admin', 'billing'],
+  'billing_settings:write': ['owner', 'admin'],
 };
 
 // Every route: [auth, permission]. auth: public (anyone), tenant (a key or
@@ -85,10 +95,37 @@ const ROUTES = {
   'GET /v1/audit-events': ['tenant', 'audit:read'],
   'GET /v1/settings/security': ['tenant', 'settings:read'],
   'POST /v1/settings/security': ['tenant', 'settings:write'],
+  'GET /v1/settings/billing': ['tenant', 'billing_settings:read'],
+  'POST /v1/settings/billing': ['tenant', 'billing_settings:write'],
   'POST /v1/customers': ['tenant', 'customers:write'],
   'GET /v1/customers': ['tenant', 'customers:read'],
   'GET /v1/customers/{id}': ['tenant', 'customers:read'],
   'POST /v1/customers/{id}': ['tenant', 'customers:write'],
+  'GET /v1/customers/{id}/balance_transactions': ['tenant', 'customers:read'],
+  'POST /v1/products': ['tenant', 'catalog:write'],
+  'GET /v1/products': ['tenant', 'catalog:read'],
+  'GET /v1/products/{id}': ['tenant', 'catalog:read'],
+  'POST /v1/products/{id}': ['tenant', 'catalog:write'],
+  'POST /v1/prices': ['tenant', 'catalog:write'],
+  'GET /v1/prices': ['tenant', 'catalog:read'],
+  'GET /v1/prices/{id}': ['tenant', 'catalog:read'],
+  'POST /v1/prices/{id}': ['tenant', 'catalog:write'],
+  'POST /v1/subscriptions': ['tenant', 'subscriptions:write'],
+  'GET /v1/subscriptions': ['tenant', 'subscriptions:read'],
+  'GET /v1/subscriptions/{id}': ['tenant', 'subscriptions:read'],
+  'POST /v1/subscriptions/{id}': ['tenant', 'subscriptions:write'],
+  'POST /v1/subscriptions/{id}/cancel': ['tenant', 'subscriptions:write'],
+  'POST /v1/subscriptions/{id}/pause': ['tenant', 'subscriptions:write'],
+  'POST /v1/subscriptions/{id}/resume': ['tenant', 'subscriptions:write'],
+  'GET /v1/invoices': ['tenant', 'invoices:read'],
+  'GET /v1/invoices/{id}': ['tenant', 'invoices:read'],
+  'POST /v1/invoices/{id}/void': ['tenant', 'invoices:write'],
+  'POST /v1/invoices/{id}/mark_uncollectible': ['tenant', 'invoices:write'],
+  'POST /v1/invoices/{id}/pay': ['tenant', 'invoices:write'],
+  'POST /v1/test_clocks': ['tenant', 'test_clocks:write'],
+  'GET /v1/test_clocks': ['tenant', 'test_clocks:read'],
+  'GET /v1/test_clocks/{id}': ['tenant', 'test_clocks:read'],
+  'POST /v1/test_clocks/{id}/advance': ['tenant', 'test_clocks:write'],
   'GET /v1/jobs': ['ops', 'jobs:read'],
   'POST /v1/jobs/replay': ['ops', 'jobs:replay'],
   'GET /v1/jobs/{id}': ['ops', 'jobs:read'],
@@ -98,7 +135,10 @@ const ROUTES = {
 // The id prefix a route's {id} takes, so probes use a well-formed id.
 function idPrefix(route) {
   const m = route.match(/^\/v1\/(\w+)/);
-  return { customers: 'cus', users: 'usr', api_keys: 'key', jobs: 'job', auth: 'ses' }[m[1]];
+  return {
+    customers: 'cus', users: 'usr', api_keys: 'key', jobs: 'job', auth: 'ses', products: 'prod',
+    prices: 'price', subscriptions: 'sub', invoices: 'in', test_clocks: 'clock',
+  }[m[1]];
 }
 
 // Sends the side-effect-free probe of a route (see the top of the file).
@@ -266,7 +306,12 @@ describe('another tenant\'s credentials', () => {
       (SELECT row_to_json(c)::text FROM customers c WHERE id = ${lit(ids.customer)}),
       (SELECT row_to_json(u)::text FROM users u WHERE id = ${lit(ids.user)}),
       (SELECT row_to_json(k)::text FROM api_keys k WHERE id = ${lit(ids.key)}),
-      (SELECT row_to_json(s)::text FROM sessions s WHERE id = ${lit(ids.session)})`);
+      (SELECT row_to_json(s)::text FROM sessions s WHERE id = ${lit(ids.session)}),
+      (SELECT row_to_json(p)::text FROM products p WHERE id = ${lit(ids.product)}),
+      (SELECT row_to_json(p)::text FROM prices p WHERE id = ${lit(ids.price)}),
+      (SELECT row_to_json(s)::text FROM subscriptions s WHERE id = ${lit(ids.subscription)}),
+      (SELECT row_to_json(i)::text FROM invoices i WHERE id = ${lit(ids.invoice)}),
+      (SELECT row_to_json(c)::text FROM test_clocks c WHERE id = ${lit(ids.clock)})`);
   }
 
   before(async () => {
@@ -275,7 +320,17 @@ describe('another tenant\'s credentials', () => {
     const key = await makeKey(A.secret, 'analyst');
     const s = await login(api, { tenant: A.tenant.slug, email: user.email, password: OWNER_PASSWORD });
     const job = await api.post('/v1/customers', { token: A.secret, json: {} });
-    ids = { customer: customer.id, user: user.id, key: key.id, session: s.session.id, job: job.json.id };
+    const product = await createProduct(api, A.secret);
+    const price = await createPrice(api, A.secret, { product: product.id });
+    const wait = { Prefer: 'wait=20' };
+    const sub = await api.post('/v1/subscriptions', { token: A.secret, headers: wait, json: { customer: customer.id, items: [{ price: price.id }] } });
+    assert.equal(sub.status, 201, sub.text);
+    const clock = await api.post('/v1/test_clocks', { token: A.secret, headers: wait, json: { frozen_time: '2027-01-01T00:00:00Z' } });
+    assert.equal(clock.status, 201, clock.text);
+    ids = {
+      customer: customer.id, user: user.id, key: key.id, session: s.session.id, job: job.json.id, product: product.id,
+      price: price.id, subscription: sub.json.id, invoice: sub.json.latest_invoice, clock: clock.json.id,
+    };
     original = await snapshot();
   });
 
@@ -290,6 +345,22 @@ describe('another tenant\'s credentials', () => {
     ['DELETE', '/v1/auth/sessions/{id}', 'session'],
     ['GET', '/v1/jobs/{id}', 'job'],
     ['POST', '/v1/jobs/{id}/replay', 'job', {}],
+    ['GET', '/v1/customers/{id}/balance_transactions', 'customer'],
+    ['GET', '/v1/products/{id}', 'product'],
+    ['POST', '/v1/products/{id}', 'product', { name: 'Taken over' }],
+    ['GET', '/v1/prices/{id}', 'price'],
+    ['POST', '/v1/prices/{id}', 'price', { nickname: 'Taken over' }],
+    ['GET', '/v1/subscriptions/{id}', 'subscription'],
+    ['POST', '/v1/subscriptions/{id}', 'subscription', { cancel_at_period_end: true }],
+    ['POST', '/v1/subscriptions/{id}/cancel', 'subscription', {}],
+    ['POST', '/v1/subscriptions/{id}/pause', 'subscription', {}],
+    ['POST', '/v1/subscriptions/{id}/resume', 'subscription', {}],
+    ['GET', '/v1/invoices/{id}', 'invoice'],
+    ['POST', '/v1/invoices/{id}/void', 'invoice', {}],
+    ['POST', '/v1/invoices/{id}/mark_uncollectible', 'invoice', {}],
+    ['POST', '/v1/invoices/{id}/pay', 'invoice', { paid_out_of_band: true }],
+    ['GET', '/v1/test_clocks/{id}', 'clock'],
+    ['POST', '/v1/test_clocks/{id}/advance', 'clock', { frozen_time: '2027-02-01T00:00:00Z' }],
   ];
 
   it('covers every route that takes an id', () => {
@@ -311,7 +382,8 @@ describe('another tenant\'s credentials', () => {
   }
 
   it('B\'s lists hold none of A\'s rows', async () => {
-    const lists = ['/v1/customers', '/v1/users', '/v1/api_keys', '/v1/audit-events'];
+    const lists = ['/v1/customers', '/v1/users', '/v1/api_keys', '/v1/audit-events', '/v1/products', '/v1/prices',
+      '/v1/subscriptions', '/v1/invoices', '/v1/test_clocks'];
     for (const route of lists) {
       const res = await api.get(route, { token: bOwner, query: { limit: 100 } });
       assert.equal(res.status, 200, res.text);

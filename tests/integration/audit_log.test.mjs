@@ -117,6 +117,7 @@ describe('what an event records', () => {
       name: { before: null, after: 'Old name' },
       metadata: { before: null, after: { plan: 'basic' } },
       status: { before: null, after: 'active' },
+      balance: { before: null, after: 0 },
       created_at: { before: null, after: customer.created_at },
     });
 

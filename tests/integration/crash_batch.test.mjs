@@ -10,7 +10,7 @@ import { createTenant, waitJob } from './lib/billow.mjs';
 import { holdLock, lit, superValue } from './lib/db.mjs';
 import { PLATFORM_ADMIN_TOKEN, slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
-import { redis, redisValue } from './lib/redis.mjs';
+import { pendingOf, streamConsumers, streamPending } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { mapLimit, tag, until } from './lib/util.mjs';
 
@@ -46,40 +46,8 @@ async function submit(secret, batch, n) {
 }
 
 // Consumers of the domain stream's group: [{name, pending}].
-async function consumers() {
-  let lines;
-  try {
-    lines = await redis(S.redisDb, 'XINFO', 'CONSUMERS', 'jobs:domain', 'workers');
-  } catch {
-    return [];
-  }
-  const out = [];
-  let cur = null;
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    if (lines[i] === 'name') {
-      cur = { name: lines[i + 1], pending: 0 };
-      out.push(cur);
-    } else if (lines[i] === 'pending' && cur) {
-      cur.pending = Number(lines[i + 1]);
-    }
-  }
-  return out;
-}
-
-async function totalPending() {
-  try {
-    return Number(await redisValue(S.redisDb, 'XPENDING', 'jobs:domain', 'workers'));
-  } catch {
-    return 0;
-  }
-}
-
-// Entries of the victim's consumer not yet acked (the consumer is found by
-// the pid in its name; without one, every consumer's pending entries count).
-async function pendingOf(pid) {
-  const cs = await consumers();
-  const mine = cs.filter((c) => c.name.includes(String(pid)));
-  return mine.length ? mine.reduce((a, c) => a + c.pending, 0) : totalPending();
+function consumers() {
+  return streamConsumers(S.redisDb, 'jobs:domain');
 }
 
 // Waits until every job is succeeded (counting in Postgres first, then each
@@ -113,7 +81,7 @@ async function assertExactlyOnce(tenantId, batch, ids) {
   const dbIds = await superValue(`SELECT string_agg(id, ',' ORDER BY id) FROM customers WHERE ${where}`);
   assert.deepEqual(dbIds.split(','), [...resultIds].sort(), 'the jobs\' results are the customers in Postgres');
 
-  await until('the domain stream to have no unacked entries', async () => ((await totalPending()) === 0 ? true : undefined), {
+  await until('the domain stream to have no unacked entries', async () => ((await streamPending(S.redisDb, 'jobs:domain')) === 0 ? true : undefined), {
     timeoutMs: 30000,
     describe: async () => JSON.stringify(await consumers()),
   });
@@ -140,13 +108,13 @@ describe('worker crashes in the middle of a batch', () => {
       await until(
         'the first worker to hold a batch',
         async () => {
-          pendingAtKill = await pendingOf(w1.pid);
+          pendingAtKill = await pendingOf(S.redisDb, 'jobs:domain', w1.pid);
           return pendingAtKill > 0 ? true : undefined;
         },
         { timeoutMs: 60000, intervalMs: 20, describe: async () => JSON.stringify(await consumers()) },
       );
       await w1.kill9();
-      const orphaned = await pendingOf(w1.pid);
+      const orphaned = await pendingOf(S.redisDb, 'jobs:domain', w1.pid);
       t.diagnostic(`killed worker pid ${w1.pid} holding ${orphaned} unacked entries; consumers ${JSON.stringify(await consumers())}`);
       assert.ok(orphaned > 0, 'the killed worker left unacked entries behind');
 

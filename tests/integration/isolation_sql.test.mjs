@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { createCustomer, createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
+import { createCustomer, createPrice, createProduct, createTenant, login, OWNER_PASSWORD } from './lib/billow.mjs';
 import { totpCode } from './lib/crypto.mjs';
 import { asRole, lit, superuser, superValue } from './lib/db.mjs';
 import { DATABASE_READ_URL, DATABASE_URL, slot } from './lib/env.mjs';
@@ -40,7 +40,9 @@ const TABLES = [{ name: 'tenants', type: 'BASE TABLE', key: 'id' }, ...RELATIONS
 // The tables this file knows to exist today (a subset check: new ones are
 // welcome and covered too).
 const KNOWN = ['api_keys', 'audit_events', 'customers', 'metrics_daily', 'notifications', 'outbox',
-  'processed_jobs', 'recovery_codes', 'sessions', 'tenants', 'user_tokens', 'users'];
+  'processed_jobs', 'recovery_codes', 'sessions', 'tenants', 'user_tokens', 'users', 'products', 'prices',
+  'test_clocks', 'subscriptions', 'subscription_items', 'invoice_sequences', 'invoices', 'invoice_lines',
+  'invoice_items', 'customer_balance_transactions'];
 // Tables billow_api must not read at all (docs/architecture.md: the api
 // never reads recovery codes, tokens, notifications or the outbox).
 const API_UNREADABLE = new Set(['notifications', 'outbox', 'recovery_codes', 'user_tokens']);
@@ -113,6 +115,27 @@ async function populate(T) {
     (await superCount('user_tokens', T.tenant.id)) > 0 && (await superCount('notifications', T.tenant.id)) > 0 ? true : undefined);
   // The customer's metrics.refresh follow-up.
   await until(`metrics_daily of ${T.tenant.id}`, async () => ((await superCount('metrics_daily', T.tenant.id)) > 0 ? true : undefined));
+
+  // Billing: a product, two prices, a test clock with a customer on it, a
+  // subscription (an invoice with lines, the invoice sequence), a downgrade
+  // invoiced at once (a credit: a balance transaction) and a quantity
+  // change left pending (an invoice item).
+  const product = await createProduct(api, T.secret);
+  const big = await createPrice(api, T.secret, { product: product.id, unit_amount: 3000 });
+  const small = await createPrice(api, T.secret, { product: product.id, unit_amount: 1000 });
+  const wait = { token: T.secret, headers: { Prefer: 'wait=20' } };
+  const clock = await api.post('/v1/test_clocks', { ...wait, json: { frozen_time: '2027-01-01T00:00:00Z' } });
+  assert.equal(clock.status, 201, clock.text);
+  const customer = await createCustomer(api, T.secret, { name: 'Subscriber', test_clock: clock.json.id });
+  const sub = await api.post('/v1/subscriptions', { ...wait, json: { customer: customer.id, items: [{ price: big.id }] } });
+  assert.equal(sub.status, 201, sub.text);
+  const paid = await api.post('/v1/invoices/{id}/pay', { ...wait, params: { id: sub.json.latest_invoice }, json: { paid_out_of_band: true } });
+  assert.equal(paid.status, 200, paid.text);
+  const item = sub.json.items.data[0].id;
+  const down = await api.post('/v1/subscriptions/{id}', { ...wait, params: { id: sub.json.id }, json: { items: [{ id: item, price: small.id }], proration_behavior: 'always_invoice' } });
+  assert.equal(down.status, 200, down.text);
+  const more = await api.post('/v1/subscriptions/{id}', { ...wait, params: { id: sub.json.id }, json: { items: [{ id: item, quantity: 2 }] } });
+  assert.equal(more.status, 200, more.text);
 }
 
 before(async () => {

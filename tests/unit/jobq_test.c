@@ -16,13 +16,21 @@ Test(jobq, job_types_route_to_their_worker_kind)
     cr_assert_str_eq(jobq_kind_for_type("api_key.revoke"), "access");
     cr_assert_str_eq(jobq_kind_for_type("tenant.settings_update"), "access");
     cr_assert_null(jobq_kind_for_type("customer."), "a prefix without a verb is no type");
-    cr_assert_null(jobq_kind_for_type("invoice.pay"), "no kind runs invoices yet");
+    cr_assert_str_eq(jobq_kind_for_type("product.create"), "domain");
+    cr_assert_str_eq(jobq_kind_for_type("price.update"), "domain");
+    cr_assert_str_eq(jobq_kind_for_type("subscription.cycle"), "invoice");
+    cr_assert_str_eq(jobq_kind_for_type("invoice.pay"), "invoice");
+    cr_assert_str_eq(jobq_kind_for_type("test_clock.advance"), "renewal");
+    cr_assert_str_eq(jobq_kind_for_type("payment.charge"), "charger");
+    cr_assert_null(jobq_kind_for_type("coupon.create"), "no kind runs coupons yet");
     cr_assert_null(jobq_kind_for_type(""));
 }
 
 Test(jobq, every_routed_kind_is_a_known_kind)
 {
-    const char *types[] = {"customer.create", "tenant.create", "system.noop", "metrics.refresh"};
+    const char *types[] = {"customer.create", "tenant.create",      "system.noop",
+                           "metrics.refresh", "subscription.cycle", "test_clock.create",
+                           "payment.charge"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         cr_assert(jobq_kind_valid(jobq_kind_for_type(types[i])), "%s", types[i]);
     cr_assert_not(jobq_kind_valid("nope"));
@@ -186,7 +194,7 @@ Test(jobq, a_job_no_worker_kind_runs_is_refused_not_queued_somewhere)
 {
     envelope_t env;
     sample_envelope(&env, "ten_0000000000000000000000DEM0");
-    strcpy(env.type, "invoice.pay");
+    strcpy(env.type, "coupon.create");
     jobq_cmd_t cmd;
     cr_assert_eq(jobq_enqueue_cmd(&cmd, &env, "{}", NULL, NULL, NULL, 1), BILLOW_EPARAM_INVALID);
     cr_assert_eq(cmd.argc, 0, "nothing to send");

@@ -66,3 +66,40 @@ export async function waitJob(api, id, token, { status = 'succeeded', timeoutMs 
   assert.equal(job.status, status, `job ${id} ended ${job.status}, expected ${status}: ${JSON.stringify(job)}`);
   return job;
 }
+
+// Creates a tenant in live mode through POST /v1/tenants with the platform
+// token (its key is sk_live_…), as createTenant does in test mode, and
+// waits for it. Returns {tenant, apiKey, secret, owner}.
+export async function createLiveTenant(api, { slug } = {}) {
+  slug ??= tag('live').slice(0, 40);
+  const owner = { email: `owner@${slug}.example`, name: 'Owner', password: OWNER_PASSWORD };
+  const res = await api.post('/v1/tenants', {
+    token: PLATFORM_ADMIN_TOKEN,
+    headers: { Prefer: 'wait=20' },
+    json: { name: `Live ${slug}`, slug, livemode: true, owner },
+  });
+  assert.equal(res.status, 201, `POST /v1/tenants (live) with wait: ${res.status} ${res.text}`);
+  const { tenant, api_key: apiKey } = res.json;
+  assert.equal(tenant.livemode, true);
+  assert.match(apiKey.secret, /^sk_live_[A-Za-z0-9_-]+$/);
+  return { tenant, apiKey, secret: apiKey.secret, owner: res.json.owner };
+}
+
+// Creates a product with Prefer: wait and returns the product object.
+export async function createProduct(api, token, body = {}) {
+  const res = await api.post('/v1/products', { token, headers: { Prefer: 'wait=20' }, json: { name: tag('Product'), ...body } });
+  assert.equal(res.status, 201, `POST /v1/products with wait: ${res.status} ${res.text}`);
+  assert.match(res.json.id, ID_RE('prod'));
+  return res.json;
+}
+
+// Creates a price with Prefer: wait and returns the price object. body
+// needs product; currency, unit_amount and a monthly recurring default.
+export async function createPrice(api, token, body) {
+  const json = { currency: 'usd', recurring: { interval: 'month' }, ...body };
+  if (json.billing_scheme !== 'tiered' && !('unit_amount' in body)) json.unit_amount = 1000;
+  const res = await api.post('/v1/prices', { token, headers: { Prefer: 'wait=20' }, json });
+  assert.equal(res.status, 201, `POST /v1/prices with wait: ${res.status} ${res.text}`);
+  assert.match(res.json.id, ID_RE('price'));
+  return res.json;
+}

@@ -36,3 +36,43 @@ export async function hgetall(db, key) {
   for (let i = 0; i + 1 < lines.length; i += 2) out[lines[i]] = lines[i + 1];
   return out;
 }
+
+// Consumers of the `workers` group of stream (jobs:<kind>) in database db:
+// [{name, pending}], [] when the stream or group does not exist yet.
+export async function streamConsumers(db, stream) {
+  let lines;
+  try {
+    lines = await redis(db, 'XINFO', 'CONSUMERS', stream, 'workers');
+  } catch {
+    return [];
+  }
+  const out = [];
+  let cur = null;
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    if (lines[i] === 'name') {
+      cur = { name: lines[i + 1], pending: 0 };
+      out.push(cur);
+    } else if (lines[i] === 'pending' && cur) {
+      cur.pending = Number(lines[i + 1]);
+    }
+  }
+  return out;
+}
+
+// Entries of stream delivered to the worker with process id pid and not yet
+// acked (its consumer is found by the pid in its name; without one, every
+// consumer's pending entries count).
+export async function pendingOf(db, stream, pid) {
+  const cs = await streamConsumers(db, stream);
+  const mine = cs.filter((c) => c.name.includes(String(pid)));
+  return mine.length ? mine.reduce((a, c) => a + c.pending, 0) : streamPending(db, stream);
+}
+
+// Entries of stream delivered and not yet acked, over all its consumers.
+export async function streamPending(db, stream) {
+  try {
+    return Number(await redisValue(db, 'XPENDING', stream, 'workers'));
+  } catch {
+    return 0;
+  }
+}

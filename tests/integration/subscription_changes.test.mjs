@@ -1,0 +1,783 @@
+// The subscription engine's changes, through the real api and workers, each
+// on its own test clock: day-of-month anchors with end-of-month clamping,
+// scheduled changes, prorated quantity changes, cancellation with and
+// without proration, moving the billing cycle anchor, a change of interval,
+// tiered prices on invoices, zero- and three-decimal currencies,
+// backdating, the expiry of an incomplete subscription, and the errors of
+// these routes (status, code and param).
+//
+// Every expected amount is worked out by hand from docs/billing.md, in the
+// comments beside it: cumulative(t) = round_half_up(amount × (t − start) /
+// (end − start)) over the full period [start, end) that contains t, and the
+// part [a, b) is cumulative(b) − cumulative(a). Time moves only by
+// POST /v1/test_clocks/{id}/advance; the renewal scheduler scans every
+// 100 ms here, and advance() waits until the clock is ready again.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { createLiveTenant, createTenant } from './lib/billow.mjs';
+import { lit, superuser } from './lib/db.mjs';
+import { slot } from './lib/env.mjs';
+import { assertError, client } from './lib/http.mjs';
+import { Stack } from './lib/stack.mjs';
+import { ID_RE, tag, until } from './lib/util.mjs';
+
+const S = slot(27);
+const stack = new Stack('subscription_changes', S);
+let api;
+let secret;
+let tenantId;
+let product;
+
+const WAIT = { Prefer: 'wait=20' };
+
+before(async () => {
+  await stack.flushRedis();
+  api = client(await stack.startApi());
+  for (const kind of ['domain', 'access', 'metrics', 'invoice']) stack.startWorker(kind);
+  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
+  const t = await createTenant(api);
+  secret = t.secret;
+  tenantId = t.tenant.id;
+  product = await post('/v1/products', { name: 'Changes plan' }, 201);
+});
+
+after(async () => {
+  await stack.stopAll();
+});
+
+// POSTs with Prefer: wait and asserts the finished status.
+async function post(path, json, status = 200, params = {}, token = secret) {
+  const res = await api.post(path, { token, headers: WAIT, json, params });
+  assert.equal(res.status, status, `POST ${path}: ${res.status} ${res.text}`);
+  return res.json;
+}
+
+// POSTs with Prefer: wait and returns the raw response (for refusals).
+function attempt(path, json, params = {}, token = secret) {
+  return api.post(path, { token, headers: WAIT, json, params });
+}
+
+async function get(path, params = {}, query = undefined) {
+  const res = await api.get(path, { token: secret, params, query });
+  assert.equal(res.status, 200, `GET ${path}: ${res.status} ${res.text}`);
+  return res.json;
+}
+
+// A monthly usd price of unitAmount unless extra says otherwise.
+async function price(unitAmount, extra = {}) {
+  return post('/v1/prices', { product: product.id, currency: 'usd', unit_amount: unitAmount, recurring: { interval: 'month' }, ...extra }, 201);
+}
+
+// A test clock frozen at iso and a customer on it.
+async function onClock(iso) {
+  const clock = await post('/v1/test_clocks', { frozen_time: iso, name: tag('clock') }, 201);
+  assert.equal(clock.frozen_time, iso);
+  const customer = await post('/v1/customers', { email: `${tag('c')}@example.com`, test_clock: clock.id }, 201);
+  return { clock, customer };
+}
+
+// Advances the clock and waits until everything it made due is done.
+async function advance(clock, iso) {
+  const moved = await post('/v1/test_clocks/{id}/advance', { frozen_time: iso }, 200, { id: clock.id });
+  assert.equal(moved.frozen_time, iso);
+  await until(`test clock ${clock.id} to be ready at ${iso}`, async () => {
+    const c = await get('/v1/test_clocks/{id}', { id: clock.id });
+    return c.status === 'ready';
+  }, { timeoutMs: 30000, intervalMs: 100 });
+}
+
+// The subscription's invoices, oldest first, each with its lines.
+async function invoicesOf(sub) {
+  const list = await get('/v1/invoices', {}, { subscription: sub.id, limit: 100 });
+  const full = [];
+  for (const inv of list.data.reverse()) full.push(await get('/v1/invoices/{id}', { id: inv.id }));
+  return full;
+}
+
+function amounts(inv) {
+  return inv.lines.data.map((l) => l.amount);
+}
+
+function periods(inv) {
+  return inv.lines.data.map((l) => [l.period.start, l.period.end]);
+}
+
+// Records an out-of-band payment of inv and returns the paid invoice.
+async function pay(inv) {
+  const paid = await post('/v1/invoices/{id}/pay', { paid_out_of_band: true }, 200, { id: inv.id });
+  assert.equal(paid.status, 'paid');
+  assert.equal(paid.amount_remaining, 0);
+  return paid;
+}
+
+// Subscribes customer to items and pays the first invoice, so the
+// subscription is active and may change; returns it, re-read.
+async function activeSub(customer, items) {
+  const sub = await post('/v1/subscriptions', { customer: customer.id, items }, 201);
+  assert.equal(sub.status, 'incomplete');
+  const [first] = await invoicesOf(sub);
+  await pay(first);
+  const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+  assert.equal(now.status, 'active');
+  return now;
+}
+
+// The subscription's invoice items not yet on an invoice, oldest first.
+async function pendingOf(sub) {
+  const rows = await superuser(`SELECT amount FROM invoice_items WHERE tenant_id = ${lit(tenantId)} AND subscription_id = ${lit(sub.id)} AND invoice_id IS NULL ORDER BY id`);
+  return rows.map((r) => Number(r[0]));
+}
+
+// Asserts each invoice's totals are the sum of its lines and integers.
+function assertSums(inv) {
+  for (const a of amounts(inv)) assert.ok(Number.isInteger(a), `line amount ${a} is a whole number of minor units`);
+  const sum = amounts(inv).reduce((x, y) => x + y, 0);
+  assert.equal(inv.subtotal, sum, `invoice ${inv.number}: subtotal is the sum of the lines`);
+  assert.equal(inv.total, sum, `invoice ${inv.number}: total is the sum of the lines`);
+}
+
+describe('billing_cycle_anchor_config day_of_month 31', () => {
+  it('prorates the first part period to Jan 31, then bills full periods ending Feb 29, Mar 31, Apr 30', async () => {
+    const monthly = await price(1000);
+    const { clock, customer } = await onClock('2028-01-10T08:30:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }], billing_cycle_anchor_config: { day_of_month: 31 } }, 201);
+    assert.match(sub.id, ID_RE('sub'));
+    assert.equal(sub.status, 'incomplete');
+    assert.equal(sub.start_date, '2028-01-10T08:30:00Z');
+    assert.equal(sub.billing_cycle_anchor, '2028-01-31T08:30:00Z');
+    assert.deepEqual(sub.billing_cycle_anchor_config, { day_of_month: 31 });
+    assert.equal(sub.current_period_start, '2028-01-10T08:30:00Z');
+    assert.equal(sub.current_period_end, '2028-01-31T08:30:00Z');
+    // The first period is the part [Jan 10, Jan 31) of the full period
+    // [Dec 31 08:30, Jan 31 08:30), 31 days. Jan 10 08:30 is 10 days in:
+    // cumulative(Jan 10) = round(1000 × 10/31) = round(322.58) = 323,
+    // cumulative(Jan 31) = 1000, so the part is 1000 − 323 = 677.
+    let [first] = await invoicesOf(sub);
+    assert.equal(first.billing_reason, 'subscription_create');
+    assert.equal(first.period_start, '2028-01-10T08:30:00Z');
+    assert.equal(first.period_end, '2028-01-31T08:30:00Z');
+    assert.deepEqual(amounts(first), [677]);
+    assert.deepEqual(periods(first), [['2028-01-10T08:30:00Z', '2028-01-31T08:30:00Z']]);
+    assert.equal(first.amount_due, 677);
+    first = await pay(first);
+    assert.equal(first.amount_paid, 677);
+
+    // Jan 31 renews the period that ends on Feb 29 (31 clamped; 2028 is a
+    // leap year), invoiced in full.
+    await advance(clock, '2028-01-31T08:30:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.status, 'active');
+    assert.equal(sub.current_period_start, '2028-01-31T08:30:00Z');
+    assert.equal(sub.current_period_end, '2028-02-29T08:30:00Z');
+    await advance(clock, '2028-02-29T08:30:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.current_period_start, '2028-02-29T08:30:00Z');
+    assert.equal(sub.current_period_end, '2028-03-31T08:30:00Z', 'back to the 31st, not Mar 29');
+    // Two periods at once: [Mar 31, Apr 30) and [Apr 30, May 31).
+    await advance(clock, '2028-04-30T08:30:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.current_period_start, '2028-04-30T08:30:00Z');
+    assert.equal(sub.current_period_end, '2028-05-31T08:30:00Z');
+    assert.equal(sub.billing_cycle_anchor, '2028-01-31T08:30:00Z', 'the anchor never moves');
+
+    const invoices = await invoicesOf(sub);
+    assert.deepEqual(invoices.map((i) => [i.billing_reason, i.period_start, i.period_end, amounts(i)]), [
+      ['subscription_create', '2028-01-10T08:30:00Z', '2028-01-31T08:30:00Z', [677]],
+      ['subscription_cycle', '2028-01-31T08:30:00Z', '2028-02-29T08:30:00Z', [1000]],
+      ['subscription_cycle', '2028-02-29T08:30:00Z', '2028-03-31T08:30:00Z', [1000]],
+      ['subscription_cycle', '2028-03-31T08:30:00Z', '2028-04-30T08:30:00Z', [1000]],
+      ['subscription_cycle', '2028-04-30T08:30:00Z', '2028-05-31T08:30:00Z', [1000]],
+    ]);
+    for (const inv of invoices.slice(1)) {
+      assert.equal(inv.status, 'open');
+      assert.equal(inv.amount_due, 1000);
+      assert.deepEqual(inv.lines.data.map((l) => l.proration), [false]);
+    }
+    const numbers = invoices.map((i) => Number(i.number.slice(4)));
+    assert.deepEqual(numbers, [numbers[0], numbers[0] + 1, numbers[0] + 2, numbers[0] + 3, numbers[0] + 4]);
+  });
+});
+
+describe('a change scheduled for the period end', () => {
+  it('waits in pending_update without any proration, then the renewal bills and keeps the new price', async () => {
+    const basic = await price(1000);
+    const pro = await price(2500);
+    const { clock, customer } = await onClock('2028-03-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: basic.id }]);
+    const item = sub.items.data[0];
+    await advance(clock, '2028-03-10T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: pro.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+    assert.deepEqual(sub.pending_update, { items: [{ id: item.id, price: pro.id, quantity: 1 }], requested_at: '2028-03-10T00:00:00Z' });
+    assert.deepEqual(sub.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, basic.id, 1]], 'the items change only at the period end');
+    assert.equal(sub.current_period_end, '2028-04-01T00:00:00Z');
+    assert.equal((await invoicesOf(sub)).length, 1, 'no invoice now');
+    assert.deepEqual(await pendingOf(sub), [], 'no proration waits either');
+
+    await advance(clock, '2028-04-01T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.pending_update, null);
+    assert.deepEqual(sub.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, pro.id, 1]]);
+    assert.equal(sub.current_period_start, '2028-04-01T00:00:00Z');
+    assert.equal(sub.current_period_end, '2028-05-01T00:00:00Z');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const renewal = invoices[1];
+    assert.equal(renewal.billing_reason, 'subscription_cycle');
+    // The new price, in full, and nothing prorated.
+    assert.deepEqual(renewal.lines.data.map((l) => [l.price, l.amount, l.proration]), [[pro.id, 2500, false]]);
+    assert.equal(renewal.total, 2500);
+    assert.equal(renewal.amount_due, 2500);
+  });
+});
+
+describe('a quantity increase with the default proration_behavior', () => {
+  it('makes no invoice at once; the renewal holds the full period and both proration lines', async () => {
+    const seat = await price(1000);
+    const { clock, customer } = await onClock('2028-04-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: seat.id, quantity: 1 }]);
+    const item = sub.items.data[0];
+    // April is 30 days (2,592,000 s); Apr 11 06:00 is 885,600 s in.
+    await advance(clock, '2028-04-11T06:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, quantity: 3 }] }, 200, { id: sub.id });
+    assert.deepEqual(sub.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, seat.id, 3]]);
+    assert.equal((await invoicesOf(sub)).length, 1, 'create_prorations makes no invoice now');
+    // Old: 1 × 1000; cumulative = round(1000 × 885600/2592000) = round(341.67)
+    //   = 342, credit −(1000 − 342) = −658.
+    // New: 3 × 1000 = 3000; cumulative = round(3000 × 885600/2592000) =
+    //   round(1025.0) = 1025, charge 3000 − 1025 = 1975.
+    assert.deepEqual(await pendingOf(sub), [-658, 1975]);
+
+    await advance(clock, '2028-05-01T00:00:00Z');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const renewal = invoices[1];
+    assert.equal(renewal.billing_reason, 'subscription_cycle');
+    // The full period [May 1, Jun 1) at 3 × 1000, then the two prorations.
+    assert.deepEqual(amounts(renewal), [3000, -658, 1975]);
+    assert.deepEqual(renewal.lines.data.map((l) => l.proration), [false, true, true]);
+    assert.deepEqual(periods(renewal), [
+      ['2028-05-01T00:00:00Z', '2028-06-01T00:00:00Z'],
+      ['2028-04-11T06:00:00Z', '2028-05-01T00:00:00Z'],
+      ['2028-04-11T06:00:00Z', '2028-05-01T00:00:00Z'],
+    ]);
+    assert.deepEqual(renewal.lines.data.map((l) => l.quantity), [3, 1, 3]);
+    // 3000 − 658 + 1975 = 4317.
+    assert.equal(renewal.total, 4317);
+    assert.equal(renewal.amount_due, 4317);
+    assertSums(renewal);
+    assert.deepEqual(await pendingOf(sub), [], 'the renewal took the pending items in');
+  });
+});
+
+describe('cancel now', () => {
+  // May 2028 is 31 days (2,678,400 s); May 21 12:00 is 1,771,200 s in.
+  const T = '2028-05-21T12:00:00Z';
+  let clock;
+  let withProrate;
+  let plain;
+  let pendingOnly;
+  let seat;
+
+  before(async () => {
+    seat = await price(1000);
+    const c = await onClock('2028-05-01T00:00:00Z');
+    clock = c.clock;
+    withProrate = { customer: c.customer, sub: await activeSub(c.customer, [{ price: seat.id }]) };
+    for (const holder of [(plain = {}), (pendingOnly = {})]) {
+      holder.customer = await post('/v1/customers', { email: `${tag('c')}@example.com`, test_clock: clock.id }, 201);
+      holder.sub = await activeSub(holder.customer, [{ price: seat.id }]);
+    }
+    await advance(clock, T);
+  });
+
+  it('with prorate: true credits the unused time on a final invoice; the balance holds the credit', async () => {
+    const { customer } = withProrate;
+    const sub = await post('/v1/subscriptions/{id}/cancel', { prorate: true }, 200, { id: withProrate.sub.id });
+    assert.equal(sub.status, 'canceled');
+    assert.equal(sub.canceled_at, T);
+    assert.equal(sub.ended_at, T);
+    assert.equal(sub.current_period_start, null);
+    assert.equal(sub.current_period_end, null);
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const last = invoices[1];
+    assert.equal(last.billing_reason, 'subscription_cancel');
+    // cumulative(T) = round(1000 × 1771200/2678400) = round(661.29) = 661,
+    // so the unused [T, Jun 1) is 1000 − 661 = 339: a credit of −339.
+    assert.deepEqual(amounts(last), [-339]);
+    assert.deepEqual(periods(last), [[T, '2028-06-01T00:00:00Z']]);
+    assert.equal(last.lines.data[0].proration, true);
+    assert.equal(last.total, -339);
+    assert.equal(last.amount_due, 0);
+    assert.equal(last.status, 'paid', 'nothing is due');
+    assert.equal(last.starting_balance, 0);
+    assert.equal(last.ending_balance, -339);
+    assert.equal(sub.latest_invoice, last.id);
+    const cust = await get('/v1/customers/{id}', { id: customer.id });
+    assert.equal(cust.balance, -339);
+    const ledger = await get('/v1/customers/{id}/balance_transactions', { id: customer.id });
+    assert.deepEqual(ledger.data.map((t) => [t.type, t.amount, t.ending_balance, t.invoice]), [['credit_note', -339, -339, last.id]]);
+  });
+
+  it('without prorate credits nothing and, with nothing pending, makes no invoice', async () => {
+    const sub = await post('/v1/subscriptions/{id}/cancel', {}, 200, { id: plain.sub.id });
+    assert.equal(sub.status, 'canceled');
+    assert.equal(sub.ended_at, T);
+    assert.equal(sub.canceled_at, T);
+    const invoices = await invoicesOf(sub);
+    assert.deepEqual(invoices.map((i) => i.billing_reason), ['subscription_create']);
+    assert.equal(sub.latest_invoice, invoices[0].id);
+    const cust = await get('/v1/customers/{id}', { id: plain.customer.id });
+    assert.equal(cust.balance, 0);
+  });
+
+  it('without prorate still puts pending prorations on a final invoice, with no credit for the unused time', async () => {
+    let sub = await post('/v1/subscriptions/{id}', { items: [{ id: pendingOnly.sub.items.data[0].id, quantity: 2 }] }, 200, { id: pendingOnly.sub.id });
+    // Credit of the old quantity: −(1000 − 661) = −339. Charge of the new:
+    // cumulative = round(2000 × 1771200/2678400) = round(1322.58) = 1323,
+    // 2000 − 1323 = 677.
+    assert.deepEqual(await pendingOf(sub), [-339, 677]);
+    sub = await post('/v1/subscriptions/{id}/cancel', { prorate: false }, 200, { id: sub.id });
+    assert.equal(sub.status, 'canceled');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const last = invoices[1];
+    assert.equal(last.billing_reason, 'subscription_cancel');
+    assert.deepEqual(amounts(last), [-339, 677]);
+    assert.equal(last.total, 338);
+    assert.equal(last.amount_due, 338);
+    assert.equal(last.status, 'open');
+    assert.deepEqual(await pendingOf(sub), []);
+  });
+});
+
+describe('billing_cycle_anchor: "now"', () => {
+  it('credits the unused time and invoices a full new period at once, anchored at the clock time', async () => {
+    const monthly = await price(1000);
+    const { clock, customer } = await onClock('2028-06-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: monthly.id }]);
+    // June is 30 days (2,592,000 s); Jun 13 13:00 is 1,083,600 s in.
+    const T = '2028-06-13T13:00:00Z';
+    await advance(clock, T);
+    sub = await post('/v1/subscriptions/{id}', { billing_cycle_anchor: 'now' }, 200, { id: sub.id });
+    assert.equal(sub.billing_cycle_anchor, T);
+    assert.equal(sub.billing_cycle_anchor_config, null);
+    assert.equal(sub.current_period_start, T);
+    assert.equal(sub.current_period_end, '2028-07-13T13:00:00Z');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const inv = invoices[1];
+    assert.equal(inv.billing_reason, 'subscription_update');
+    // cumulative(T) = round(1000 × 1083600/2592000) = round(418.06) = 418:
+    // credit −(1000 − 418) = −582; then the full [T, Jul 13 13:00) = 1000.
+    assert.deepEqual(amounts(inv), [-582, 1000]);
+    assert.deepEqual(inv.lines.data.map((l) => l.proration), [true, false]);
+    assert.deepEqual(periods(inv), [[T, '2028-07-01T00:00:00Z'], [T, '2028-07-13T13:00:00Z']]);
+    assert.equal(inv.period_start, T);
+    assert.equal(inv.period_end, '2028-07-13T13:00:00Z');
+    assert.equal(inv.total, 418);
+    assert.equal(inv.amount_due, 418);
+    assert.equal(sub.latest_invoice, inv.id);
+
+    // The next renewal follows the new anchor.
+    await advance(clock, '2028-07-13T13:00:00Z');
+    const renewal = (await invoicesOf(sub))[2];
+    assert.equal(renewal.billing_reason, 'subscription_cycle');
+    assert.equal(renewal.period_start, '2028-07-13T13:00:00Z');
+    assert.equal(renewal.period_end, '2028-08-13T13:00:00Z');
+    assert.deepEqual(amounts(renewal), [1000]);
+  });
+});
+
+describe('moving the anchor to a later moment of the current period', () => {
+  it('credits [T, old end) on an invoice (always_invoice), ends the period at T, and renews a full period from T', async () => {
+    const monthly = await price(1000);
+    const { clock, customer } = await onClock('2028-07-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: monthly.id }]);
+    await advance(clock, '2028-07-05T00:00:00Z');
+    // July is 31 days (2,678,400 s); T = Jul 20 09:15 is 1,674,900 s in.
+    const T = '2028-07-20T09:15:00Z';
+    sub = await post('/v1/subscriptions/{id}', { billing_cycle_anchor: T, proration_behavior: 'always_invoice' }, 200, { id: sub.id });
+    assert.equal(sub.billing_cycle_anchor, T);
+    assert.equal(sub.current_period_start, '2028-07-01T00:00:00Z');
+    assert.equal(sub.current_period_end, T);
+    let invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const credit = invoices[1];
+    assert.equal(credit.billing_reason, 'subscription_update');
+    // cumulative(T) = round(1000 × 1674900/2678400) = round(625.34) = 625:
+    // the lost [T, Aug 1) is 1000 − 625 = 375, credited.
+    assert.deepEqual(amounts(credit), [-375]);
+    assert.deepEqual(periods(credit), [[T, '2028-08-01T00:00:00Z']]);
+    assert.equal(credit.period_start, T);
+    assert.equal(credit.period_end, '2028-08-01T00:00:00Z');
+    assert.equal(credit.total, -375);
+    assert.equal(credit.amount_due, 0);
+    assert.equal(credit.status, 'paid');
+    assert.equal(credit.ending_balance, -375);
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, -375);
+
+    await advance(clock, T);
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.current_period_start, T);
+    assert.equal(sub.current_period_end, '2028-08-20T09:15:00Z');
+    invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 3);
+    const renewal = invoices[2];
+    assert.equal(renewal.billing_reason, 'subscription_cycle');
+    assert.equal(renewal.period_start, T);
+    assert.equal(renewal.period_end, '2028-08-20T09:15:00Z');
+    // A full period from T, less the credit: 1000 − 375 = 625 due.
+    assert.deepEqual(amounts(renewal), [1000]);
+    assert.equal(renewal.starting_balance, -375);
+    assert.equal(renewal.ending_balance, 0);
+    assert.equal(renewal.amount_due, 625);
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, 0);
+  });
+});
+
+describe('a change of interval (monthly → yearly)', () => {
+  it('credits the unused monthly time and invoices a full year at once; the period restarts now', async () => {
+    const monthly = await price(1000);
+    const yearly = await price(10000, { recurring: { interval: 'year' } });
+    const { clock, customer } = await onClock('2028-08-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: monthly.id }]);
+    const item = sub.items.data[0];
+    await advance(clock, '2028-08-11T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: yearly.id }] }, 200, { id: sub.id });
+    assert.deepEqual(sub.plan, { interval: 'year', interval_count: 1 });
+    assert.deepEqual(sub.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, yearly.id, 1]]);
+    assert.equal(sub.billing_cycle_anchor, '2028-08-11T00:00:00Z');
+    assert.equal(sub.current_period_start, '2028-08-11T00:00:00Z');
+    assert.equal(sub.current_period_end, '2029-08-11T00:00:00Z');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const inv = invoices[1];
+    assert.equal(inv.billing_reason, 'subscription_update');
+    // August is 31 days; Aug 11 is 10 days in: cumulative = round(1000 ×
+    // 10/31) = round(322.58) = 323, credit −(1000 − 323) = −677; then the
+    // year [Aug 11 2028, Aug 11 2029) in full: 10000. Total 9323.
+    assert.deepEqual(inv.lines.data.map((l) => [l.price, l.amount, l.proration]), [[monthly.id, -677, true], [yearly.id, 10000, false]]);
+    assert.deepEqual(periods(inv), [['2028-08-11T00:00:00Z', '2028-09-01T00:00:00Z'], ['2028-08-11T00:00:00Z', '2029-08-11T00:00:00Z']]);
+    assert.equal(inv.period_start, '2028-08-11T00:00:00Z');
+    assert.equal(inv.period_end, '2029-08-11T00:00:00Z');
+    assert.equal(inv.total, 9323);
+    assert.equal(inv.amount_due, 9323);
+    assert.deepEqual(await pendingOf(sub), []);
+  });
+});
+
+describe('tiered prices on invoices', () => {
+  const tiers = [{ up_to: 5, unit_amount: 1000 }, { up_to: 'inf', unit_amount: 800 }];
+  const flatTiers = [{ up_to: 5, flat_amount: 1000 }, { up_to: 'inf', unit_amount: 400, flat_amount: 200 }];
+  let clock;
+
+  before(async () => {
+    clock = await post('/v1/test_clocks', { frozen_time: '2028-10-01T00:00:00Z' }, 201);
+  });
+
+  async function firstInvoice(items) {
+    const customer = await post('/v1/customers', { email: `${tag('c')}@example.com`, test_clock: clock.id }, 201);
+    const sub = await post('/v1/subscriptions', { customer: customer.id, items }, 201);
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 1);
+    return invoices[0];
+  }
+
+  it('graduated: 12 units are 5 × 1000 + 7 × 800 = 10600', async () => {
+    const p = await price(undefined, { billing_scheme: 'tiered', tiers_mode: 'graduated', tiers });
+    const inv = await firstInvoice([{ price: p.id, quantity: 12 }]);
+    assert.deepEqual(inv.lines.data.map((l) => [l.price, l.quantity, l.amount]), [[p.id, 12, 10600]]);
+    assert.equal(inv.total, 10600);
+    assert.equal(inv.amount_due, 10600);
+  });
+
+  it('volume: 12 units are all at the tier of 12, 12 × 800 = 9600', async () => {
+    const p = await price(undefined, { billing_scheme: 'tiered', tiers_mode: 'volume', tiers });
+    const inv = await firstInvoice([{ price: p.id, quantity: 12 }]);
+    assert.deepEqual(inv.lines.data.map((l) => [l.price, l.quantity, l.amount]), [[p.id, 12, 9600]]);
+    assert.equal(inv.total, 9600);
+  });
+
+  it('flat amounts per tier reached, two tiered items on one invoice', async () => {
+    const grad = await price(undefined, { billing_scheme: 'tiered', tiers_mode: 'graduated', tiers: flatTiers });
+    const vol = await price(undefined, { billing_scheme: 'tiered', tiers_mode: 'volume', tiers: flatTiers });
+    const inv = await firstInvoice([{ price: grad.id, quantity: 8 }, { price: vol.id, quantity: 6 }]);
+    // Graduated, 8 seats: 1000 (first tier's flat) + 200 (second tier's
+    // flat) + 3 × 400 = 2400. Volume, 6 seats: 6 × 400 + 200 = 2600.
+    assert.deepEqual(inv.lines.data.map((l) => [l.price, l.quantity, l.amount]), [[grad.id, 8, 2400], [vol.id, 6, 2600]]);
+    assert.equal(inv.total, 5000);
+    assertSums(inv);
+  });
+});
+
+describe('currencies with 0 and 3 decimals', () => {
+  // docs/billing.md's worked examples, each change invoiced at once.
+  async function run(currency, startIso, [p0, p1, p2], [t1, t2]) {
+    const prices = [];
+    for (const a of [p0, p1, p2]) prices.push(await price(a, { currency }));
+    const { clock, customer } = await onClock(startIso);
+    let sub = await activeSub(customer, [{ price: prices[0].id }]);
+    const itemId = sub.items.data[0].id;
+    await advance(clock, t1);
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: itemId, price: prices[1].id }], proration_behavior: 'always_invoice' }, 200, { id: sub.id });
+    await advance(clock, t2);
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: itemId, price: prices[2].id }], proration_behavior: 'always_invoice' }, 200, { id: sub.id });
+    const invoices = await invoicesOf(sub);
+    for (const inv of invoices) {
+      assert.equal(inv.currency, currency);
+      assertSums(inv);
+    }
+    return { invoices, customer };
+  }
+
+  it('jpy: ¥9,800 → ¥14,800 → ¥4,800 bills ¥10,300 in all, to the yen', async () => {
+    const { invoices, customer } = await run('jpy', '2027-03-01T00:00:00Z', [9800, 14800, 4800], ['2027-03-10T09:30:00Z', '2027-03-22T18:00:00Z']);
+    // March 2027 is 2,678,400 s. At 811,800 s: old 9800 × 811800/2678400 =
+    // 2970.30 → 2970, credit −6830; new 14800 × … = 4485.75 → 4486, charge
+    // 10314. At 1,879,200 s: old 14800 × 1879200/2678400 = 10383.87 → 10384,
+    // credit −4416; new 4800 × … = 3367.74 → 3368, charge 1432.
+    assert.deepEqual(invoices.map(amounts), [[9800], [-6830, 10314], [-4416, 1432]]);
+    assert.deepEqual(invoices.map((i) => i.total), [9800, 3484, -2984]);
+    assert.equal(invoices.reduce((s, i) => s + i.total, 0), 10300);
+    assert.equal(invoices[1].amount_due, 3484);
+    assert.equal(invoices[2].amount_due, 0);
+    assert.equal(invoices[2].ending_balance, -2984);
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, -2984);
+  });
+
+  it('kwd: 12.500 → 20.750 → 8.125 KWD bills 13.928 KWD in all, to the fils', async () => {
+    const { invoices } = await run('kwd', '2027-04-01T00:00:00Z', [12500, 20750, 8125], ['2027-04-07T13:45:10Z', '2027-04-19T02:00:00Z']);
+    // April 2027 is 2,592,000 s. At 567,910 s: old 2738.76 → 2739, credit
+    // −9761; new 4546.35 → 4546, charge 16204. At 1,562,400 s: old
+    // 12507.64 → 12508, credit −8242; new 4897.57 → 4898, charge 3227.
+    assert.deepEqual(invoices.map(amounts), [[12500], [-9761, 16204], [-8242, 3227]]);
+    assert.deepEqual(invoices.map((i) => i.total), [12500, 6443, -5015]);
+    assert.equal(invoices.reduce((s, i) => s + i.total, 0), 13928);
+  });
+});
+
+describe('backdate_start_date', () => {
+  it('invoices the first period and renews every period since at once, one invoice each, numbered without gaps', async () => {
+    const monthly = await price(1000);
+    // The start is judged by the customer's clock, not by real time: a
+    // clock in the future takes a backdate that is still ahead of now.
+    const { customer } = await onClock('2031-09-20T00:00:00Z');
+    const created = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }], backdate_start_date: '2031-06-20T00:00:00Z' }, 201);
+    assert.equal(created.start_date, '2031-06-20T00:00:00Z');
+    assert.equal(created.status, 'active', 'a backdated subscription was already running: it does not wait for a first payment');
+    // The catch-up runs as follow-up jobs: wait until the period is the
+    // current one (or the subscription ended).
+    const sub = await until('the backdated subscription to catch up', async () => {
+      const s = await get('/v1/subscriptions/{id}', { id: created.id });
+      return s.status === 'canceled' || s.current_period_start === '2031-09-20T00:00:00Z' ? s : undefined;
+    }, { timeoutMs: 30000, intervalMs: 100 });
+    assert.equal(sub.current_period_start, '2031-09-20T00:00:00Z', `the current period, got ${JSON.stringify(sub)}`);
+    assert.equal(sub.current_period_end, '2031-10-20T00:00:00Z');
+    assert.equal(sub.status, 'active');
+    const invoices = await invoicesOf(sub);
+    assert.deepEqual(invoices.map((i) => [i.billing_reason, i.period_start, i.period_end, amounts(i)]), [
+      ['subscription_create', '2031-06-20T00:00:00Z', '2031-07-20T00:00:00Z', [1000]],
+      ['subscription_cycle', '2031-07-20T00:00:00Z', '2031-08-20T00:00:00Z', [1000]],
+      ['subscription_cycle', '2031-08-20T00:00:00Z', '2031-09-20T00:00:00Z', [1000]],
+      ['subscription_cycle', '2031-09-20T00:00:00Z', '2031-10-20T00:00:00Z', [1000]],
+    ]);
+    const numbers = invoices.map((i) => Number(i.number.slice(4)));
+    assert.deepEqual(numbers, [numbers[0], numbers[0] + 1, numbers[0] + 2, numbers[0] + 3]);
+  });
+
+  it('catches up the same way when a credit balance pays the first invoice (active at once)', async () => {
+    const big = await price(1000);
+    const small = await price(250);
+    const { customer } = await onClock('2026-09-20T00:00:00Z');
+    // A credit of 1000: a paid subscription canceled with prorate at the
+    // instant it started credits its whole period, 1000 − cumulative(start)
+    // = 1000 − 0.
+    const donor = await activeSub(customer, [{ price: big.id }]);
+    await post('/v1/subscriptions/{id}/cancel', { prorate: true }, 200, { id: donor.id });
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, -1000);
+
+    const created = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: small.id }], backdate_start_date: '2026-06-20T00:00:00Z' }, 201);
+    assert.equal(created.status, 'active', 'nothing was due on the first invoice');
+    const sub = await until('the backdated subscription to catch up', async () => {
+      const s = await get('/v1/subscriptions/{id}', { id: created.id });
+      return s.status === 'canceled' || s.current_period_start === '2026-09-20T00:00:00Z' ? s : undefined;
+    }, { timeoutMs: 30000, intervalMs: 100 });
+    assert.equal(sub.status, 'active');
+    assert.equal(sub.current_period_end, '2026-10-20T00:00:00Z');
+    const invoices = await invoicesOf(sub);
+    // Four periods at 250 each, the credit of 1000 used up: the balance goes
+    // −1000 → −750 → −500 → −250 → 0 and nothing is due on any of them.
+    assert.deepEqual(invoices.map((i) => [i.billing_reason, i.period_start, amounts(i), i.starting_balance, i.ending_balance, i.amount_due, i.status]), [
+      ['subscription_create', '2026-06-20T00:00:00Z', [250], -1000, -750, 0, 'paid'],
+      ['subscription_cycle', '2026-07-20T00:00:00Z', [250], -750, -500, 0, 'paid'],
+      ['subscription_cycle', '2026-08-20T00:00:00Z', [250], -500, -250, 0, 'paid'],
+      ['subscription_cycle', '2026-09-20T00:00:00Z', [250], -250, 0, 0, 'paid'],
+    ]);
+    const numbers = invoices.map((i) => Number(i.number.slice(4)));
+    assert.deepEqual(numbers, [numbers[0], numbers[0] + 1, numbers[0] + 2, numbers[0] + 3]);
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, 0);
+  });
+});
+
+describe('an incomplete subscription', () => {
+  it('is canceled at its first period end with its unpaid first invoice voided, and never renews', async () => {
+    const monthly = await price(1000);
+    const { clock, customer } = await onClock('2028-09-01T00:00:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }] }, 201);
+    assert.equal(sub.status, 'incomplete');
+    await advance(clock, '2028-10-01T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.status, 'canceled');
+    assert.equal(sub.ended_at, '2028-10-01T00:00:00Z');
+    assert.equal(sub.canceled_at, '2028-10-01T00:00:00Z');
+    assert.equal(sub.current_period_end, null);
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 1, 'no renewal invoice');
+    assert.equal(invoices[0].billing_reason, 'subscription_create');
+    assert.equal(invoices[0].status, 'void');
+    assert.equal(invoices[0].voided_at, '2028-10-01T00:00:00Z');
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, 0);
+    // Later advances do nothing to it.
+    await advance(clock, '2028-11-15T00:00:00Z');
+    assert.equal((await invoicesOf(sub)).length, 1);
+  });
+});
+
+describe('errors', () => {
+  let usd;
+  let eur;
+  let yearly;
+  let customer;
+  let sub;
+  let paidInvoice;
+  let clock;
+
+  before(async () => {
+    usd = await price(1000);
+    eur = await price(1000, { currency: 'eur' });
+    yearly = await price(12000, { recurring: { interval: 'year' } });
+    const c = await onClock('2029-01-01T00:00:00Z');
+    clock = c.clock;
+    customer = c.customer;
+    sub = await activeSub(customer, [{ price: usd.id }]);
+    [paidInvoice] = await invoicesOf(sub);
+    assert.equal(paidInvoice.status, 'paid');
+  });
+
+  const create = (extra) => attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: usd.id }], ...extra });
+  const update = (body) => attempt('/v1/subscriptions/{id}', body, { id: sub.id });
+
+  it('an unknown body key: 400 parameter_unknown naming it', async () => {
+    assertError(await create({ colour: 'red' }), 400, 'parameter_unknown', { param: 'colour' });
+    assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: usd.id, colour: 'red' }] }), 400, 'parameter_unknown', { param: 'items[0].colour' });
+    assertError(await update({ colour: 'red' }), 400, 'parameter_unknown', { param: 'colour' });
+  });
+
+  it('billing_cycle_anchor with billing_cycle_anchor_config: 400', async () => {
+    const res = await create({ billing_cycle_anchor: '2029-01-15T00:00:00Z', billing_cycle_anchor_config: { day_of_month: 15 } });
+    assertError(res, 400, 'parameter_invalid', { param: 'billing_cycle_anchor_config' });
+  });
+
+  it('effective_at without items: 400 param effective_at', async () => {
+    assertError(await update({ effective_at: 'period_end', cancel_at_period_end: true }), 400, 'parameter_invalid', { param: 'effective_at' });
+    assertError(await update({ effective_at: 'period_end', metadata: { plan: 'x' } }), 400, 'parameter_invalid', { param: 'effective_at' });
+    // Alone it names nothing to change at all.
+    assertError(await update({ effective_at: 'period_end' }), 400, 'parameter_missing', { param: null });
+    const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(now.cancel_at_period_end, false);
+    assert.deepEqual(now.metadata, {});
+  });
+
+  it('items with billing_cycle_anchor in one request: 400 param billing_cycle_anchor', async () => {
+    const res = await update({ items: [{ id: sub.items.data[0].id, quantity: 2 }], billing_cycle_anchor: 'now' });
+    assertError(res, 400, 'parameter_invalid', { param: 'billing_cycle_anchor' });
+  });
+
+  it('a bad proration_behavior: 400 param proration_behavior', async () => {
+    assertError(await update({ items: [{ id: sub.items.data[0].id, quantity: 2 }], proration_behavior: 'sometimes' }), 400, 'parameter_invalid', { param: 'proration_behavior' });
+    assertError(await create({ proration_behavior: 'sometimes' }), 400, 'parameter_invalid', { param: 'proration_behavior' });
+  });
+
+  it('items[0].price that is not a price id: 400 param items[0].price', async () => {
+    assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: product.id }] }), 400, 'parameter_invalid', { param: 'items[0].price' });
+    assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: 'price_123' }] }), 400, 'parameter_invalid', { param: 'items[0].price' });
+  });
+
+  it('invoice pay without paid_out_of_band: 400', async () => {
+    assertError(await attempt('/v1/invoices/{id}/pay', {}, { id: paidInvoice.id }), 400, 'parameter_missing', { param: 'paid_out_of_band' });
+    assertError(await attempt('/v1/invoices/{id}/pay', { paid_out_of_band: false }, { id: paidInvoice.id }), 400, 'parameter_invalid', { param: 'paid_out_of_band' });
+  });
+
+  it('pay or void of a paid invoice: 409 invoice_state, and it stays paid', async () => {
+    assertError(await attempt('/v1/invoices/{id}/pay', { paid_out_of_band: true }, { id: paidInvoice.id }), 409, 'invoice_state');
+    assertError(await attempt('/v1/invoices/{id}/void', {}, { id: paidInvoice.id }), 409, 'invoice_state');
+    const inv = await get('/v1/invoices/{id}', { id: paidInvoice.id });
+    assert.equal(inv.status, 'paid');
+    assert.equal(inv.voided_at, null);
+  });
+
+  it('advancing a clock backwards (or to its own time): 400 param frozen_time', async () => {
+    assertError(await attempt('/v1/test_clocks/{id}/advance', { frozen_time: '2028-12-31T00:00:00Z' }, { id: clock.id }), 400, 'parameter_invalid', { param: 'frozen_time' });
+    assertError(await attempt('/v1/test_clocks/{id}/advance', { frozen_time: '2029-01-01T00:00:00Z' }, { id: clock.id }), 400, 'parameter_invalid', { param: 'frozen_time' });
+    const c = await get('/v1/test_clocks/{id}', { id: clock.id });
+    assert.equal(c.frozen_time, '2029-01-01T00:00:00Z');
+    assert.equal(c.status, 'ready');
+  });
+
+  it('a live tenant: 403 test_mode_only on POST and GET of test clocks', async () => {
+    const live = await createLiveTenant(api);
+    let res = await api.post('/v1/test_clocks', { token: live.secret, headers: WAIT, json: { frozen_time: '2029-01-01T00:00:00Z' } });
+    assertError(res, 403, 'test_mode_only');
+    res = await api.get('/v1/test_clocks', { token: live.secret });
+    assertError(res, 403, 'test_mode_only');
+    res = await api.get('/v1/test_clocks/{id}', { token: live.secret, params: { id: clock.id } });
+    assertError(res, 403, 'test_mode_only');
+    res = await api.post('/v1/test_clocks/{id}/advance', { token: live.secret, headers: WAIT, json: { frozen_time: '2029-02-01T00:00:00Z' }, params: { id: clock.id } });
+    assertError(res, 403, 'test_mode_only');
+  });
+
+  it('prices of two currencies or two intervals: 400 price_mismatch naming the second', async () => {
+    assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: usd.id }, { price: eur.id }] }), 400, 'price_mismatch', { param: 'items[1].price' });
+    assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: usd.id }, { price: yearly.id }] }), 400, 'price_mismatch', { param: 'items[1].price' });
+    // A change to another currency is refused too (the new items as a
+    // whole differ from the subscription's currency).
+    assertError(await update({ items: [{ id: sub.items.data[0].id, price: eur.id }] }), 400, 'price_mismatch', { param: 'items' });
+  });
+
+  it('an archived price: 409 price_inactive, for a new subscription and a change', async () => {
+    const old = await price(700);
+    const archived = await post('/v1/prices/{id}', { active: false }, 200, { id: old.id });
+    assert.equal(archived.active, false);
+    assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: old.id }] }), 409, 'price_inactive', { param: 'items[0].price' });
+    assertError(await update({ items: [{ id: sub.items.data[0].id, price: old.id }] }), 409, 'price_inactive', { param: 'items[0].price' });
+    const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.deepEqual(now.items.data.map((i) => [i.price, i.quantity]), [[usd.id, 1]]);
+    assert.equal((await invoicesOf(sub)).length, 1);
+  });
+
+  it('another tenant\'s subscription: 404 resource_missing on read, change and cancel', async () => {
+    const other = await createTenant(api);
+    let res = await api.get('/v1/subscriptions/{id}', { token: other.secret, params: { id: sub.id } });
+    assertError(res, 404, 'resource_missing', { param: 'id' });
+    res = await attempt('/v1/subscriptions/{id}', { cancel_at_period_end: true }, { id: sub.id }, other.secret);
+    assertError(res, 404, 'resource_missing', { param: 'id' });
+    res = await attempt('/v1/subscriptions/{id}/cancel', { prorate: true }, { id: sub.id }, other.secret);
+    assertError(res, 404, 'resource_missing', { param: 'id' });
+    res = await api.get('/v1/invoices/{id}', { token: other.secret, params: { id: paidInvoice.id } });
+    assertError(res, 404, 'resource_missing', { param: 'id' });
+    const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(now.status, 'active');
+    assert.equal(now.cancel_at_period_end, false);
+  });
+});
+
+describe('invoice numbers', () => {
+  it('the tenant\'s invoices are numbered 1..n without a gap', async () => {
+    const rows = await superuser(`SELECT number FROM invoices WHERE tenant_id = ${lit(tenantId)} ORDER BY number`);
+    assert.ok(rows.length > 30, `only ${rows.length} invoices`);
+    assert.deepEqual(rows.map((r) => r[0]), rows.map((_, i) => `INV-${String(i + 1).padStart(6, '0')}`));
+  });
+});

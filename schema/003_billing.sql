@@ -14,6 +14,14 @@
 -- renewal scheduler's scan is the one look-up across tenants, a SECURITY
 -- DEFINER function that returns only what is due.
 
+-- api_time() was declared IMMUTABLE, but to_char() is only STABLE, so the
+-- planner could not inline it and every call (a dozen per object, every
+-- row an audit trigger writes) was a function call of its own. STABLE is
+-- its true volatility; the planner now inlines it. Measured on renewals:
+-- about a fifth of Postgres's time per renewal.
+CREATE OR REPLACE FUNCTION api_time(t timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+
 -- Invoice numbers are "<prefix>-<sequence>", the sequence gapless per
 -- tenant (see invoice_sequences).
 ALTER TABLE tenants ADD COLUMN invoice_prefix text NOT NULL DEFAULT 'INV'
@@ -330,8 +338,18 @@ BEGIN
   END LOOP;
 END $$;
 
--- Staff changes are audited; the renewal machinery's own writes to
--- subscriptions and invoices are too (who asked is then "system").
+-- Changes are audited as for the spine's tables, with one exception: the
+-- scheduled work Billow does by itself (renewals, period ends: jobs whose
+-- actor is "system") writes no audit event for the subscriptions and
+-- invoices it changes. Those rows are their own record (each invoice
+-- names its period, reason and job; processed_jobs keeps every job), and
+-- an event per row doubled the cost of a renewal. What staff, API keys and
+-- the platform change is audited; so is anything done outside a job.
+CREATE FUNCTION audit_by_a_person() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT (nullif(current_setting('app.job', true), '')::jsonb ->> 'actor') IS DISTINCT FROM 'system'
+$$;
+
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON products
   FOR EACH ROW EXECUTE FUNCTION audit_row_change('product', 'tenant_id', '@created_at');
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON prices
@@ -340,11 +358,11 @@ CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON test_clocks
   FOR EACH ROW EXECUTE FUNCTION audit_row_change('test_clock', 'tenant_id', '@created_at',
                                                  '@frozen_time');
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON subscriptions
-  FOR EACH ROW EXECUTE FUNCTION audit_row_change('subscription', 'tenant_id', '@created_at',
+  FOR EACH ROW WHEN (audit_by_a_person()) EXECUTE FUNCTION audit_row_change('subscription', 'tenant_id', '@created_at',
     '@billing_cycle_anchor', '@start_date', '@current_period_start', '@current_period_end',
     '@trial_start', '@trial_end', '@canceled_at', '@ended_at', '@paused_at');
 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON invoices
-  FOR EACH ROW EXECUTE FUNCTION audit_row_change('invoice', 'tenant_id', '@created_at',
+  FOR EACH ROW WHEN (audit_by_a_person()) EXECUTE FUNCTION audit_row_change('invoice', 'tenant_id', '@created_at',
     '@period_start', '@period_end', '@finalized_at', '@paid_at', '@voided_at',
     '@marked_uncollectible_at');
 

@@ -111,8 +111,12 @@ pg_start() {
   fi
   if ! as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
     say "starting Postgres on 127.0.0.1:$PG_PORT"
+    # shared_buffers holds a renewal run's working set (invoices, lines,
+    # audit rows of a 100,000 backlog) without evicting; max_wal_size keeps
+    # a run's WAL from forcing checkpoints (and a storm of full-page
+    # writes) in its middle. Measured in docs/performance.md (Renewals).
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_HOME/postgres.log" \
-      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCK -c max_connections=300 -c shared_buffers=256MB" \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCK -c max_connections=300 -c shared_buffers=1GB -c max_wal_size=4GB" \
       start >/dev/null
   fi
   pg_roles

@@ -64,6 +64,9 @@ static const config_setting_t settings[] = {
         "Largest Prefer: wait=N honoured, in seconds; 0 never waits."),
     INT(worker_batch, "WORKER_BATCH", 256, 1, 10000,
         "Jobs a worker reads and commits in one transaction."),
+    INT(invoice_worker_batch, "INVOICE_WORKER_BATCH", 1000, 1, 10000,
+        "WORKER_BATCH for the invoice kind: renewals are written set-based, a batch at a time, "
+        "so a larger batch costs less per renewal."),
     INT(worker_block_ms, "WORKER_BLOCK_MS", 2000, 1, 60000,
         "How long a worker's XREADGROUP blocks waiting for jobs, in milliseconds."),
     INT(visibility_timeout_ms, "VISIBILITY_TIMEOUT_MS", 60000, 100, 86400000,

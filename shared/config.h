@@ -35,6 +35,7 @@ typedef struct {
     int max_connections;            /* Open client connections per api process. */
     int max_wait_seconds;           /* Largest Prefer: wait=N honoured. */
     int worker_batch;               /* Jobs a worker reads and commits at once. */
+    int invoice_worker_batch;       /* worker_batch of the invoice kind. */
     int worker_block_ms;            /* XREADGROUP BLOCK time. */
     int visibility_timeout_ms;      /* Idle time after which another consumer takes a job over. */
     int max_deliveries;             /* Deliveries after which a job goes dead. */

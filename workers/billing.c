@@ -51,11 +51,11 @@ static handler_outcome_t run(worker_job_t *job, const char *sql, int n, const ch
     return HANDLER_OK;
 }
 
-static int64_t time_col(const PGresult *res, int col)
+static int64_t time_col(const PGresult *res, int row, int col)
 {
-    if (PQgetisnull(res, 0, col))
+    if (PQgetisnull(res, row, col))
         return BILLING_UNSET;
-    return strtoll(PQgetvalue(res, 0, col), NULL, 10);
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 static void copy(char *dst, size_t n, const char *src)
@@ -128,55 +128,47 @@ static const char LOAD_SQL[] =
     "FROM subscriptions s "
     "JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id "
     "LEFT JOIN test_clocks tc ON tc.tenant_id = s.tenant_id AND tc.id = s.test_clock_id "
-    "WHERE s.id = $1 FOR UPDATE OF s, c";
+    "WHERE s.id = ANY($1::text[]) ORDER BY s.id FOR UPDATE OF s, c";
 
-handler_outcome_t billing_sub_load(worker_job_t *job, const char *id, const char *param,
-                                   billing_sub_t *s)
+/* Reads row `row` of a LOAD_SQL result into *s. */
+static handler_outcome_t sub_from_row(worker_job_t *job, const PGresult *res, int row,
+                                      billing_sub_t *s)
 {
-    const char *params[1] = {id};
-    PGresult *res = NULL;
+    handler_outcome_t out = HANDLER_OK;
     json_t *items = NULL;
-    handler_outcome_t out = run(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
-    if (out != HANDLER_OK)
-        goto done;
-    if (PQntuples(res) == 0) {
-        out =
-            runtime_reject(job, 404, "resource_missing", param, "No such subscription: '%s'.", id);
-        goto done;
-    }
-    copy(s->id, sizeof s->id, PQgetvalue(res, 0, 0));
-    copy(s->customer_id, sizeof s->customer_id, PQgetvalue(res, 0, 1));
-    int st = substate_parse(PQgetvalue(res, 0, 2));
-    copy(s->currency, sizeof s->currency, PQgetvalue(res, 0, 3));
-    if (st < 0 || calendar_unit_parse(PQgetvalue(res, 0, 4), &s->sched.unit) != 0) {
+    copy(s->id, sizeof s->id, PQgetvalue(res, row, 0));
+    copy(s->customer_id, sizeof s->customer_id, PQgetvalue(res, row, 1));
+    int st = substate_parse(PQgetvalue(res, row, 2));
+    copy(s->currency, sizeof s->currency, PQgetvalue(res, row, 3));
+    if (st < 0 || calendar_unit_parse(PQgetvalue(res, row, 4), &s->sched.unit) != 0) {
         out = runtime_fault(job, HANDLER_PERMANENT, "internal_error",
-                            "Subscription %s has an unreadable status or interval.", id);
+                            "Subscription %s has an unreadable status or interval.", s->id);
         goto done;
     }
     s->status = (substate_t)st;
-    s->sched.count = atoi(PQgetvalue(res, 0, 5));
-    s->sched.anchor = time_col(res, 6);
-    s->sched.day_of_month = atoi(PQgetvalue(res, 0, 7));
-    s->start_date = time_col(res, 8);
-    s->period_start = time_col(res, 9);
-    s->period_end = time_col(res, 10);
-    s->trial_start = time_col(res, 11);
-    s->trial_end = time_col(res, 12);
-    s->canceled_at = time_col(res, 13);
-    s->ended_at = time_col(res, 14);
-    s->paused_at = time_col(res, 15);
-    s->cancel_at_period_end = strcmp(PQgetvalue(res, 0, 16), "t") == 0;
+    s->sched.count = atoi(PQgetvalue(res, row, 5));
+    s->sched.anchor = time_col(res, row, 6);
+    s->sched.day_of_month = atoi(PQgetvalue(res, row, 7));
+    s->start_date = time_col(res, row, 8);
+    s->period_start = time_col(res, row, 9);
+    s->period_end = time_col(res, row, 10);
+    s->trial_start = time_col(res, row, 11);
+    s->trial_end = time_col(res, row, 12);
+    s->canceled_at = time_col(res, row, 13);
+    s->ended_at = time_col(res, row, 14);
+    s->paused_at = time_col(res, row, 15);
+    s->cancel_at_period_end = strcmp(PQgetvalue(res, row, 16), "t") == 0;
     s->pending_update =
-        PQgetisnull(res, 0, 17) ? NULL : json_loads(PQgetvalue(res, 0, 17), 0, NULL);
-    copy(s->test_clock_id, sizeof s->test_clock_id, PQgetvalue(res, 0, 18));
-    copy(s->latest_invoice_id, sizeof s->latest_invoice_id, PQgetvalue(res, 0, 19));
-    s->now = time_col(res, 20);
-    items = json_loads(PQgetvalue(res, 0, 21), 0, NULL);
-    s->customer_balance = strtoll(PQgetvalue(res, 0, 22), NULL, 10);
-    s->has_pending = strcmp(PQgetvalue(res, 0, 23), "t") == 0;
+        PQgetisnull(res, row, 17) ? NULL : json_loads(PQgetvalue(res, row, 17), 0, NULL);
+    copy(s->test_clock_id, sizeof s->test_clock_id, PQgetvalue(res, row, 18));
+    copy(s->latest_invoice_id, sizeof s->latest_invoice_id, PQgetvalue(res, row, 19));
+    s->now = time_col(res, row, 20);
+    items = json_loads(PQgetvalue(res, row, 21), 0, NULL);
+    s->customer_balance = strtoll(PQgetvalue(res, row, 22), NULL, 10);
+    s->has_pending = strcmp(PQgetvalue(res, row, 23), "t") == 0;
     if (!json_is_array(items) || json_array_size(items) > BILLING_ITEMS_MAX) {
         out = runtime_fault(job, HANDLER_PERMANENT, "internal_error",
-                            "Subscription %s has unreadable items.", id);
+                            "Subscription %s has unreadable items.", s->id);
         goto done;
     }
     s->n_items = json_array_size(items);
@@ -185,7 +177,45 @@ handler_outcome_t billing_sub_load(worker_job_t *job, const char *id, const char
 
 done:
     json_decref(items);
+    return out;
+}
+
+handler_outcome_t billing_sub_load(worker_job_t *job, const char *id, const char *param,
+                                   billing_sub_t *s)
+{
+    char *arr = runtime_pg_array(&id, 1);
+    const char *params[1] = {arr};
+    PGresult *res = NULL;
+    handler_outcome_t out = run(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 0)
+        out =
+            runtime_reject(job, 404, "resource_missing", param, "No such subscription: '%s'.", id);
+    else if (out == HANDLER_OK)
+        out = sub_from_row(job, res, 0, s);
     PQclear(res);
+    free(arr);
+    return out;
+}
+
+handler_outcome_t billing_subs_load(worker_job_t *job, const char *const *ids, size_t n,
+                                    billing_sub_t *subs, bool *found)
+{
+    char *arr = runtime_pg_array(ids, n);
+    const char *params[1] = {arr};
+    PGresult *res = NULL;
+    handler_outcome_t out = run(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    for (int row = 0; out == HANDLER_OK && row < PQntuples(res); row++) {
+        for (size_t i = 0; i < n; i++) {
+            if (found[i] || strcmp(ids[i], PQgetvalue(res, row, 0)) != 0)
+                continue;
+            out = sub_from_row(job, res, row, &subs[i]);
+            found[i] = out == HANDLER_OK;
+        }
+    }
+    PQclear(res);
+    free(arr);
     return out;
 }
 

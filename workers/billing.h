@@ -82,6 +82,13 @@ void billing_sub_dispose(billing_sub_t *s);
 handler_outcome_t billing_sub_load(worker_job_t *job, const char *id, const char *param,
                                    billing_sub_t *s);
 
+/* As billing_sub_load for n subscriptions at once (in one statement, locked
+ * in id order): found[i] says whether ids[i] exists and was read into
+ * subs[i] (zeroed by the caller; each disposed whatever the outcome). An
+ * id appearing twice is read once. */
+handler_outcome_t billing_subs_load(worker_job_t *job, const char *const *ids, size_t n,
+                                    billing_sub_t *subs, bool *found);
+
 /* Inserts the subscription row for a new s (its items come with the first
  * billing_sub_save()), with created_at = s->now. */
 handler_outcome_t billing_sub_insert(worker_job_t *job, billing_sub_t *s, const json_t *metadata);

@@ -645,13 +645,13 @@ static handler_outcome_t system_noop(worker_job_t *job)
 }
 
 const worker_handler_t kind_domain_handlers[] = {
-    {"tenant.create", tenant_create, false},
-    {"customer.create", customer_create, false},
-    {"customer.update", customer_update, false},
-    {"product.create", product_create, false},
-    {"product.update", product_update, false},
-    {"price.create", price_create, false},
-    {"price.update", price_update, false},
-    {"system.noop", system_noop, .unaudited = true},
-    {NULL, NULL, false},
+    {"tenant.create", tenant_create, false, NULL},
+    {"customer.create", customer_create, false, NULL},
+    {"customer.update", customer_update, false, NULL},
+    {"product.create", product_create, false, NULL},
+    {"product.update", product_update, false, NULL},
+    {"price.create", price_create, false, NULL},
+    {"price.update", price_update, false, NULL},
+    {"system.noop", system_noop, true, NULL},
+    {NULL, NULL, false, NULL},
 };

@@ -555,6 +555,225 @@ done:
     return out;
 }
 
+/* The set-based renewal: what one statement writes for the plain periods
+ * of a batch (see subscription_cycle_batch). Parameters: $1 the number of
+ * invoices, $2 the invoices, $3 their lines, $4 the subscriptions' new
+ * periods, $5 the charge follow-ups. Returns each renewed subscription's
+ * id and object. */
+static const char CYCLE_SET_SQL[] =
+    "WITH seq AS ("
+    "  INSERT INTO invoice_sequences AS q (tenant_id, last)"
+    "  VALUES (current_setting('app.tenant_id'), $1::bigint)"
+    "  ON CONFLICT (tenant_id) DO UPDATE SET last = q.last + $1::bigint RETURNING last"
+    "), inv AS ("
+    "  INSERT INTO invoices (tenant_id, id, customer_id, subscription_id, number, status,"
+    "   billing_reason, currency, period_start, period_end, subtotal, total, starting_balance,"
+    "   ending_balance, amount_due, amount_paid, amount_remaining, created_by_job, created_at,"
+    "   finalized_at, paid_at)"
+    "  SELECT t.id, x.id, x.customer, x.subscription,"
+    "   invoice_number(t.invoice_prefix, seq.last - $1::bigint + x.ord), x.status,"
+    "   'subscription_cycle', x.currency, to_timestamp(x.period_start),"
+    "   to_timestamp(x.period_end), x.total, x.total, 0, 0, x.due,"
+    "   CASE WHEN x.status = 'paid' THEN x.due ELSE 0 END,"
+    "   CASE WHEN x.status = 'paid' THEN 0 ELSE x.due END, x.job, to_timestamp(x.now),"
+    "   to_timestamp(x.now), CASE WHEN x.status = 'paid' THEN to_timestamp(x.now) END"
+    "  FROM seq, tenants t, jsonb_to_recordset($2::jsonb) AS x(ord bigint, id text,"
+    "   customer text, subscription text, status text, currency text, period_start bigint,"
+    "   period_end bigint, total bigint, due bigint, job text, now bigint)"
+    "  WHERE t.id = current_setting('app.tenant_id')"
+    "), lines AS ("
+    "  INSERT INTO invoice_lines (tenant_id, id, invoice_id, type, description, price_id,"
+    "   quantity, amount, proration, period_start, period_end, position)"
+    "  SELECT current_setting('app.tenant_id'), x.id, x.invoice, x.type, x.description, x.price,"
+    "   x.quantity, x.amount, x.proration, to_timestamp(x.period_start),"
+    "   to_timestamp(x.period_end), x.position"
+    "  FROM jsonb_to_recordset($3::jsonb) AS x(id text, invoice text, type text,"
+    "   description text, price text, quantity bigint, amount bigint, proration boolean,"
+    "   period_start bigint, period_end bigint, position integer)"
+    "), ob AS ("
+    "  INSERT INTO outbox (tenant_id, job_id, envelope)"
+    "  SELECT current_setting('app.tenant_id'), x.job_id, x.envelope::jsonb"
+    "  FROM jsonb_to_recordset($5::jsonb) AS x(job_id text, envelope text)"
+    "  ON CONFLICT (tenant_id, job_id) DO NOTHING"
+    ") UPDATE subscriptions s SET current_period_start = to_timestamp(x.period_start),"
+    "   current_period_end = to_timestamp(x.period_end), latest_invoice_id = x.invoice,"
+    "   updated_at = now()"
+    " FROM jsonb_to_recordset($4::jsonb) AS x(id text, period_start bigint, period_end bigint,"
+    "  invoice text)"
+    " WHERE s.id = x.id RETURNING s.id, subscription_object(s)::text";
+
+/* Forgets what a failed attempt at the set-based path left on job, so the
+ * per-job handler starts clean. */
+static void untake(worker_job_t *job)
+{
+    json_decref(job->error);
+    job->error = NULL;
+}
+
+/* subscription.cycle, set-based: the plain renewals of a batch (an active
+ * or past-due subscription at the end of the period its job names, with no
+ * pending change, cancel, prorations or balance, and a next period that
+ * has not ended yet) are priced here one by one with the same functions as
+ * subscription_cycle, then written in one statement: numbers from one
+ * update of the tenant's sequence, every invoice, line, period and charge
+ * follow-up. Anything else is left to subscription_cycle, job by job. */
+static handler_outcome_t subscription_cycle_batch(worker_job_t *const *jobs, size_t n, bool *taken)
+{
+    const char **ids = mem_calloc(n + 1, sizeof *ids);
+    int64_t *due_end = mem_calloc(n + 1, sizeof *due_end);
+    billing_sub_t *subs = mem_calloc(n + 1, sizeof *subs);
+    bool *found = mem_calloc(n + 1, sizeof *found);
+    bool *plain = mem_calloc(n + 1, sizeof *plain);
+    char **envelopes = mem_calloc(n + 1, sizeof *envelopes);
+    json_t *invoices = json_array(), *all_lines = json_array(), *periods = json_array();
+    json_t *charges = json_array();
+    char *texts[4] = {NULL, NULL, NULL, NULL};
+    PGresult *res = NULL;
+    handler_outcome_t out = HANDLER_OK;
+    size_t nplain = 0, nids = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const json_t *p = jobs[i]->env->payload;
+        ids[i] = handler_util_req_string(p, "subscription");
+        if (ids[i] && opt_time(p, "period_end", &due_end[i]) && due_end[i] != BILLING_UNSET)
+            nids = i + 1;
+        else
+            ids[i] = "";
+    }
+    if (nids == 0)
+        goto done;
+    out = billing_subs_load(jobs[0], ids, n, subs, found);
+    if (out != HANDLER_OK)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        billing_sub_t *s = &subs[i];
+        int64_t next_end;
+        if (!found[i] || s->period_end != due_end[i] ||
+            (s->status != SUBSTATE_ACTIVE && s->status != SUBSTATE_PAST_DUE) ||
+            s->cancel_at_period_end || s->pending_update || s->has_pending ||
+            s->customer_balance != 0 ||
+            calendar_next_boundary(&s->sched, s->period_end, &next_end) != 0 || next_end <= s->now)
+            continue;
+        /* Two jobs of one subscription in a batch: only the first is plain. */
+        bool seen = false;
+        for (size_t k = 0; k < i; k++)
+            seen = seen || (plain[k] && strcmp(ids[k], ids[i]) == 0);
+        json_t *lines = json_array();
+        if (seen || charge_lines(jobs[i], s, s->period_end, next_end, false, lines) != HANDLER_OK) {
+            untake(jobs[i]);
+            json_decref(lines);
+            continue;
+        }
+        int64_t total = 0;
+        bool fits = true;
+        size_t k;
+        json_t *line;
+        char invoice_id[IDS_MAX];
+        ids_generate("in", invoice_id);
+        json_array_foreach(lines, k, line)
+        {
+            char line_id[IDS_MAX];
+            ids_generate("il", line_id);
+            fits = fits && money_add(total, json_integer_value(json_object_get(line, "amount")),
+                                     &total) == 0;
+            json_object_set_new(line, "id", json_string(line_id));
+            json_object_set_new(line, "invoice", json_string(invoice_id));
+            json_object_set_new(line, "position", json_integer((json_int_t)k));
+        }
+        if (!fits || total < 0) {
+            json_decref(lines);
+            continue;
+        }
+        invstate_t status;
+        char why[160];
+        if (invstate_next(INVSTATE_DRAFT, INVSTATE_EV_FINALIZE, total, &status, why) != 0) {
+            json_decref(lines);
+            continue;
+        }
+        json_array_extend(all_lines, lines);
+        json_decref(lines);
+        json_array_append_new(
+            invoices,
+            json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I}", "ord",
+                      (json_int_t)(nplain + 1), "id", invoice_id, "customer", s->customer_id,
+                      "subscription", s->id, "status", invstate_name(status), "currency",
+                      s->currency, "period_start", (json_int_t)s->period_end, "period_end",
+                      (json_int_t)next_end, "total", (json_int_t)total, "due", (json_int_t)total,
+                      "job", jobs[i]->env->id, "now", (json_int_t)s->now));
+        json_array_append_new(periods, json_pack("{s:s,s:I,s:I,s:s}", "id", s->id, "period_start",
+                                                 (json_int_t)s->period_end, "period_end",
+                                                 (json_int_t)next_end, "invoice", invoice_id));
+        if (total > 0) {
+            char charge_id[IDS_MAX], key[IDS_MAX * 2];
+            snprintf(key, sizeof key, "payment.charge|%s|1", invoice_id);
+            ids_derive("job", (uint64_t)timeutil_now_ms(), key, charge_id);
+            envelopes[i] = runtime_followup_envelope(
+                jobs[i], "payment.charge",
+                json_pack("{s:s,s:s,s:s,s:I,s:s,s:i}", "invoice", invoice_id, "customer",
+                          s->customer_id, "subscription", s->id, "amount", (json_int_t)total,
+                          "currency", s->currency, "attempt", 1),
+                charge_id, charge_id);
+            if (envelopes[i] == NULL) {
+                out = HANDLER_PERMANENT;
+                goto done;
+            }
+            json_array_append_new(
+                charges, json_pack("{s:s,s:s}", "job_id", charge_id, "envelope", envelopes[i]));
+        }
+        plain[i] = true;
+        nplain++;
+    }
+    if (nplain == 0)
+        goto done;
+
+    char count[24];
+    snprintf(count, sizeof count, "%zu", nplain);
+    texts[0] = json_dumps(invoices, JSON_COMPACT);
+    texts[1] = json_dumps(all_lines, JSON_COMPACT);
+    texts[2] = json_dumps(periods, JSON_COMPACT);
+    texts[3] = json_dumps(charges, JSON_COMPACT);
+    const char *params[] = {count, texts[0], texts[1], texts[2], texts[3]};
+    res = PQexecParams(jobs[0]->db, CYCLE_SET_SQL, 5, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) != nplain) {
+        out = runtime_db_fault(jobs[0], res);
+        if (out == HANDLER_OK)
+            out = HANDLER_PERMANENT;
+        goto done;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        for (size_t i = 0; i < n; i++) {
+            if (!plain[i] || taken[i] || strcmp(ids[i], PQgetvalue(res, row, 0)) != 0)
+                continue;
+            json_decref(jobs[i]->result);
+            jobs[i]->result = json_loads(PQgetvalue(res, row, 1), 0, NULL);
+            if (envelopes[i])
+                runtime_followup_written(jobs[i], envelopes[i]);
+            taken[i] = true;
+            break;
+        }
+    }
+
+done:
+    PQclear(res);
+    for (int t = 0; t < 4; t++)
+        free(texts[t]);
+    for (size_t i = 0; i < n; i++) {
+        billing_sub_dispose(&subs[i]);
+        free(envelopes[i]);
+    }
+    json_decref(invoices);
+    json_decref(all_lines);
+    json_decref(periods);
+    json_decref(charges);
+    free(ids);
+    free(due_end);
+    free(subs);
+    free(found);
+    free(plain);
+    free(envelopes);
+    return out;
+}
+
 /* Applies lines per the proration choice: pending items, an invoice now
  * (for [from, to)), or nothing. */
 static handler_outcome_t settle(worker_job_t *job, billing_sub_t *s, prorate_t how,
@@ -1033,14 +1252,14 @@ static handler_outcome_t invoice_pay(worker_job_t *job)
 }
 
 const worker_handler_t kind_invoice_handlers[] = {
-    {"subscription.create", subscription_create, false},
-    {"subscription.update", subscription_update, false},
-    {"subscription.cancel", subscription_cancel, false},
-    {"subscription.pause", subscription_pause, false},
-    {"subscription.resume", subscription_resume, false},
-    {"subscription.cycle", subscription_cycle, false},
-    {"invoice.void", invoice_void, false},
-    {"invoice.mark_uncollectible", invoice_mark_uncollectible, false},
-    {"invoice.pay", invoice_pay, false},
-    {NULL, NULL, false},
+    {"subscription.create", subscription_create, false, NULL},
+    {"subscription.update", subscription_update, false, NULL},
+    {"subscription.cancel", subscription_cancel, false, NULL},
+    {"subscription.pause", subscription_pause, false, NULL},
+    {"subscription.resume", subscription_resume, false, NULL},
+    {"subscription.cycle", subscription_cycle, false, subscription_cycle_batch},
+    {"invoice.void", invoice_void, false, NULL},
+    {"invoice.mark_uncollectible", invoice_mark_uncollectible, false, NULL},
+    {"invoice.pay", invoice_pay, false, NULL},
+    {NULL, NULL, false, NULL},
 };

@@ -69,6 +69,6 @@ done:
 }
 
 const worker_handler_t kind_metrics_handlers[] = {
-    {"metrics.refresh", metrics_refresh, .unaudited = true},
-    {NULL, NULL, false},
+    {"metrics.refresh", metrics_refresh, true, NULL},
+    {NULL, NULL, false, NULL},
 };

@@ -32,6 +32,13 @@
 /* The scheduler's trace (request id) on the jobs it makes. */
 #define SCHEDULER_TRACE "renewal-scheduler"
 
+/* How often the scheduler walks the whole backlog again from the start.
+ * Between those walks it only looks past the last period it enqueued
+ * (later periods are the only ones that can become due), so a backlog of
+ * a million is offered once, not once per scan; the full walk is the
+ * safety net for a job lost with a Redis that lost its data. */
+#define RESCAN_MS 60000
+
 void kind_renewal_state_init(kind_renewal_state_t *st)
 {
     memset(st, 0, sizeof *st);
@@ -119,14 +126,12 @@ static bool scan_real_time(worker_conn_t *c, const config_t *cfg, kind_renewal_s
     int rows = PQntuples(res);
     if (rows > 0 && enqueue_rows(c, res, 0, 1, 2) < 0)
         goto done; /* Redis is gone; the same step runs again next time. */
-    if (rows == cfg->renewal_batch) {
+    if (rows > 0) {
         snprintf(st->after_end, sizeof st->after_end, "%s", PQgetvalue(res, rows - 1, 3));
         snprintf(st->after_tenant, sizeof st->after_tenant, "%s", PQgetvalue(res, rows - 1, 0));
         snprintf(st->after_id, sizeof st->after_id, "%s", PQgetvalue(res, rows - 1, 1));
-        more = true;
-    } else {
-        st->after_end[0] = st->after_tenant[0] = st->after_id[0] = '\0';
     }
+    more = rows == cfg->renewal_batch;
     if (rows > 0)
         log_write(LOG_INFO, "renewals_enqueued", "{s:i}", "count", rows);
 
@@ -196,6 +201,11 @@ bool kind_renewal_tick(worker_conn_t *c, const config_t *cfg, void *state)
     kind_renewal_state_t *st = state;
     if (c->db == NULL || c->redis == NULL)
         return false;
+    int64_t now = timeutil_now_ms();
+    if (now >= st->rescan_at_ms) {
+        st->after_end[0] = st->after_tenant[0] = st->after_id[0] = '\0';
+        st->rescan_at_ms = now + RESCAN_MS;
+    }
     bool more = scan_real_time(c, cfg, st);
     scan_clocks(c, cfg);
     return more;
@@ -295,7 +305,7 @@ done:
 }
 
 const worker_handler_t kind_renewal_handlers[] = {
-    {"test_clock.create", test_clock_create, false},
-    {"test_clock.advance", test_clock_advance, false},
-    {NULL, NULL, false},
+    {"test_clock.create", test_clock_create, false, NULL},
+    {"test_clock.advance", test_clock_advance, false, NULL},
+    {NULL, NULL, false, NULL},
 };

@@ -9,6 +9,7 @@
 #define BILLOW_KIND_RENEWAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "runtime.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     char after_end[64];     /* Period end of the last row enqueued ("" at a pass's start). */
     char after_tenant[64];  /* Its tenant. */
     char after_id[IDS_MAX]; /* Its subscription. */
+    int64_t rescan_at_ms;   /* When the walk starts from the beginning again. */
 } kind_renewal_state_t;
 
 /* Empties st (the next tick starts a new pass). */

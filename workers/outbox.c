@@ -18,6 +18,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "mem.h"
+#include "timeutil.h"
 #include "runtime.h"
 
 /* Outbox rows younger than this belong to a worker that is about to relay
@@ -27,44 +28,108 @@
  * long transaction open; the next sweep takes the rest. */
 #define SWEEP_LIMIT "200"
 
+/* Sets aside an envelope that can never be relayed (it does not decode,
+ * or no kind runs its type): logged and pushed onto malformed_key. */
+static int set_aside(worker_conn_t *c, const char *envelope, const char *malformed_key)
+{
+    log_write(LOG_ERROR, "outbox_envelope_malformed", "{s:s}", "envelope", envelope);
+    redisReply *r = redisCommand(c->redis, "LPUSH %s %s", malformed_key, envelope);
+    if (r == NULL) {
+        worker_conn_redis_lost(c, "outbox_relay");
+        return BILLOW_EUNAVAILABLE;
+    }
+    freeReplyObject(r);
+    r = redisCommand(c->redis, "LTRIM %s 0 %d", malformed_key, RUNTIME_MALFORMED_KEEP - 1);
+    if (r)
+        freeReplyObject(r);
+    return BILLOW_EPARAM_INVALID;
+}
+
+int outbox_relay_many(worker_conn_t *c, const char *const *envelopes, size_t n,
+                      const char *malformed_key, char (*job_ids)[IDS_MAX], bool *relayed)
+{
+    envelope_t *envs = mem_calloc(n + 1, sizeof *envs);
+    jobq_cmd_t *cmds = mem_calloc(n + 1, sizeof *cmds);
+    bool *sent = mem_calloc(n + 1, sizeof *sent);
+    int64_t now = timeutil_now_ms();
+    int rc = 0, pending = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        relayed[i] = false;
+        envelope_init(&envs[i]);
+    }
+    if (c->redis == NULL) {
+        rc = BILLOW_EUNAVAILABLE;
+        goto done;
+    }
+    /* The stored text is the envelope as the handler encoded it, so it is
+     * sent as is; decoding only finds the id and the routing. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool bad = envelope_decode(envelopes[i], strlen(envelopes[i]), &envs[i]) != 0 ||
+                   jobq_enqueue_cmd(&cmds[i], &envs[i], envelopes[i], NULL, NULL, NULL, now) != 0;
+        if (bad) {
+            rc = set_aside(c, envelopes[i], malformed_key) == BILLOW_EUNAVAILABLE
+                     ? BILLOW_EUNAVAILABLE
+                     : 0;
+            continue;
+        }
+        if (redisAppendCommandArgv(c->redis, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) !=
+            REDIS_OK) {
+            rc = BILLOW_EUNAVAILABLE;
+            break;
+        }
+        snprintf(job_ids[i], IDS_MAX, "%s", envs[i].id);
+        sent[i] = true;
+        pending++;
+    }
+    bool lost = rc != 0;
+    for (size_t i = 0; i < n && !lost; i++) {
+        if (!sent[i])
+            continue;
+        void *reply = NULL;
+        if (redisGetReply(c->redis, &reply) != REDIS_OK) {
+            lost = true;
+            break;
+        }
+        jobq_outcome_t outcome;
+        char id[IDS_MAX];
+        relayed[i] = jobq_enqueue_reply(reply, &outcome, id) == 0;
+        freeReplyObject(reply);
+        if (!relayed[i]) {
+            /* Refused by Redis (not by its content): the row must stay
+             * for a later relay, so the whole call counts as failed. */
+            log_write(LOG_WARN, "outbox_relay_failed", "{s:s,s:s}", "job_id", envs[i].id, "type",
+                      envs[i].type);
+            rc = BILLOW_EUNAVAILABLE;
+        }
+    }
+    if (lost) {
+        rc = BILLOW_EUNAVAILABLE;
+        if (c->redis != NULL)
+            worker_conn_redis_lost(c, "outbox_relay");
+    }
+
+done:
+    for (size_t i = 0; i < n; i++)
+        envelope_dispose(&envs[i]);
+    free(envs);
+    free(cmds);
+    free(sent);
+    return rc;
+}
+
 int outbox_relay(worker_conn_t *c, const char *envelope, const char *malformed_key,
                  char job_id[IDS_MAX])
 {
-    envelope_t env;
-    jobq_outcome_t outcome;
-    char id[IDS_MAX];
-    if (c->redis == NULL)
-        return BILLOW_EUNAVAILABLE;
-    /* An envelope that cannot be read, or whose type no kind runs, can never
-     * be relayed: it is set aside for an operator instead of retried. */
-    bool bad = envelope_decode(envelope, strlen(envelope), &env) != 0;
-    if (!bad && jobq_kind_for_type(env.type) == NULL) {
-        envelope_dispose(&env);
-        bad = true;
-    }
-    if (bad) {
-        log_write(LOG_ERROR, "outbox_envelope_malformed", "{s:s}", "envelope", envelope);
-        redisReply *r = redisCommand(c->redis, "LPUSH %s %s", malformed_key, envelope);
-        if (r == NULL) {
-            worker_conn_redis_lost(c, "outbox_relay");
-            return BILLOW_EUNAVAILABLE;
-        }
-        freeReplyObject(r);
-        r = redisCommand(c->redis, "LTRIM %s 0 %d", malformed_key, RUNTIME_MALFORMED_KEEP - 1);
-        if (r)
-            freeReplyObject(r);
+    char ids[1][IDS_MAX];
+    bool relayed = false;
+    int rc = outbox_relay_many(c, &envelope, 1, malformed_key, ids, &relayed);
+    if (rc != 0)
+        return rc;
+    if (!relayed)
         return BILLOW_EPARAM_INVALID;
-    }
-    snprintf(job_id, IDS_MAX, "%s", env.id);
-    int rc = jobq_enqueue_sync(c->redis, &env, NULL, NULL, NULL, &outcome, id);
-    if (rc != 0) {
-        log_write(LOG_WARN, "outbox_relay_failed", "{s:s,s:s}", "job_id", env.id, "type", env.type);
-        if (c->redis->err)
-            worker_conn_redis_lost(c, "outbox_relay");
-        rc = BILLOW_EUNAVAILABLE;
-    }
-    envelope_dispose(&env);
-    return rc;
+    snprintf(job_id, IDS_MAX, "%s", ids[0]);
+    return 0;
 }
 
 int outbox_delete(worker_conn_t *c, const char *tenant, const char *const *job_ids, size_t n)

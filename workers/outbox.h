@@ -11,6 +11,7 @@
 #ifndef BILLOW_OUTBOX_H
 #define BILLOW_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -24,6 +25,16 @@
  * BILLOW_EUNAVAILABLE when Redis failed. */
 int outbox_relay(worker_conn_t *c, const char *envelope, const char *malformed_key,
                  char job_id[IDS_MAX]) BILLOW_MUSTCHECK;
+
+/* Enqueues n envelopes in one pipeline (one round trip, whatever n).
+ * relayed[i] says whether envelope i is in Redis now (new or already
+ * there), with its id in job_ids[i]; an envelope that can never be relayed
+ * is set aside as outbox_relay does, and one Redis refused is logged, both
+ * with relayed[i] false. Returns 0, or BILLOW_EUNAVAILABLE when Redis
+ * failed (then no relayed[i] counts). */
+int outbox_relay_many(worker_conn_t *c, const char *const *envelopes, size_t n,
+                      const char *malformed_key, char (*job_ids)[IDS_MAX],
+                      bool *relayed) BILLOW_MUSTCHECK;
 
 /* Deletes the relayed rows `job_ids` (n of them) of tenant, in a
  * transaction of its own. Returns 0 or BILLOW_EUNAVAILABLE (logged; the

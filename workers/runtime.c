@@ -335,20 +335,18 @@ int runtime_followup(worker_job_t *job, const char *type, json_t *payload)
     return runtime_followup_id(job, type, payload, NULL);
 }
 
-int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload, const char *job_id)
+char *runtime_followup_envelope(worker_job_t *job, const char *type, json_t *payload,
+                                const char *job_id, char id_out[IDS_MAX])
 {
     envelope_t env;
     char *text = NULL;
-    PGresult *res = NULL;
-    int rc = BILLOW_EINTERNAL;
-
     envelope_init(&env);
     env.payload = payload;
     if (jobq_kind_for_type(type) == NULL || strlen(type) >= sizeof env.type ||
         !json_is_object(payload)) {
         runtime_fault(job, HANDLER_PERMANENT, "internal_error",
                       "Follow-up job of type %s cannot be routed.", type);
-        goto fail;
+        goto done;
     }
     if (job_id)
         snprintf(env.id, sizeof env.id, "%s", job_id);
@@ -361,13 +359,32 @@ int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload, co
     snprintf(env.client, sizeof env.client, "%s", job->env->client);
     env.attempt = 0;
     env.enqueued_at_ms = timeutil_now_ms();
+    snprintf(id_out, IDS_MAX, "%s", env.id);
     text = envelope_encode(&env);
-    if (text == NULL) {
+    if (text == NULL)
         runtime_fault(job, HANDLER_PERMANENT, "internal_error",
                       "Follow-up job of type %s cannot be encoded.", type);
+done:
+    envelope_dispose(&env);
+    return text;
+}
+
+void runtime_followup_written(worker_job_t *job, const char *envelope)
+{
+    if (job->followups == NULL)
+        job->followups = json_array();
+    json_array_append_new(job->followups, json_string(envelope));
+}
+
+int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload, const char *job_id)
+{
+    PGresult *res = NULL;
+    char id[IDS_MAX];
+    char *text = runtime_followup_envelope(job, type, payload, job_id, id);
+    int rc = BILLOW_EINTERNAL;
+    if (text == NULL)
         goto fail;
-    }
-    const char *params[] = {env.tenant_id, env.id, text};
+    const char *params[] = {job->env->tenant_id, id, text};
     res =
         PQexecParams(job->db,
                      "INSERT INTO outbox (tenant_id, job_id, envelope) VALUES ($1, $2, $3::jsonb) "
@@ -378,19 +395,13 @@ int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload, co
         rc = BILLOW_EUNAVAILABLE;
         goto fail;
     }
-    if (strcmp(PQcmdTuples(res), "0") == 0) {
-        rc = 0; /* A derived follow-up already on its way. */
-        goto fail;
-    }
-    if (job->followups == NULL)
-        job->followups = json_array();
-    json_array_append_new(job->followups, json_string(text));
+    if (strcmp(PQcmdTuples(res), "0") != 0) /* Else a derived follow-up already on its way. */
+        runtime_followup_written(job, text);
     rc = 0;
 
 fail:
     PQclear(res);
     free(text);
-    envelope_dispose(&env);
     return rc;
 }
 
@@ -769,6 +780,92 @@ static int batch_run_job(runtime_t *rt, batch_job_t *bj, pass_t *pass)
     return 0;
 }
 
+/* Step 2a': in an optimistic pass, hands the new jobs of each type that
+ * has a set-based handler to it, a tenant at a time (up to the batch's
+ * size). Jobs it takes are decided here; the others run one by one after.
+ * Returns 0, RUNTIME_REDO when the set-based handler failed (the batch is
+ * then redone carefully, job by job), or an error. */
+static int batch_run_sets(runtime_t *rt, batch_t *b)
+{
+    worker_job_t **jobs = mem_calloc(b->njobs + 1, sizeof *jobs);
+    batch_job_t **bjs = mem_calloc(b->njobs + 1, sizeof *bjs);
+    bool *taken = mem_calloc(b->njobs + 1, sizeof *taken);
+    const char **tenants = mem_calloc(b->njobs + 1, sizeof *tenants);
+    size_t ntenants = batch_tenants(b, tenants);
+    int rc = 0;
+
+    for (size_t h = 0; rt->handlers[h].type != NULL && rc == 0; h++) {
+        const worker_handler_t *handler = &rt->handlers[h];
+        if (handler->batch_fn == NULL)
+            continue;
+        for (size_t t = 0; t < ntenants && rc == 0; t++) {
+            size_t n = 0;
+            for (size_t i = 0; i < b->njobs; i++) {
+                batch_job_t *bj = &b->jobs[i];
+                if (bj->state != BJ_NEW || bj->deliveries > rt->cfg->max_deliveries ||
+                    strcmp(bj->env.type, handler->type) != 0 ||
+                    strcmp(bj->env.tenant_id, tenants[t]) != 0)
+                    continue;
+                bj->job.env = &bj->env;
+                bj->job.db = rt->conn.db;
+                taken[n] = false;
+                bjs[n] = bj;
+                jobs[n++] = &bj->job;
+            }
+            if (n < 2)
+                continue; /* One job is cheaper on its own. */
+            /* The audit context of the set: who asked, but no single job. */
+            json_t *ctx =
+                json_pack("{s:s,s:s,s:s,s:s}", "type", bjs[0]->env.type, "actor", bjs[0]->env.actor,
+                          "trace", bjs[0]->env.trace, "client", bjs[0]->env.client);
+            char *ctx_text = json_dumps(ctx, JSON_COMPACT);
+            json_decref(ctx);
+            const char *params[] = {tenants[t], ctx_text};
+            PGresult *res = worker_conn_pg_params(
+                &rt->conn,
+                "SELECT set_config('app.tenant_id', $1, true), set_config('app.job', $2, true)", 2,
+                params, PGRES_TUPLES_OK, "set_set_context");
+            free(ctx_text);
+            if (res == NULL) {
+                rc = BILLOW_EUNAVAILABLE;
+                break;
+            }
+            PQclear(res);
+            handler_outcome_t outcome = handler->batch_fn(jobs, n, taken);
+            if (PQstatus(rt->conn.db) != CONNECTION_OK) {
+                worker_conn_pg_log(&rt->conn, NULL, "batch_handler");
+                rc = BILLOW_EUNAVAILABLE;
+                break;
+            }
+            if (outcome != HANDLER_OK || PQtransactionStatus(rt->conn.db) != PQTRANS_INTRANS) {
+                char *why = jobs[0]->error ? json_text(jobs[0]->error) : NULL;
+                log_write(LOG_WARN, "batch_set_failed", "{s:s,s:i,s:s}", "type", handler->type,
+                          "jobs", (int)n, "error", why ? why : "");
+                free(why);
+                rc = RUNTIME_REDO;
+                break;
+            }
+            int ntaken = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (!taken[i])
+                    continue;
+                if (bjs[i]->job.result == NULL)
+                    bjs[i]->job.result = json_object();
+                batch_job_decide(rt, bjs[i], RUNTIME_ACT_SUCCEED);
+                ntaken++;
+            }
+            log_write(LOG_DEBUG, "batch_set_done", "{s:s,s:i,s:i}", "type", handler->type, "jobs",
+                      (int)n, "taken", ntaken);
+            maybe_heartbeat(rt);
+        }
+    }
+    free(jobs);
+    free(bjs);
+    free(taken);
+    free(tenants);
+    return rc;
+}
+
 /* Step 2c: writes the processed_jobs rows, one statement per tenant. */
 static int batch_record(runtime_t *rt, batch_t *b)
 {
@@ -832,6 +929,8 @@ static int batch_transact(runtime_t *rt, batch_t *b, bool careful)
     PGresult *res = NULL;
     int rc = batch_find_processed(rt, b);
     if (rc != 0)
+        goto fail;
+    if (!careful && (rc = batch_run_sets(rt, b)) != 0)
         goto fail;
     for (size_t i = 0; i < b->njobs; i++) {
         batch_job_t *bj = &b->jobs[i];
@@ -1005,8 +1104,9 @@ static int batch_publish(runtime_t *rt, batch_t *b)
 static void batch_relay(runtime_t *rt, batch_t *b)
 {
     const char **tenants = mem_calloc(b->njobs, sizeof *tenants);
+    const char **texts = NULL, **id_ptrs = NULL;
     char(*ids)[IDS_MAX] = NULL;
-    const char **id_ptrs = NULL;
+    bool *relayed = NULL;
     size_t cap = 0;
     size_t ntenants = batch_tenants(b, tenants);
 
@@ -1023,21 +1123,30 @@ static void batch_relay(runtime_t *rt, batch_t *b)
             {
                 if (n == cap) {
                     cap = cap ? cap * 2 : 16;
+                    texts = mem_realloc(texts, cap * sizeof *texts);
                     ids = mem_realloc(ids, cap * sizeof *ids);
                     id_ptrs = mem_realloc(id_ptrs, cap * sizeof *id_ptrs);
+                    relayed = mem_realloc(relayed, cap * sizeof *relayed);
                 }
-                if (outbox_relay(&rt->conn, json_string_value(text), rt->malformed, ids[n]) == 0)
-                    n++;
+                texts[n++] = json_string_value(text);
             }
         }
+        /* One pipeline per tenant: a renewal run's charges cost one round
+         * trip per batch, not one each. */
+        if (n == 0 || outbox_relay_many(&rt->conn, texts, n, rt->malformed, ids, relayed) != 0)
+            continue;
+        size_t done = 0;
         for (size_t i = 0; i < n; i++)
-            id_ptrs[i] = ids[i];
-        if (n > 0 && outbox_delete(&rt->conn, tenants[t], id_ptrs, n) != 0)
+            if (relayed[i])
+                id_ptrs[done++] = ids[i];
+        if (done > 0 && outbox_delete(&rt->conn, tenants[t], id_ptrs, done) != 0)
             log_write(LOG_WARN, "outbox_delete_failed", "{s:s,s:i}", "tenant_id", tenants[t],
-                      "count", (int)n);
+                      "count", (int)done);
     }
+    free(relayed);
     free(id_ptrs);
     free(ids);
+    free(texts);
     free(tenants);
 }
 

@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "ids.h"
 #include "worker_conn.h"
 
 /* How a handler's attempt ended. */
@@ -53,6 +54,15 @@ struct worker_job_s {
 
 typedef handler_outcome_t (*worker_handler_fn)(worker_job_t *job);
 
+/* A set-based handler: runs n jobs of one type and one tenant together
+ * (app.tenant_id is set; app.job holds the type, actor and trace of the
+ * first, without a job id). It takes the jobs it can do in a few
+ * statements, setting taken[i] and jobs[i]->result, and leaves the others
+ * (taken[i] false, nothing written for them) to the per-job handler. A
+ * failure other than HANDLER_OK undoes the whole pass, which then runs
+ * again job by job with the per-job handler only. */
+typedef handler_outcome_t (*worker_batch_fn)(worker_job_t *const *jobs, size_t n, bool *taken);
+
 typedef struct {
     const char *type;     /* Job type, e.g. "customer.create". */
     worker_handler_fn fn; /* Its handler. */
@@ -61,6 +71,9 @@ typedef struct {
      * per job. Every other handler's row changes are audited by triggers
      * that read app.job: {"id","type","actor","trace","client"}. */
     bool unaudited;
+    /* Optional: the set-based form of fn, for high-volume types
+     * (renewals); used only while a batch runs without savepoints. */
+    worker_batch_fn batch_fn;
 } worker_handler_t;
 
 /* A kind's periodic work beside its jobs (the renewal scheduler's scan).
@@ -94,6 +107,16 @@ int runtime_followup(worker_job_t *job, const char *type, json_t *payload) BILLO
  * same derived job twice makes it once. */
 int runtime_followup_id(worker_job_t *job, const char *type, json_t *payload,
                         const char *job_id) BILLOW_MUSTCHECK;
+
+/* For a set-based handler that writes outbox rows itself, in bulk: the
+ * envelope of a follow-up of job (as runtime_followup_id would write it,
+ * under job_id, or a new id when NULL; the id in id_out; payload stolen;
+ * caller frees), and, once its row is written, the note that job has it
+ * (so it is relayed after the commit). NULL when type cannot be routed
+ * (the fault is then recorded on job). */
+char *runtime_followup_envelope(worker_job_t *job, const char *type, json_t *payload,
+                                const char *job_id, char id_out[IDS_MAX]);
+void runtime_followup_written(worker_job_t *job, const char *envelope);
 
 /* Records a client-facing error on job and returns HANDLER_REJECTED:
  * http_status (4xx), code ("resource_missing"), param (may be NULL) and a

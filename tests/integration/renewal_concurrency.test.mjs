@@ -4,6 +4,10 @@
 // holds a batch. Every subscription is renewed exactly once: 10,000 cycle
 // invoices, one per subscription, numbered 1..10,000 without a gap or a
 // repeat, one processed_jobs row per renewal, every period moved once.
+// Among them are 100 more subscriptions set to cancel at the period end:
+// they share batches with the plain renewals (which the invoice worker
+// writes set-based) but take the one-by-one path, and end without an
+// invoice.
 //
 // The subscriptions are written straight into Postgres (the subject here
 // is the renewal machinery, not how subscriptions are created, which
@@ -23,6 +27,7 @@ import { until } from './lib/util.mjs';
 const S = slot(26);
 const stack = new Stack('renewal_concurrency', S);
 const N = 10000;
+const CANCELING = 100;
 const WORKER_ENV = { WORKER_BATCH: 100, VISIBILITY_TIMEOUT_MS: 3000 };
 let api;
 let tenantId;
@@ -45,11 +50,13 @@ before(async () => {
     CREATE TEMP TABLE seed AS
       SELECT g, ulid_id('cus') AS cus, ulid_id('sub') AS sub, ulid_id('si') AS si,
              date_trunc('second', now()) - interval '1 month' - interval '1 minute' AS start
-        FROM generate_series(1, ${N}) g;
+        FROM generate_series(1, ${N + CANCELING}) g;
     INSERT INTO customers (tenant_id, id, email, currency) SELECT ${t}, cus, 'renew' || g || '@example.com', 'usd' FROM seed;
     INSERT INTO subscriptions (tenant_id, id, customer_id, status, currency, interval, interval_count,
-                               billing_cycle_anchor, start_date, current_period_start, current_period_end, created_at)
-      SELECT ${t}, sub, cus, 'active', 'usd', 'month', 1, start, start, start, start + interval '1 month', start FROM seed;
+                               billing_cycle_anchor, start_date, current_period_start, current_period_end,
+                               cancel_at_period_end, created_at)
+      SELECT ${t}, sub, cus, 'active', 'usd', 'month', 1, start, start, start, start + interval '1 month', g > ${N}, start
+        FROM seed;
     INSERT INTO subscription_items (tenant_id, id, subscription_id, price_id, quantity)
       SELECT ${t}, si, sub, 'price_01JRENEWA1000000000000000P', 1 FROM seed;
     COMMIT;`);
@@ -91,6 +98,12 @@ describe('renewals with two schedulers, three invoice workers and a crash', () =
       intervalMs: 500,
       describe: async () => `${await count()} so far`,
     });
+    const done = () => superValue(`SELECT count(*) FROM processed_jobs WHERE tenant_id = ${lit(tenantId)} AND type = 'subscription.cycle'`);
+    await until(`${N + CANCELING} period ends processed`, async () => (Number(await done()) >= N + CANCELING ? true : undefined), {
+      timeoutMs: 120000,
+      intervalMs: 500,
+      describe: async () => `${await done()} so far`,
+    });
     // Everything the schedulers asked for has run; a late duplicate would
     // show up now.
     await until('the invoice stream to drain', async () => {
@@ -111,12 +124,18 @@ describe('renewals with two schedulers, three invoice workers and a crash', () =
     assert.equal(Number(subs), N, 'no subscription renewed twice');
     assert.equal(Number(numbers), N, 'every invoice has its own number');
     assert.equal(Number(maxNumber), N, 'numbers run 1..N without a gap');
-    assert.equal(Number(processed), N, 'one processed_jobs row per renewal');
+    assert.equal(Number(processed), N + CANCELING, 'one processed_jobs row per period end');
     assert.equal(Number(moved), N, 'every subscription moved on by exactly one period');
     const [[amounts]] = await superuser(`SELECT count(*) FROM invoices WHERE tenant_id = ${t0} AND (total <> 1500 OR amount_due <> 1500 OR status <> 'open')`);
     assert.equal(Number(amounts), 0, 'every renewal invoice bills the period in full');
     const [[outbox]] = await superuser(`SELECT count(*) FROM outbox WHERE tenant_id = ${t0}`);
     assert.equal(Number(outbox), 0, 'every charge follow-up was relayed');
     assert.equal(Number(await superValue(`SELECT count(*) FROM invoice_lines WHERE tenant_id = ${t0}`)), N, 'one line each');
+    const [[ended, endedRight]] = await superuser(`
+      SELECT count(*), count(*) FILTER (WHERE ended_at = start_date + interval '1 month' AND current_period_end IS NULL
+                                          AND latest_invoice_id IS NULL)
+        FROM subscriptions WHERE tenant_id = ${t0} AND status = 'canceled'`);
+    assert.equal(Number(ended), CANCELING, 'the subscriptions set to cancel ended');
+    assert.equal(Number(endedRight), CANCELING, 'at their period end, without an invoice');
   });
 });

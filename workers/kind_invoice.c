@@ -277,9 +277,8 @@ static handler_outcome_t subscription_create(worker_job_t *job)
         anchor = base;
     }
     s.sched.anchor = anchor;
-    int64_t first_end, limit;
-    if (calendar_boundary(&s.sched, 1, &limit) != 0 ||
-        calendar_next_boundary(&s.sched, base, &first_end) != 0) {
+    int64_t first_end;
+    if (calendar_next_boundary(&s.sched, base, &first_end) != 0) {
         out = runtime_reject(job, 400, "parameter_invalid", "billing_cycle_anchor",
                              "The billing schedule falls outside the years Billow supports.");
         goto done;

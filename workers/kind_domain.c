@@ -277,6 +277,25 @@ static PGresult *update_exec(worker_job_t *job, const update_t *u, const char *h
     return res;
 }
 
+/* Runs the update of one catalog row (head + u's SET list + tail, which
+ * returns the object) and takes the object as the job's result; a row
+ * that is not there rejects the job with 404, naming it as `noun`. */
+static handler_outcome_t update_object_row(worker_job_t *job, const update_t *u, const char *head,
+                                           const char *tail, const char *noun)
+{
+    PGresult *res = update_exec(job, u, head, tail);
+    handler_outcome_t out;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else if (PQntuples(res) == 0)
+        out = runtime_reject(job, 404, "resource_missing", "id", "No such %s: '%s'.", noun,
+                             u->params[0]);
+    else
+        out = handler_util_take_result(job, res);
+    PQclear(res);
+    return out;
+}
+
 /* The text fields of a customer, in payload order: the original three and
  * the billing ones. */
 static const char *const customer_text_fields[] = {"email", "name", "phone", "tax_id",
@@ -490,7 +509,6 @@ static handler_outcome_t product_update(worker_job_t *job)
     const json_t *p = job->env->payload;
     const char *id = handler_util_req_string(p, "id");
     update_t u;
-    PGresult *res = NULL;
     handler_outcome_t out;
 
     update_init(&u, id);
@@ -503,20 +521,10 @@ static handler_outcome_t product_update(worker_job_t *job)
                                             "null, active a boolean");
         goto done;
     }
-    res = update_exec(job, &u, "UPDATE products AS p SET updated_at = now()",
-                      " WHERE p.id = $1 RETURNING product_object(p)::text");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-        goto done;
-    }
-    if (PQntuples(res) == 0) {
-        out = runtime_reject(job, 404, "resource_missing", "id", "No such product: '%s'.", id);
-        goto done;
-    }
-    out = handler_util_take_result(job, res);
+    out = update_object_row(job, &u, "UPDATE products AS p SET updated_at = now()",
+                            " WHERE p.id = $1 RETURNING product_object(p)::text", "product");
 
 done:
-    PQclear(res);
     update_dispose(&u);
     return out;
 }
@@ -608,7 +616,6 @@ static handler_outcome_t price_update(worker_job_t *job)
     const json_t *p = job->env->payload;
     const char *id = handler_util_req_string(p, "id");
     update_t u;
-    PGresult *res = NULL;
     handler_outcome_t out;
 
     update_init(&u, id);
@@ -618,20 +625,10 @@ static handler_outcome_t price_update(worker_job_t *job)
                                             "metadata an object, active a boolean");
         goto done;
     }
-    res = update_exec(job, &u, "UPDATE prices AS p SET updated_at = now()",
-                      " WHERE p.id = $1 RETURNING price_object(p)::text");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-        goto done;
-    }
-    if (PQntuples(res) == 0) {
-        out = runtime_reject(job, 404, "resource_missing", "id", "No such price: '%s'.", id);
-        goto done;
-    }
-    out = handler_util_take_result(job, res);
+    out = update_object_row(job, &u, "UPDATE prices AS p SET updated_at = now()",
+                            " WHERE p.id = $1 RETURNING price_object(p)::text", "price");
 
 done:
-    PQclear(res);
     update_dispose(&u);
     return out;
 }

@@ -20,6 +20,7 @@ import { createLiveTenant, createTenant } from './lib/billow.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
+import { amounts, billingClient } from './lib/billing.mjs';
 import { Stack } from './lib/stack.mjs';
 import { ID_RE, tag, until } from './lib/util.mjs';
 
@@ -29,8 +30,11 @@ let api;
 let secret;
 let tenantId;
 let product;
-
-const WAIT = { Prefer: 'wait=20' };
+let post;
+let attempt;
+let get;
+let advance;
+let invoicesOf;
 
 before(async () => {
   await stack.flushRedis();
@@ -40,30 +44,13 @@ before(async () => {
   const t = await createTenant(api);
   secret = t.secret;
   tenantId = t.tenant.id;
+  ({ post, attempt, get, advance, invoicesOf } = billingClient(api, secret));
   product = await post('/v1/products', { name: 'Changes plan' }, 201);
 });
 
 after(async () => {
   await stack.stopAll();
 });
-
-// POSTs with Prefer: wait and asserts the finished status.
-async function post(path, json, status = 200, params = {}, token = secret) {
-  const res = await api.post(path, { token, headers: WAIT, json, params });
-  assert.equal(res.status, status, `POST ${path}: ${res.status} ${res.text}`);
-  return res.json;
-}
-
-// POSTs with Prefer: wait and returns the raw response (for refusals).
-function attempt(path, json, params = {}, token = secret) {
-  return api.post(path, { token, headers: WAIT, json, params });
-}
-
-async function get(path, params = {}, query = undefined) {
-  const res = await api.get(path, { token: secret, params, query });
-  assert.equal(res.status, 200, `GET ${path}: ${res.status} ${res.text}`);
-  return res.json;
-}
 
 // A monthly usd price of unitAmount unless extra says otherwise.
 async function price(unitAmount, extra = {}) {
@@ -76,28 +63,6 @@ async function onClock(iso) {
   assert.equal(clock.frozen_time, iso);
   const customer = await post('/v1/customers', { email: `${tag('c')}@example.com`, test_clock: clock.id }, 201);
   return { clock, customer };
-}
-
-// Advances the clock and waits until everything it made due is done.
-async function advance(clock, iso) {
-  const moved = await post('/v1/test_clocks/{id}/advance', { frozen_time: iso }, 200, { id: clock.id });
-  assert.equal(moved.frozen_time, iso);
-  await until(`test clock ${clock.id} to be ready at ${iso}`, async () => {
-    const c = await get('/v1/test_clocks/{id}', { id: clock.id });
-    return c.status === 'ready';
-  }, { timeoutMs: 30000, intervalMs: 100 });
-}
-
-// The subscription's invoices, oldest first, each with its lines.
-async function invoicesOf(sub) {
-  const list = await get('/v1/invoices', {}, { subscription: sub.id, limit: 100 });
-  const full = [];
-  for (const inv of list.data.reverse()) full.push(await get('/v1/invoices/{id}', { id: inv.id }));
-  return full;
-}
-
-function amounts(inv) {
-  return inv.lines.data.map((l) => l.amount);
 }
 
 function periods(inv) {
@@ -729,13 +694,13 @@ describe('errors', () => {
 
   it('a live tenant: 403 test_mode_only on POST and GET of test clocks', async () => {
     const live = await createLiveTenant(api);
-    let res = await api.post('/v1/test_clocks', { token: live.secret, headers: WAIT, json: { frozen_time: '2029-01-01T00:00:00Z' } });
+    let res = await attempt('/v1/test_clocks', { frozen_time: '2029-01-01T00:00:00Z' }, {}, live.secret);
     assertError(res, 403, 'test_mode_only');
     res = await api.get('/v1/test_clocks', { token: live.secret });
     assertError(res, 403, 'test_mode_only');
     res = await api.get('/v1/test_clocks/{id}', { token: live.secret, params: { id: clock.id } });
     assertError(res, 403, 'test_mode_only');
-    res = await api.post('/v1/test_clocks/{id}/advance', { token: live.secret, headers: WAIT, json: { frozen_time: '2029-02-01T00:00:00Z' }, params: { id: clock.id } });
+    res = await attempt('/v1/test_clocks/{id}/advance', { frozen_time: '2029-02-01T00:00:00Z' }, { id: clock.id }, live.secret);
     assertError(res, 403, 'test_mode_only');
   });
 

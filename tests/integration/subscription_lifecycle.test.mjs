@@ -14,8 +14,9 @@ import { createTenant, waitJob } from './lib/billow.mjs';
 import { superuser, lit } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
+import { amounts, billingClient } from './lib/billing.mjs';
 import { Stack } from './lib/stack.mjs';
-import { ID_RE, until } from './lib/util.mjs';
+import { ID_RE } from './lib/util.mjs';
 
 const S = slot(25);
 const stack = new Stack('subscription_lifecycle', S);
@@ -23,9 +24,11 @@ let api;
 let secret;
 let tenantId;
 
-const WAIT = { Prefer: 'wait=20' };
-const DAY = 86400;
-const at = (iso) => Date.parse(iso) / 1000;
+let post;
+let attempt;
+let get;
+let advance;
+let invoicesOf;
 
 before(async () => {
   await stack.flushRedis();
@@ -35,48 +38,15 @@ before(async () => {
   const t = await createTenant(api);
   secret = t.secret;
   tenantId = t.tenant.id;
+  ({ post, attempt, get, advance, invoicesOf } = billingClient(api, secret));
 });
 
 after(async () => {
   await stack.stopAll();
 });
 
-// POSTs with Prefer: wait and asserts the finished status.
-async function post(path, json, status = 200, params = {}) {
-  const res = await api.post(path, { token: secret, headers: WAIT, json, params });
-  assert.equal(res.status, status, `POST ${path}: ${res.status} ${res.text}`);
-  return res.json;
-}
-
-async function get(path, params = {}, query = undefined) {
-  const res = await api.get(path, { token: secret, params, query });
-  assert.equal(res.status, 200, `GET ${path}: ${res.status} ${res.text}`);
-  return res.json;
-}
-
 async function price(product, unitAmount, extra = {}) {
   return post('/v1/prices', { product, currency: 'usd', unit_amount: unitAmount, recurring: { interval: 'month' }, ...extra }, 201);
-}
-
-// Advances the clock and waits until everything it made due is done.
-async function advance(clock, iso) {
-  const moved = await post('/v1/test_clocks/{id}/advance', { frozen_time: iso }, 200, { id: clock.id });
-  assert.equal(moved.frozen_time, iso);
-  await until(`test clock ${clock.id} to be ready at ${iso}`, async () => {
-    const c = await get('/v1/test_clocks/{id}', { id: clock.id });
-    return c.status === 'ready';
-  }, { timeoutMs: 30000, intervalMs: 100 });
-}
-
-async function invoicesOf(sub) {
-  const list = await get('/v1/invoices', {}, { subscription: sub.id, limit: 100 });
-  const full = [];
-  for (const inv of list.data.reverse()) full.push(await get('/v1/invoices/{id}', { id: inv.id }));
-  return full;
-}
-
-function amounts(inv) {
-  return inv.lines.data.map((l) => l.amount);
 }
 
 describe('a subscription on a test clock', () => {
@@ -176,7 +146,7 @@ describe('a subscription on a test clock', () => {
     // Nothing renews while paused, however far the clock moves.
     await advance(clock, '2027-02-20T00:00:00Z');
     assert.equal((await invoicesOf(sub)).length, 3);
-    const again = await api.post('/v1/subscriptions/{id}/pause', { token: secret, headers: WAIT, json: {}, params: { id: sub.id } });
+    const again = await attempt('/v1/subscriptions/{id}/pause', {}, { id: sub.id });
     assertError(again, 409, 'subscription_state');
   });
 
@@ -209,7 +179,7 @@ describe('a subscription on a test clock', () => {
     assert.equal(sub.ended_at, '2027-03-20T00:00:00Z');
     assert.equal(sub.current_period_end, null);
     assert.equal((await invoicesOf(sub)).length, 4);
-    const res = await api.post('/v1/subscriptions/{id}/resume', { token: secret, headers: WAIT, json: {}, params: { id: sub.id } });
+    const res = await attempt('/v1/subscriptions/{id}/resume', {}, { id: sub.id });
     assertError(res, 409, 'subscription_state');
   });
 
@@ -270,10 +240,10 @@ describe('credits', () => {
     const p = await price(product.id, 500);
     const customer = await post('/v1/customers', { email: 'closed@example.com' }, 201);
     await post('/v1/customers/{id}', { status: 'closed' }, 200, { id: customer.id });
-    let res = await api.post('/v1/subscriptions', { token: secret, headers: WAIT, json: { customer: customer.id, items: [{ price: p.id }] } });
+    let res = await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: p.id }] });
     assertError(res, 409, 'customer_closed', { param: 'customer' });
     const open = await post('/v1/customers', { email: 'open@example.com' }, 201);
-    res = await api.post('/v1/subscriptions', { token: secret, headers: WAIT, json: { customer: open.id, items: [{ price: 'price_01JAAAAAAAAAAAAAAAAAAAAAAA' }] } });
+    res = await attempt('/v1/subscriptions', { customer: open.id, items: [{ price: 'price_01JAAAAAAAAAAAAAAAAAAAAAAA' }] });
     assertError(res, 404, 'resource_missing', { param: 'items[0].price' });
   });
 });

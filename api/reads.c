@@ -177,3 +177,34 @@ int reads_page_params(api_req_t *ar, const char *const *allowed, const char *pre
         after[0] = '\0';
     return 0;
 }
+
+int reads_id_filter(api_req_t *ar, const char *name, const char *prefix, char out[IDS_MAX])
+{
+    int rc = query_get(ar->http->query, name, out, IDS_MAX);
+    if (rc < 0 || (rc > 0 && !ids_valid(prefix, out))) {
+        respond_error(ar, BILLOW_EPARAM_INVALID, name, "%s must be %s id (%s_…).", name,
+                      id_noun(prefix), prefix);
+        return -1;
+    }
+    if (rc == 0)
+        out[0] = '\0';
+    return 0;
+}
+
+int reads_time_filter(api_req_t *ar, const char *name, char out[TIMEUTIL_RFC3339_MAX])
+{
+    char text[TIMEUTIL_RFC3339_MAX * 2];
+    int64_t ms;
+    int rc = query_get(ar->http->query, name, text, sizeof(text));
+    if (rc == 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (rc < 0 || timeutil_parse_rfc3339(text, &ms) != 0) {
+        respond_error(ar, BILLOW_EPARAM_INVALID, name,
+                      "%s must be an RFC 3339 time such as 2026-01-31T12:00:00Z.", name);
+        return -1;
+    }
+    timeutil_format_rfc3339(ms, out);
+    return 0;
+}

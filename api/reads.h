@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 
 #include "respond.h"
+#include "timeutil.h"
 
 /* Default and largest page size of a list (as Stripe's). */
 #define READS_LIST_DEFAULT 10
@@ -36,6 +37,14 @@ void reads_list(api_req_t *ar, const char *url, int limit, const char *sql, int 
  * "starting_after"). Returns 0, or answers the 400 and returns -1. */
 int reads_page_params(api_req_t *ar, const char *const *allowed, const char *prefix, int *limit,
                       char after[IDS_MAX]);
+
+/* Reads the optional query filter `name` as an id with prefix ("cus") into
+ * out ("" when absent). Returns 0, or answers 400 naming it and returns -1. */
+int reads_id_filter(api_req_t *ar, const char *name, const char *prefix, char out[IDS_MAX]);
+
+/* Reads the optional query filter `name` as an RFC 3339 time into out, in
+ * canonical form ("" when absent). Returns 0, or answers 400 and returns -1. */
+int reads_time_filter(api_req_t *ar, const char *name, char out[TIMEUTIL_RFC3339_MAX]);
 
 /* Answers a failed read: 503 when Postgres is unreachable, else 500 (logged). */
 void reads_failed(api_req_t *ar, int err, const PGresult *res);

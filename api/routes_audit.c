@@ -60,26 +60,6 @@ static bool is_action(const char *action)
     return true;
 }
 
-/* Reads the time filter name into out in canonical RFC 3339 ("" when
- * absent). Returns 0, or answers 400 naming it and returns -1. */
-static int time_filter_or_respond(api_req_t *ar, const char *name, char out[TIMEUTIL_RFC3339_MAX])
-{
-    char text[TIMEUTIL_RFC3339_MAX * 2];
-    int64_t ms;
-    int rc = query_get(ar->http->query, name, text, sizeof(text));
-    if (rc == 0) {
-        out[0] = '\0';
-        return 0;
-    }
-    if (rc < 0 || timeutil_parse_rfc3339(text, &ms) != 0) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, name,
-                      "%s must be an RFC 3339 time such as 2026-01-31T12:00:00Z.", name);
-        return -1;
-    }
-    timeutil_format_rfc3339(ms, out);
-    return 0;
-}
-
 void routes_audit_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit",  "starting_after", "actor",       "target",
@@ -115,8 +95,8 @@ void routes_audit_list(api_req_t *ar)
     }
     if (rc == 0)
         action[0] = '\0';
-    if (time_filter_or_respond(ar, "created_gte", gte) != 0 ||
-        time_filter_or_respond(ar, "created_lte", lte) != 0)
+    if (reads_time_filter(ar, "created_gte", gte) != 0 ||
+        reads_time_filter(ar, "created_lte", lte) != 0)
         return;
 
     char lim[16];

@@ -501,21 +501,15 @@ void routes_prices_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit",  "starting_after", "product",
                                           "active", "currency",       NULL};
-    char after[IDS_MAX], product[CATALOG_FILTER_MAX], active[CATALOG_FILTER_MAX],
-        currency[CATALOG_FILTER_MAX], lim[16];
+    char after[IDS_MAX], product[IDS_MAX], active[CATALOG_FILTER_MAX], currency[CATALOG_FILTER_MAX],
+        lim[16];
     int limit;
     if (reads_page_params(ar, allowed, "price", &limit, after) != 0 ||
         active_filter_or_respond(ar, active) != 0)
         return;
-    int rc = query_get(ar->http->query, "product", product, sizeof(product));
-    if (rc == 0)
-        product[0] = '\0';
-    else if (rc < 0 || !ids_valid("prod", product)) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, "product",
-                      "product must be a product id (prod_…).");
+    if (reads_id_filter(ar, "product", "prod", product) != 0)
         return;
-    }
-    rc = query_get(ar->http->query, "currency", currency, sizeof(currency));
+    int rc = query_get(ar->http->query, "currency", currency, sizeof(currency));
     if (rc == 0) {
         currency[0] = '\0';
     } else {

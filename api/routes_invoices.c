@@ -35,38 +35,6 @@ void routes_invoices_get(api_req_t *ar)
                  params);
 }
 
-/* Reads the optional filter name as an id with prefix into out ("" when
- * absent). Returns 0, or answers 400 and returns -1. */
-static int id_filter(api_req_t *ar, const char *name, const char *prefix, char out[IDS_MAX])
-{
-    int rc = query_get(ar->http->query, name, out, IDS_MAX);
-    if (rc < 0 || (rc > 0 && !ids_valid(prefix, out))) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, name, "%s must be a %s_… id.", name, prefix);
-        return -1;
-    }
-    if (rc == 0)
-        out[0] = '\0';
-    return 0;
-}
-
-/* Reads the optional filter name as an RFC 3339 time into out ("" when
- * absent). Returns 0, or answers 400 and returns -1. */
-static int time_filter(api_req_t *ar, const char *name, char out[TIMEUTIL_RFC3339_MAX])
-{
-    char raw[64];
-    int64_t ms;
-    int rc = query_get(ar->http->query, name, raw, sizeof raw);
-    if (rc < 0 || (rc > 0 && timeutil_parse_rfc3339(raw, &ms) != 0)) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, name, "%s must be an RFC 3339 time.", name);
-        return -1;
-    }
-    if (rc > 0)
-        timeutil_format_rfc3339(ms, out);
-    else
-        out[0] = '\0';
-    return 0;
-}
-
 void routes_invoices_list(api_req_t *ar)
 {
     static const char *const allowed[] = {
@@ -76,10 +44,10 @@ void routes_invoices_list(api_req_t *ar)
     char gte[TIMEUTIL_RFC3339_MAX], lt[TIMEUTIL_RFC3339_MAX];
     int limit;
     if (reads_page_params(ar, allowed, "in", &limit, after) != 0 ||
-        id_filter(ar, "customer", "cus", customer) != 0 ||
-        id_filter(ar, "subscription", "sub", sub) != 0 ||
-        time_filter(ar, "period_start_gte", gte) != 0 ||
-        time_filter(ar, "period_start_lt", lt) != 0)
+        reads_id_filter(ar, "customer", "cus", customer) != 0 ||
+        reads_id_filter(ar, "subscription", "sub", sub) != 0 ||
+        reads_time_filter(ar, "period_start_gte", gte) != 0 ||
+        reads_time_filter(ar, "period_start_lt", lt) != 0)
         return;
     int rc = query_get(ar->http->query, "status", status, sizeof status);
     if (rc < 0 || (rc > 0 && invstate_parse(status) < 0)) {

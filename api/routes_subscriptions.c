@@ -348,18 +348,12 @@ void routes_subscriptions_get(api_req_t *ar)
 void routes_subscriptions_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"limit", "starting_after", "customer", "status", NULL};
-    char after[IDS_MAX], customer[IDS_MAX] = "", status[16] = "";
+    char after[IDS_MAX], customer[IDS_MAX], status[16] = "";
     int limit;
-    if (reads_page_params(ar, allowed, "sub", &limit, after) != 0)
+    if (reads_page_params(ar, allowed, "sub", &limit, after) != 0 ||
+        reads_id_filter(ar, "customer", "cus", customer) != 0)
         return;
-    int rc = query_get(ar->http->query, "customer", customer, sizeof customer);
-    if (rc < 0 || (rc > 0 && !ids_valid("cus", customer))) {
-        respond_error(ar, BILLOW_EPARAM_INVALID, "customer", "customer must be a cus_… id.");
-        return;
-    }
-    if (rc == 0)
-        customer[0] = '\0';
-    rc = query_get(ar->http->query, "status", status, sizeof status);
+    int rc = query_get(ar->http->query, "status", status, sizeof status);
     if (rc < 0 || (rc > 0 && substate_parse(status) < 0)) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "status",
                       "status must be one of incomplete, trialing, active, past_due, paused, "

@@ -981,6 +981,16 @@ static handler_outcome_t move_anchor(worker_job_t *job, billing_sub_t *s, const 
     return out;
 }
 
+/* Loads the subscription the job's payload names ("id") into s (zeroed;
+ * dispose it whatever the outcome). */
+static handler_outcome_t load_named(worker_job_t *job, billing_sub_t *s)
+{
+    const char *id = handler_util_req_string(job->env->payload, "id");
+    if (!id)
+        return handler_util_bad_payload(job, "id is required");
+    return billing_sub_load(job, id, "id", s);
+}
+
 /* subscription.update: items (now or at the period's end), a pending
  * cancel, the anchor, metadata. */
 static handler_outcome_t subscription_update(worker_job_t *job)
@@ -999,11 +1009,7 @@ static handler_outcome_t subscription_update(worker_job_t *job)
     handler_outcome_t out;
 
     memset(&s, 0, sizeof s);
-    if (!id) {
-        out = handler_util_bad_payload(job, "id is required");
-        goto done;
-    }
-    out = billing_sub_load(job, id, "id", &s);
+    out = load_named(job, &s);
     if (out != HANDLER_OK)
         goto done;
     if (changes || anchor || json_is_true(cape)) {
@@ -1081,17 +1087,12 @@ typedef handler_outcome_t (*sub_action_fn)(worker_job_t *job, billing_sub_t *s, 
  * do the rest, saves. */
 static handler_outcome_t run_action(worker_job_t *job, substate_event_t ev, sub_action_fn fn)
 {
-    const char *id = handler_util_req_string(job->env->payload, "id");
     billing_sub_t s;
     json_t *lines = json_array();
     handler_outcome_t out;
 
     memset(&s, 0, sizeof s);
-    if (!id) {
-        out = handler_util_bad_payload(job, "id is required");
-        goto done;
-    }
-    out = billing_sub_load(job, id, "id", &s);
+    out = load_named(job, &s);
     if (out != HANDLER_OK)
         goto done;
     substate_t was = s.status;

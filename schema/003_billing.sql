@@ -105,13 +105,16 @@ CREATE TRIGGER immutable BEFORE UPDATE ON prices
 
 -- A test clock: a frozen "now" for the customers created on it, moved
 -- forward only by POST /v1/test_clocks/{id}/advance. status is 'advancing'
--- while the work the move made due is still being done, 'ready' after.
+-- while the work the move made due is still being done, 'ready' after, and
+-- 'internal_failure' when a period end under it failed for good (its job
+-- is failed or dead), which would otherwise leave it advancing for ever.
 CREATE TABLE test_clocks (
   tenant_id    text NOT NULL REFERENCES tenants (id),
   id           text NOT NULL CHECK (id ~ '^clock_[0-9A-HJKMNP-TV-Z]{26}$'),
   name         text,
   frozen_time  timestamptz NOT NULL,
-  status       text NOT NULL DEFAULT 'ready' CHECK (status IN ('ready', 'advancing')),
+  status       text NOT NULL DEFAULT 'ready'
+               CHECK (status IN ('ready', 'advancing', 'internal_failure')),
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, id)

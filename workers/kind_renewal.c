@@ -29,9 +29,6 @@
 #include "mem.h"
 #include "timeutil.h"
 
-/* The scheduler's trace (request id) on the jobs it makes. */
-#define SCHEDULER_TRACE "renewal-scheduler"
-
 /* How often the scheduler walks the whole backlog again from the start.
  * Between those walks it only looks past the last period it enqueued
  * (later periods are the only ones that can become due), so a backlog of
@@ -44,8 +41,11 @@ void kind_renewal_state_init(kind_renewal_state_t *st)
     memset(st, 0, sizeof *st);
 }
 
-/* Builds the cycle envelope for one due period into env (caller disposes). */
-static void cycle_envelope(envelope_t *env, const char *tenant, const char *sub, int64_t end_s)
+/* Builds the cycle envelope for one due period into env (caller disposes),
+ * with trace as its request id (one per scan step, so the jobs of a step
+ * can be found together in the logs). */
+static void cycle_envelope(envelope_t *env, const char *tenant, const char *sub, int64_t end_s,
+                           const char *trace)
 {
     char end[TIMEUTIL_RFC3339_MAX];
     envelope_init(env);
@@ -53,7 +53,7 @@ static void cycle_envelope(envelope_t *env, const char *tenant, const char *sub,
     snprintf(env->type, sizeof env->type, "subscription.cycle");
     snprintf(env->tenant_id, sizeof env->tenant_id, "%s", tenant);
     snprintf(env->actor, sizeof env->actor, "system");
-    snprintf(env->trace, sizeof env->trace, SCHEDULER_TRACE);
+    snprintf(env->trace, sizeof env->trace, "%s", trace);
     timeutil_format_rfc3339_s(end_s * 1000, end);
     env->payload = json_pack("{s:s,s:s}", "subscription", sub, "period_end", end);
     env->enqueued_at_ms = timeutil_now_ms();
@@ -71,6 +71,8 @@ static int enqueue_rows(worker_conn_t *c, const PGresult *res, int tcol, int sco
     jobq_cmd_t *cmds = mem_alloc((size_t)(rows + 1) * sizeof *cmds);
     int64_t now = timeutil_now_ms();
     int rc = 0;
+    char trace[IDS_MAX];
+    ids_generate("req", trace);
 
     for (int r = 0; r < rows; r++) {
         texts[r] = NULL;
@@ -78,7 +80,7 @@ static int enqueue_rows(worker_conn_t *c, const PGresult *res, int tcol, int sco
         if (PQgetisnull(res, r, scol))
             continue;
         cycle_envelope(&envs[r], PQgetvalue(res, r, tcol), PQgetvalue(res, r, scol),
-                       strtoll(PQgetvalue(res, r, ecol), NULL, 10));
+                       strtoll(PQgetvalue(res, r, ecol), NULL, 10), trace);
         texts[r] = envelope_encode(&envs[r]);
         if (texts[r] == NULL ||
             jobq_enqueue_cmd(&cmds[r], &envs[r], texts[r], NULL, NULL, NULL, now) != 0)
@@ -140,34 +142,80 @@ done:
     return more;
 }
 
-/* Marks clock_id of tenant ready if nothing is due under it any more. One
- * simple query is one transaction, so set_config(…, true) holds for the
- * UPDATE (and row-level security admits the tenant's clock) and ends with
- * it. */
-static void settle_clock(worker_conn_t *c, const char *tenant, const char *clock_id,
-                         const char *frozen)
+/* Moves clock_id of tenant, still advancing at frozen, to `status`: ready
+ * only when nothing is due under it any more. One simple query is one
+ * transaction, so set_config(…, true) holds for the UPDATE (and row-level
+ * security admits the tenant's clock) and ends with it. */
+static void clock_settle(worker_conn_t *c, const char *tenant, const char *clock_id,
+                         const char *frozen, const char *status)
 {
     char *t = PQescapeLiteral(c->db, tenant, strlen(tenant));
     char *k = PQescapeLiteral(c->db, clock_id, strlen(clock_id));
     char *f = PQescapeLiteral(c->db, frozen, strlen(frozen));
+    bool ready = strcmp(status, "ready") == 0;
     if (t && k && f) {
         char *sql = mem_printf(
             "SELECT set_config('app.tenant_id', %s, true); "
-            "UPDATE test_clocks tc SET status = 'ready', updated_at = now() "
-            "WHERE tc.id = %s AND tc.status = 'advancing' AND tc.frozen_time = %s::timestamptz "
-            "AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.tenant_id = tc.tenant_id "
-            " AND s.test_clock_id = tc.id AND s.current_period_end <= tc.frozen_time)",
-            t, k, f);
+            "UPDATE test_clocks tc SET status = '%s', updated_at = now() "
+            "WHERE tc.id = %s AND tc.status = 'advancing' AND tc.frozen_time = %s::timestamptz%s",
+            t, ready ? "ready" : "internal_failure", k, f,
+            ready ? " AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.tenant_id = "
+                    "tc.tenant_id AND s.test_clock_id = tc.id AND s.current_period_end <= "
+                    "tc.frozen_time)"
+                  : "");
         PGresult *res = PQexec(c->db, sql);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             log_write(LOG_WARN, "test_clock_settle_failed", "{s:s,s:s}", "test_clock", clock_id,
                       "error", PQerrorMessage(c->db));
+        else if (!ready && strcmp(PQcmdTuples(res), "1") == 0)
+            log_write(LOG_WARN, "test_clock_failed", "{s:s,s:s}", "test_clock", clock_id,
+                      "tenant_id", tenant);
         PQclear(res);
         free(sql);
     }
     PQfreemem(t);
     PQfreemem(k);
     PQfreemem(f);
+}
+
+/* For the due rows of res (tenant, clock, frozen time, subscription,
+ * period end), asks Redis for the status of each one's cycle job; a clock
+ * whose due job has failed or died can never become ready, and is marked
+ * internal_failure instead of advancing for ever. */
+static void fail_stuck_clocks(worker_conn_t *c, const PGresult *res)
+{
+    int rows = PQntuples(res), pending = 0;
+    bool *asked = mem_calloc((size_t)rows + 1, sizeof *asked);
+    for (int r = 0; r < rows; r++) {
+        if (PQgetisnull(res, r, 3))
+            continue;
+        char id[IDS_MAX], key[JOBQ_KEY_MAX];
+        kind_invoice_cycle_job_id(PQgetvalue(res, r, 3), strtoll(PQgetvalue(res, r, 4), NULL, 10),
+                                  id);
+        jobq_status_key(id, key);
+        if (redisAppendCommand(c->redis, "HGET %s status", key) != REDIS_OK)
+            break;
+        asked[r] = true;
+        pending++;
+    }
+    for (int r = 0; r < rows && pending > 0; r++) {
+        if (!asked[r])
+            continue;
+        void *reply = NULL;
+        if (redisGetReply(c->redis, &reply) != REDIS_OK) {
+            worker_conn_redis_lost(c, "test_clock_status");
+            break;
+        }
+        pending--;
+        redisReply *rep = reply;
+        bool stuck = rep->type == REDIS_REPLY_STRING &&
+                     (strcmp(rep->str, "failed") == 0 || strcmp(rep->str, "dead") == 0);
+        freeReplyObject(reply);
+        if (stuck)
+            clock_settle(c, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                         "internal_failure");
+    }
+    free(asked);
 }
 
 /* The test clocks' step: enqueue what is due under each advancing clock,
@@ -190,8 +238,10 @@ static void scan_clocks(worker_conn_t *c, const config_t *cfg)
     if (enqueue_rows(c, res, 0, 3, 4) >= 0) {
         for (int r = 0; r < PQntuples(res); r++)
             if (PQgetisnull(res, r, 3))
-                settle_clock(c, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                             PQgetvalue(res, r, 2));
+                clock_settle(c, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                             "ready");
+        if (c->redis != NULL)
+            fail_stuck_clocks(c, res);
     }
     PQclear(res);
 }

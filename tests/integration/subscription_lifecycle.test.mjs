@@ -16,7 +16,7 @@ import { slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
 import { amounts, billingClient } from './lib/billing.mjs';
 import { Stack } from './lib/stack.mjs';
-import { ID_RE } from './lib/util.mjs';
+import { ID_RE, until } from './lib/util.mjs';
 
 const S = slot(25);
 const stack = new Stack('subscription_lifecycle', S);
@@ -269,5 +269,34 @@ describe('billing settings', () => {
     const inv = await get('/v1/invoices/{id}', { id: sub.latest_invoice });
     assert.equal(inv.number, `ACME-${next}`);
     assert.deepEqual(amounts(inv), [700]);
+  });
+});
+
+describe('a period end that fails for good', () => {
+  it('stops its test clock at internal_failure instead of leaving it advancing', async () => {
+    const product = await post('/v1/products', { name: 'Broken plan' }, 201);
+    const tiered = await post('/v1/prices', {
+      product: product.id, currency: 'usd', billing_scheme: 'tiered', tiers_mode: 'graduated',
+      tiers: [{ up_to: 'inf', unit_amount: 400 }], recurring: { interval: 'month' },
+    }, 201);
+    const clock = await post('/v1/test_clocks', { frozen_time: '2029-03-01T00:00:00Z' }, 201);
+    const customer = await post('/v1/customers', { email: 'broken@example.com', test_clock: clock.id }, 201);
+    const sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: tiered.id }], backdate_start_date: '2029-03-01T00:00:00Z' }, 201);
+    // A stored price that no longer reads (written past the immutability
+    // trigger, as only a broken migration could): its renewal can never run.
+    await superuser(`ALTER TABLE prices DISABLE TRIGGER immutable;
+      UPDATE prices SET tiers = '[]'::jsonb WHERE id = ${lit(tiered.id)};
+      ALTER TABLE prices ENABLE TRIGGER immutable;`);
+    await post('/v1/test_clocks/{id}/advance', { frozen_time: '2029-04-02T00:00:00Z' }, 200, { id: clock.id });
+    const stopped = await until('the clock to stop at internal_failure', async () => {
+      const c = await get('/v1/test_clocks/{id}', { id: clock.id });
+      return c.status === 'internal_failure' ? c : undefined;
+    }, { timeoutMs: 30000, intervalMs: 100 });
+    assert.equal(stopped.frozen_time, '2029-04-02T00:00:00Z');
+    const dead = await get('/v1/jobs', {}, { status: 'dead', type: 'subscription.cycle' });
+    const job = dead.data.find((j) => j.result === null && j.error && j.error.message.includes(tiered.id));
+    assert.ok(job, `the renewal is dead with its reason: ${JSON.stringify(dead.data)}`);
+    const still = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(still.current_period_end, '2029-04-01T00:00:00Z', 'the period did not move');
   });
 });

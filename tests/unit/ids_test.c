@@ -84,3 +84,21 @@ Test(ids, a_prefix_longer_than_16_characters_aborts, .signal = SIGABRT)
     char id[IDS_MAX];
     ids_generate_at("abcdefghijklmnopq", 0, zero_random, id);
 }
+
+Test(ids, derived_ids_are_the_same_for_the_same_key_and_differ_otherwise)
+{
+    char a[IDS_MAX], b[IDS_MAX], c[IDS_MAX], d[IDS_MAX];
+    ids_derive("job", 1800000000000u, "subscription.cycle|sub_X|1800000000", a);
+    ids_derive("job", 1800000000000u, "subscription.cycle|sub_X|1800000000", b);
+    ids_derive("job", 1800000000000u, "subscription.cycle|sub_Y|1800000000", c);
+    ids_derive("job", 1800000000001u, "subscription.cycle|sub_X|1800000000", d);
+    cr_assert(ids_valid("job", a), "%s", a);
+    cr_assert_str_eq(a, b, "one key, one id");
+    cr_assert_str_neq(a, c, "another key, another random part");
+    cr_assert_str_neq(a, d, "another time, another time part");
+    cr_assert_eq(strncmp(a, c, 14), 0, "the time part is the given time's");
+    /* The random part is the first 80 bits of SHA-256 of the key. */
+    char e[IDS_MAX];
+    ids_derive("job", 0, "abc", e);
+    cr_assert_str_eq(e, "job_0000000000Q9W1DFWF077YMGA1");
+}

@@ -451,10 +451,22 @@ static handler_outcome_t apply_items(worker_job_t *job, billing_sub_t *s, const 
                                                   currency, &unit, &count);
     if (out != HANDLER_OK)
         return out;
-    if (strcmp(currency, s->currency) != 0)
-        return runtime_reject(job, 400, "price_mismatch", param,
+    if (strcmp(currency, s->currency) != 0) {
+        /* Name the first item of the request, as a create would. */
+        char named[64];
+        snprintf(named, sizeof named, "%s", param);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *index = json_object_get(json_array_get(wanted, i), "at");
+            if (json_is_integer(index)) {
+                snprintf(named, sizeof named, "%s[%lld].price", param,
+                         (long long)json_integer_value(index));
+                break;
+            }
+        }
+        return runtime_reject(job, 400, "price_mismatch", named,
                               "This subscription is billed in %s; the new prices are in %s.",
                               s->currency, currency);
+    }
     /* Items keep their ids where the request named them. */
     for (size_t i = 0; i < n; i++) {
         const char *keep = json_string_value(json_object_get(json_array_get(wanted, i), "id"));

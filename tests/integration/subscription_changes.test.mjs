@@ -707,9 +707,9 @@ describe('errors', () => {
   it('prices of two currencies or two intervals: 400 price_mismatch naming the second', async () => {
     assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: usd.id }, { price: eur.id }] }), 400, 'price_mismatch', { param: 'items[1].price' });
     assertError(await attempt('/v1/subscriptions', { customer: customer.id, items: [{ price: usd.id }, { price: yearly.id }] }), 400, 'price_mismatch', { param: 'items[1].price' });
-    // A change to another currency is refused too (the new items as a
-    // whole differ from the subscription's currency).
-    assertError(await update({ items: [{ id: sub.items.data[0].id, price: eur.id }] }), 400, 'price_mismatch', { param: 'items' });
+    // A change to another currency is refused too, naming the request's
+    // item as a create would.
+    assertError(await update({ items: [{ id: sub.items.data[0].id, price: eur.id }] }), 400, 'price_mismatch', { param: 'items[0].price' });
   });
 
   it('an archived price: 409 price_inactive, for a new subscription and a change', async () => {

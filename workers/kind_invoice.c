@@ -15,6 +15,11 @@
  * scheduled change takes effect, a trial ends, and the next period is
  * invoiced. When the next period has also ended already (downtime, a test
  * clock moved months ahead), it asks for that period's job at once.
+ *
+ * Renewals come in bulk, so subscription.cycle also has a set-based form
+ * (subscription_cycle_batch): the plain renewals of a batch are priced by
+ * the same functions and written in one statement; the rest, and any batch
+ * whose statement fails, go through subscription_cycle job by job.
  */
 #include "kind_invoice.h"
 

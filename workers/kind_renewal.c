@@ -29,6 +29,12 @@
 #include "mem.h"
 #include "timeutil.h"
 
+/* The farthest one advance may move a test clock: two years. Each period
+ * that ends under the clock is one renewal job and one invoice, so an
+ * advance of centuries would be a flood of work a test never needs (a
+ * daily subscription makes 730 invoices in two years). */
+#define CLOCK_ADVANCE_MAX "2 years"
+
 /* How often the scheduler walks the whole backlog again from the start.
  * Between those walks it only looks past the last period it enqueued
  * (later periods are the only ones that can become due), so a backlog of
@@ -319,8 +325,9 @@ static handler_outcome_t test_clock_advance(worker_job_t *job)
     snprintf(secs, sizeof secs, "%" PRId64, ms / 1000);
     const char *params[2] = {id, secs};
     res = PQexecParams(job->db,
-                       "SELECT status, frozen_time >= to_timestamp($2::bigint) FROM test_clocks "
-                       "WHERE id = $1 FOR UPDATE",
+                       "SELECT status, frozen_time >= to_timestamp($2::bigint),"
+                       " to_timestamp($2::bigint) > frozen_time + interval '" CLOCK_ADVANCE_MAX
+                       "' FROM test_clocks WHERE id = $1 FOR UPDATE",
                        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         out = runtime_db_fault(job, res);
@@ -339,6 +346,12 @@ static handler_outcome_t test_clock_advance(worker_job_t *job)
         out = runtime_reject(job, 400, "parameter_invalid", "frozen_time",
                              "A test clock only moves forward; frozen_time must be later than "
                              "its current time.");
+        goto done;
+    }
+    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+        out = runtime_reject(job, 400, "parameter_invalid", "frozen_time",
+                             "A test clock moves at most %s at a time; advance it in steps.",
+                             CLOCK_ADVANCE_MAX);
         goto done;
     }
     PQclear(res);

@@ -684,9 +684,13 @@ describe('errors', () => {
     assert.equal(inv.voided_at, null);
   });
 
-  it('advancing a clock backwards (or to its own time): 400 param frozen_time', async () => {
+  it('advancing a clock backwards, to its own time or by more than two years: 400 param frozen_time', async () => {
     assertError(await attempt('/v1/test_clocks/{id}/advance', { frozen_time: '2028-12-31T00:00:00Z' }, { id: clock.id }), 400, 'parameter_invalid', { param: 'frozen_time' });
     assertError(await attempt('/v1/test_clocks/{id}/advance', { frozen_time: '2029-01-01T00:00:00Z' }, { id: clock.id }), 400, 'parameter_invalid', { param: 'frozen_time' });
+    // Nor more than two years at once (each period under it is a job).
+    const far = await attempt('/v1/test_clocks/{id}/advance', { frozen_time: '2031-01-02T00:00:00Z' }, { id: clock.id });
+    assertError(far, 400, 'parameter_invalid', { param: 'frozen_time' });
+    assert.match(far.json.error.message, /at most 2 years at a time/);
     const c = await get('/v1/test_clocks/{id}', { id: clock.id });
     assert.equal(c.frozen_time, '2029-01-01T00:00:00Z');
     assert.equal(c.status, 'ready');

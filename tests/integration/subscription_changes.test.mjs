@@ -19,8 +19,8 @@ import { after, before, describe, it } from 'node:test';
 import { createLiveTenant, createTenant } from './lib/billow.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
-import { assertError, client } from './lib/http.mjs';
-import { amounts, billingClient } from './lib/billing.mjs';
+import { assertError } from './lib/http.mjs';
+import { amounts, startBilling } from './lib/billing.mjs';
 import { Stack } from './lib/stack.mjs';
 import { ID_RE, tag, until } from './lib/util.mjs';
 
@@ -37,14 +37,7 @@ let advance;
 let invoicesOf;
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  for (const kind of ['domain', 'access', 'metrics', 'invoice']) stack.startWorker(kind);
-  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
-  const t = await createTenant(api);
-  secret = t.secret;
-  tenantId = t.tenant.id;
-  ({ post, attempt, get, advance, invoicesOf } = billingClient(api, secret));
+  ({ api, secret, tenantId, post, attempt, get, advance, invoicesOf } = await startBilling(stack));
   product = await post('/v1/products', { name: 'Changes plan' }, 201);
 });
 

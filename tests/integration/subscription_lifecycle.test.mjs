@@ -10,11 +10,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { createTenant, waitJob } from './lib/billow.mjs';
 import { superuser, lit } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
-import { assertError, client } from './lib/http.mjs';
-import { amounts, billingClient } from './lib/billing.mjs';
+import { assertError } from './lib/http.mjs';
+import { amounts, startBilling } from './lib/billing.mjs';
 import { Stack } from './lib/stack.mjs';
 import { ID_RE, until } from './lib/util.mjs';
 
@@ -23,7 +22,6 @@ const stack = new Stack('subscription_lifecycle', S);
 let api;
 let secret;
 let tenantId;
-
 let post;
 let attempt;
 let get;
@@ -31,14 +29,7 @@ let advance;
 let invoicesOf;
 
 before(async () => {
-  await stack.flushRedis();
-  api = client(await stack.startApi());
-  for (const kind of ['domain', 'access', 'metrics', 'invoice']) stack.startWorker(kind);
-  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
-  const t = await createTenant(api);
-  secret = t.secret;
-  tenantId = t.tenant.id;
-  ({ post, attempt, get, advance, invoicesOf } = billingClient(api, secret));
+  ({ api, secret, tenantId, post, attempt, get, advance, invoicesOf } = await startBilling(stack));
 });
 
 after(async () => {

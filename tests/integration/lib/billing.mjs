@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 
+import { createTenant } from './billow.mjs';
+import { client } from './http.mjs';
 import { until } from './util.mjs';
 
 const WAIT = { Prefer: 'wait=20' };
@@ -52,4 +54,17 @@ export function billingClient(api, secret) {
 // The amounts of an invoice's lines, in order.
 export function amounts(inv) {
   return inv.lines.data.map((l) => l.amount);
+}
+
+// Starts what the subscription tests need on stack (the api, the workers
+// of every billing kind, a renewal scheduler scanning every 100 ms so a
+// clock's advance settles quickly) and a fresh tenant. Returns {api,
+// secret, tenantId} and the helpers of billingClient for that tenant.
+export async function startBilling(stack) {
+  await stack.flushRedis();
+  const api = client(await stack.startApi());
+  for (const kind of ['domain', 'access', 'metrics', 'invoice']) stack.startWorker(kind);
+  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
+  const t = await createTenant(api);
+  return { api, secret: t.secret, tenantId: t.tenant.id, ...billingClient(api, t.secret) };
 }

@@ -5,6 +5,8 @@
  * type and parses the JSON body, and the route's function in routes_*.c
  * validates the parameters and either reads (pg_async) or submits a job
  * (submit.c). The route table below is the one place where a route exists.
+ * Webhooks (/webhooks/…) skip the body checks: their handler verifies the
+ * sender's signature over the raw bytes before it parses anything.
  */
 #include "router.h"
 
@@ -55,12 +57,22 @@ static const route_t routes[] = {
      routes_settings_billing_get},
     {HTTP_POST, "/v1/settings/billing", ROUTE_TENANT, "billing_settings:write",
      routes_settings_billing_update},
+    {HTTP_GET, "/v1/settings/stripe", ROUTE_TENANT, "stripe_settings:read",
+     routes_settings_stripe_get},
+    {HTTP_POST, "/v1/settings/stripe", ROUTE_TENANT, "stripe_settings:write",
+     routes_settings_stripe_update},
+    {HTTP_GET, "/v1/settings/dunning", ROUTE_TENANT, "billing_settings:read",
+     routes_settings_dunning_get},
+    {HTTP_POST, "/v1/settings/dunning", ROUTE_TENANT, "billing_settings:write",
+     routes_settings_dunning_update},
     {HTTP_POST, "/v1/customers", ROUTE_TENANT, "customers:write", routes_customers_create},
     {HTTP_GET, "/v1/customers", ROUTE_TENANT, "customers:read", routes_customers_list},
     {HTTP_GET, "/v1/customers/{id}", ROUTE_TENANT, "customers:read", routes_customers_get},
     {HTTP_POST, "/v1/customers/{id}", ROUTE_TENANT, "customers:write", routes_customers_update},
     {HTTP_GET, "/v1/customers/{id}/balance_transactions", ROUTE_TENANT, "customers:read",
      routes_customers_balance_transactions},
+    {HTTP_POST, "/v1/customers/{id}/setup_intents", ROUTE_TENANT, "payments:write",
+     routes_customers_setup_intents_create},
     {HTTP_POST, "/v1/products", ROUTE_TENANT, "catalog:write", routes_products_create},
     {HTTP_GET, "/v1/products", ROUTE_TENANT, "catalog:read", routes_products_list},
     {HTTP_GET, "/v1/products/{id}", ROUTE_TENANT, "catalog:read", routes_products_get},
@@ -88,6 +100,15 @@ static const route_t routes[] = {
     {HTTP_POST, "/v1/invoices/{id}/mark_uncollectible", ROUTE_TENANT, "invoices:write",
      routes_invoices_mark_uncollectible},
     {HTTP_POST, "/v1/invoices/{id}/pay", ROUTE_TENANT, "invoices:write", routes_invoices_pay},
+    {HTTP_GET, "/v1/invoices/{id}/payment_attempts", ROUTE_TENANT, "payments:read",
+     routes_invoices_payment_attempts},
+    {HTTP_POST, "/v1/payments", ROUTE_TENANT, "payments:write", routes_payments_create},
+    {HTTP_GET, "/v1/payments", ROUTE_TENANT, "payments:read", routes_payments_list},
+    {HTTP_GET, "/v1/payments/{id}", ROUTE_TENANT, "payments:read", routes_payments_get},
+    {HTTP_POST, "/v1/payments/{id}/refunds", ROUTE_TENANT, "payments:write",
+     routes_payments_refunds_create},
+    {HTTP_GET, "/v1/payments/{id}/refunds", ROUTE_TENANT, "payments:read",
+     routes_payments_refunds_list},
     {HTTP_POST, "/v1/test_clocks", ROUTE_TENANT, "test_clocks:write", routes_test_clocks_create},
     {HTTP_GET, "/v1/test_clocks", ROUTE_TENANT, "test_clocks:read", routes_test_clocks_list},
     {HTTP_GET, "/v1/test_clocks/{id}", ROUTE_TENANT, "test_clocks:read", routes_test_clocks_get},
@@ -97,6 +118,7 @@ static const route_t routes[] = {
     {HTTP_POST, "/v1/jobs/replay", ROUTE_OPS, "jobs:replay", routes_jobs_replay_many},
     {HTTP_GET, "/v1/jobs/{id}", ROUTE_OPS, "jobs:read", routes_jobs_get},
     {HTTP_POST, "/v1/jobs/{id}/replay", ROUTE_OPS, "jobs:replay", routes_jobs_replay},
+    {HTTP_POST, "/webhooks/stripe/{tenant}", ROUTE_PUBLIC, "", routes_webhooks_stripe},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -212,11 +234,18 @@ static int is_json_media(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* True for a route whose body is another service's signed bytes (see
+ * router.h): the handler reads ar->http->body itself. */
+static bool takes_raw_body(const route_t *route)
+{
+    return strncmp(route->pattern, ROUTER_RAW_BODY_PREFIX, strlen(ROUTER_RAW_BODY_PREFIX)) == 0;
+}
+
 /* Body checks, after authentication: media type, then JSON syntax. */
 static void parse_body_and_run(api_req_t *ar)
 {
     http_req_t *req = ar->http;
-    if (req->method == HTTP_POST) {
+    if (req->method == HTTP_POST && !takes_raw_body(ar->route)) {
         if (req->body_len == 0) {
             ar->body = json_object();
         } else {

@@ -7,6 +7,12 @@
  * may call it (auth) and the permission it needs, so a route cannot be
  * added without deciding both; the permission is checked against the
  * caller's role (permissions.h) before the body is even parsed.
+ *
+ * Routes under ROUTER_RAW_BODY_PREFIX are called by other services (Stripe)
+ * that sign the exact bytes they send: the router neither checks their
+ * media type nor parses their body (ar->body stays NULL), and the handler
+ * reads ar->http->body itself, verifying the signature first. The general
+ * body limit (MAX_BODY_BYTES, 413) still applies to them.
  */
 #ifndef BILLOW_ROUTER_H
 #define BILLOW_ROUTER_H
@@ -19,12 +25,16 @@
 
 /* Who may call a route. */
 typedef enum {
-    ROUTE_PUBLIC,   /* Anyone: health, metrics, docs, sign-in. */
+    ROUTE_PUBLIC,   /* Anyone: health, metrics, docs, sign-in, signed webhooks. */
     ROUTE_TENANT,   /* A tenant's secret key or a staff session, holding the permission. */
     ROUTE_USER,     /* A staff session only (one's own account), holding the permission. */
     ROUTE_PLATFORM, /* The platform operator only. */
     ROUTE_OPS,      /* The platform operator (all tenants) or a tenant credential (its own). */
 } route_auth_t;
+
+/* Where the routes called by other services begin: public, authenticated
+ * by their own signature, body handed over raw. */
+#define ROUTER_RAW_BODY_PREFIX "/webhooks/"
 
 typedef void (*route_fn)(api_req_t *ar);
 

@@ -48,6 +48,19 @@ void routes_invoices_void(api_req_t *ar);
 void routes_invoices_mark_uncollectible(api_req_t *ar);
 void routes_invoices_pay(api_req_t *ar);
 
+/* routes_payments.c: one-off payments, refunds, an invoice's payment
+ * attempts and a customer's setup intents. */
+void routes_payments_create(api_req_t *ar);
+void routes_payments_list(api_req_t *ar);
+void routes_payments_get(api_req_t *ar);
+void routes_payments_refunds_create(api_req_t *ar);
+void routes_payments_refunds_list(api_req_t *ar);
+void routes_invoices_payment_attempts(api_req_t *ar);
+void routes_customers_setup_intents_create(api_req_t *ar);
+
+/* routes_webhooks.c: deliveries from Stripe. */
+void routes_webhooks_stripe(api_req_t *ar);
+
 /* routes_test_clocks.c */
 void routes_test_clocks_create(api_req_t *ar);
 void routes_test_clocks_list(api_req_t *ar);
@@ -88,6 +101,10 @@ void routes_settings_security_get(api_req_t *ar);
 void routes_settings_security_update(api_req_t *ar);
 void routes_settings_billing_get(api_req_t *ar);
 void routes_settings_billing_update(api_req_t *ar);
+void routes_settings_stripe_get(api_req_t *ar);
+void routes_settings_stripe_update(api_req_t *ar);
+void routes_settings_dunning_get(api_req_t *ar);
+void routes_settings_dunning_update(api_req_t *ar);
 
 /* routes_jobs.c */
 void routes_jobs_get(api_req_t *ar);

@@ -6,7 +6,8 @@
  * customer.update jobs; the worker writes the row.
  *
  * Design: the job carries the customer normalised (currency lower-case, an
- * address with all six of its members), so the worker only writes it. The
+ * address with all six of its members, an unlinked stripe_customer as
+ * null), so the worker only writes it. The
  * rules that depend on stored rows, a closed customer staying closed, a
  * customer with subscriptions keeping its currency and not closing while
  * one is live, and a test clock that must exist, are the worker's: it
@@ -21,6 +22,7 @@
 #include "ids.h"
 #include "mem.h"
 #include "money.h"
+#include "payments_validate.h"
 #include "query.h"
 #include "reads.h"
 #include "routes.h"
@@ -37,14 +39,24 @@
  * this bounds what a stored reference to one can cost). */
 #define CUSTOMERS_PAYMENT_METHOD_MAX 250
 
-static const char *const create_keys[] = {
-    "email",      "name",     "phone",  "metadata",
-    "address",    "currency", "tax_id", "default_payment_method",
-    "test_clock", NULL};
-static const char *const update_keys[] = {"email",      "name",   "phone",
-                                          "metadata",   "status", "address",
-                                          "currency",   "tax_id", "default_payment_method",
-                                          "test_clock", NULL};
+static const char *const create_keys[] = {"email",      "name",
+                                          "phone",      "metadata",
+                                          "address",    "currency",
+                                          "tax_id",     "default_payment_method",
+                                          "test_clock", "stripe_customer",
+                                          NULL};
+static const char *const update_keys[] = {"email",
+                                          "name",
+                                          "phone",
+                                          "metadata",
+                                          "status",
+                                          "address",
+                                          "currency",
+                                          "tax_id",
+                                          "default_payment_method",
+                                          "test_clock",
+                                          "stripe_customer",
+                                          NULL};
 static const char *const address_keys[] = {"line1",       "line2",   "city", "state",
                                            "postal_code", "country", NULL};
 
@@ -202,6 +214,18 @@ static int check_fields_or_respond(api_req_t *ar, bool update, json_t **payload)
         if (check_billing_string(billing[i], v, out, &e) != 0)
             goto fail;
     }
+    json_t *stripe = json_object_get(body, "stripe_customer");
+    const char *stripe_id = json_string_value(stripe);
+    if (stripe && update && (json_is_null(stripe) || (stripe_id && stripe_id[0] == '\0'))) {
+        /* Unlinking: the worker stores null either way. */
+        json_object_set_new(out, "stripe_customer", json_null());
+    } else if (stripe && (stripe_id == NULL || !payments_validate_stripe_customer(stripe_id))) {
+        validate_fail(&e, BILLOW_EPARAM_INVALID, "stripe_customer",
+                      "stripe_customer must be a Stripe customer id: \"cus_\" then 1 to %d "
+                      "letters or digits%s.",
+                      PAYMENTS_STRIPE_CUSTOMER_MAX, update ? " (null or \"\" unlinks it)" : "");
+        goto fail;
+    }
     json_t *clock = json_object_get(body, "test_clock");
     if (clock && update) {
         validate_fail(&e, BILLOW_EPARAM_INVALID, "test_clock",
@@ -297,7 +321,7 @@ void routes_customers_update(api_req_t *ar)
         json_decref(payload);
         respond_error(ar, BILLOW_EPARAM_MISSING, NULL,
                       "Send at least one of email, name, phone, metadata, status, address, "
-                      "currency, tax_id or default_payment_method.");
+                      "currency, tax_id, default_payment_method or stripe_customer.");
         return;
     }
     ar->state = payload;

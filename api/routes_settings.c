@@ -1,18 +1,24 @@
-/* routes_settings: a tenant's security and billing settings.
+/* routes_settings: a tenant's security, billing, Stripe and dunning settings.
  *
  * Security: require_totp, whether every staff user must sign in
  * with a one-time code (a user without one is held to enrolling). It is a
  * column of the tenant, read as the tenant and changed by a
  * tenant.settings_update job. Billing: invoice_prefix, what the tenant's
- * invoice numbers start with (tenant.settings_billing).
+ * invoice numbers start with (tenant.settings_billing). Stripe: the
+ * tenant's own Stripe account, its secret key and webhook signing secrets
+ * (tenant.settings_stripe). Dunning: what happens after a failed automatic
+ * charge, retries and the end (tenant.settings_dunning).
  *
- * Design: the job's result is the security_settings object itself, the
- * same the GET reads, so a `Prefer: wait` answer (and an idempotent replay
- * of one) is that result as is.
+ * Design: the job's result is the settings object itself, the same the
+ * GET reads, so a `Prefer: wait` answer (and an idempotent replay of one)
+ * is that result as is. Stripe secrets are sealed here, before the job is
+ * made: a job, its status, a log line and the database only ever hold
+ * sealed text and hints ("sk_test_…4242"), and the GET shows hints alone.
  */
 #include <stdio.h>
 
 #include "app.h"
+#include "payments_validate.h"
 #include "query.h"
 #include "reads.h"
 #include "routes.h"
@@ -97,6 +103,47 @@ void routes_settings_billing_update(api_req_t *ar)
     submit_t s = {.type = "tenant.settings_billing",
                   .tenant_id = ar->auth.tenant_id,
                   .payload = json_pack("{s:s}", "invoice_prefix", prefix),
+                  .created_status = 200};
+    submit_job_or_respond(ar, &s);
+}
+
+void routes_settings_stripe_get(api_req_t *ar)
+{
+    settings_read(ar, "SELECT stripe_settings_object($1)::text");
+}
+
+void routes_settings_stripe_update(api_req_t *ar)
+{
+    validate_error_t e;
+    json_t *payload = NULL;
+    if (payments_validate_stripe_settings(ar->body, ar->auth.livemode, &ar->app->seal_key, &payload,
+                                          &e) != 0) {
+        respond_invalid(ar, &e);
+        return;
+    }
+    submit_t s = {.type = "tenant.settings_stripe",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = payload,
+                  .created_status = 200};
+    submit_job_or_respond(ar, &s);
+}
+
+void routes_settings_dunning_get(api_req_t *ar)
+{
+    settings_read(ar, "SELECT dunning_settings_object(t)::text FROM tenants t WHERE t.id = $1");
+}
+
+void routes_settings_dunning_update(api_req_t *ar)
+{
+    validate_error_t e;
+    json_t *payload = NULL;
+    if (payments_validate_dunning(ar->body, &payload, &e) != 0) {
+        respond_invalid(ar, &e);
+        return;
+    }
+    submit_t s = {.type = "tenant.settings_dunning",
+                  .tenant_id = ar->auth.tenant_id,
+                  .payload = payload,
                   .created_status = 200};
     submit_job_or_respond(ar, &s);
 }

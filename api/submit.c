@@ -37,6 +37,7 @@ typedef struct {
     int wait_s;                          /* Seconds to wait for the outcome, 0 for none. */
     int prefer_s;                        /* What Prefer: wait asked (for Preference-Applied). */
     int replayed;                        /* Idempotent replay of an earlier job. */
+    bool derived;                        /* The route named the job's id (submit_t.job_id). */
     char job_id[IDS_MAX];                /* The job answered for. */
     waiter_t *waiter;                    /* Armed while waiting. */
     int reading;                         /* An HGETALL of the status is in flight. */
@@ -269,9 +270,14 @@ static void on_enqueued(void *data, redisReply *r)
                       r->element[1]->str);
         return;
     case JOBQ_EXISTS:
-        submission_free(s);
-        respond_error(ar, BILLOW_EINTERNAL, NULL, "A job id collided; retry the request.");
-        return;
+        if (!s->derived) {
+            submission_free(s);
+            respond_error(ar, BILLOW_EINTERNAL, NULL, "A job id collided; retry the request.");
+            return;
+        }
+        /* The same fact asked for again: its job, not a new one. */
+        s->replayed = 1;
+        break;
     case JOBQ_REPLAYED:
         s->replayed = 1;
         respond_header(ar, "Idempotent-Replayed", "true");
@@ -282,6 +288,8 @@ static void on_enqueued(void *data, redisReply *r)
     }
     if (s->answer) {
         json_t *answer = json_incref(s->answer);
+        if (s->derived && json_object_get(answer, "duplicate") != NULL)
+            json_object_set_new(answer, "duplicate", json_boolean(outcome == JOBQ_EXISTS));
         int status = s->answer_status;
         submission_free(s);
         respond_json(ar, status, answer);
@@ -336,7 +344,12 @@ void submit_job_or_respond(api_req_t *ar, submit_t *in)
     if (in->wait_s > s->wait_s)
         s->wait_s = in->wait_s;
 
-    ids_generate("job", s->env.id);
+    if (in->job_id) {
+        snprintf(s->env.id, sizeof(s->env.id), "%s", in->job_id);
+        s->derived = true;
+    } else {
+        ids_generate("job", s->env.id);
+    }
     snprintf(s->env.type, sizeof(s->env.type), "%s", in->type);
     snprintf(s->env.tenant_id, sizeof(s->env.tenant_id), "%s", in->tenant_id);
     snprintf(s->env.actor, sizeof(s->env.actor), "%s", ar->auth.actor);

@@ -4,7 +4,9 @@
  * request's Idempotency-Key through one atomic Redis function, and answers:
  * 202 with the job; or, with `Prefer: wait=N`, the job's outcome if it ends
  * within N seconds (created_status and the result, or the job's error); or
- * 409 when the Idempotency-Key was used for another request.
+ * 409 when the Idempotency-Key was used for another request. A route may
+ * name the job's id itself (submit_t.job_id) so that asking twice for one
+ * fact makes one job.
  */
 #ifndef BILLOW_SUBMIT_H
 #define BILLOW_SUBMIT_H
@@ -48,6 +50,14 @@ typedef struct {
      * exists). */
     json_t *answer;
     int answer_status;
+    /* The job's id when the route derives it from the business fact the
+     * job stands for (ids_derive: a Stripe event for a tenant), or NULL
+     * for a new id. A request whose job the queue already holds enqueues
+     * nothing and is answered as for that job: with `answer` when set
+     * (its "duplicate" member, when it has one, becomes true; false
+     * otherwise), else as an idempotent replay would be. A webhook
+     * delivered again is thus the same job, once. */
+    const char *job_id;
     /* The route ignores Idempotency-Key (sign-in and the other routes of
      * one's own account, which answer their outcome and are safe to
      * repeat; and password reset, whose answer must not differ between an

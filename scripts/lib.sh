@@ -25,6 +25,22 @@ PG_BIN=/usr/lib/postgresql/15/bin
 export DATABASE_URL="${DATABASE_URL:-postgresql://billow_worker:billow_worker@127.0.0.1:$PG_PORT/billow}"
 export DATABASE_READ_URL="${DATABASE_READ_URL:-postgresql://billow_api:billow_api@127.0.0.1:$PG_PORT/billow}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+# Stripe: with STRIPE_API_KEY set, Billow talks to STRIPE_API_BASE (Stripe
+# itself by default). Without it, the Stripe fake (tests/fakes/stripe) runs
+# as a Procfile process on STRIPE_FAKE_PORT, and the demo tenant is
+# connected to it with a test key and webhook secret of its own.
+STRIPE_FAKE_PORT=${STRIPE_FAKE_PORT:-$((PORT + 200))}
+if [ -z "${STRIPE_API_KEY:-}" ]; then
+  STRIPE_FAKE=1
+  STRIPE_API_KEY=sk_test_billow_demo_stripe_fake
+  STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_billow_demo_stripe_fake}
+  STRIPE_API_BASE=http://127.0.0.1:$STRIPE_FAKE_PORT
+else
+  STRIPE_FAKE=0
+  STRIPE_API_BASE=${STRIPE_API_BASE:-https://api.stripe.com}
+fi
+export STRIPE_FAKE STRIPE_FAKE_PORT STRIPE_API_KEY STRIPE_API_BASE
+export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-}"
 
 say() { printf '\033[1mbillow:\033[0m %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -179,7 +195,7 @@ redis_start() {
   say "starting Redis on 127.0.0.1:$REDIS_PORT"
   # appendfsync always: a job the front accepted survives a crash of Redis.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$BILLOW_DATA/redis" \
-    --appendonly yes --appendfsync always --save '' --daemonize yes --databases 32 \
+    --appendonly yes --appendfsync always --save '' --daemonize yes --databases 48 \
     --pidfile "$BILLOW_RUN/redis.pid" --logfile "$BILLOW_RUN/redis.log" --protected-mode yes
   local i
   for i in $(seq 100); do
@@ -290,6 +306,21 @@ ensure_encryption_key() {
   fi
   [[ $ENCRYPTION_KEY =~ ^[0-9a-fA-F]{64}$ ]] || die "ENCRYPTION_KEY must be 64 hex digits"
   export ENCRYPTION_KEY
+}
+
+# Connects the demo tenant to Stripe (the fake, or STRIPE_API_KEY's
+# account) through the api, which seals the secrets: run once the api is
+# ready. A webhook secret is set only when there is one.
+seed_demo_stripe() {
+  local body
+  if [ -n "$STRIPE_WEBHOOK_SECRET" ]; then
+    body=$(printf '{"secret_key":"%s","webhook_secrets":["%s"]}' "$STRIPE_API_KEY" "$STRIPE_WEBHOOK_SECRET")
+  else
+    body=$(printf '{"secret_key":"%s"}' "$STRIPE_API_KEY")
+  fi
+  curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/settings/stripe" \
+    -H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' -H 'Prefer: wait=20' \
+    -d "$body" || die "could not connect the demo tenant to Stripe (see $BILLOW_RUN/*.log)"
 }
 
 # Procfile entries as "name<TAB>command" lines.

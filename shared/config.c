@@ -93,6 +93,15 @@ static const config_setting_t settings[] = {
     STR(encryption_key, "ENCRYPTION_KEY", "", 1,
         "64 hex digits: the AES-256-GCM key that seals TOTP secrets and emailed tokens at rest "
         "(the api refuses to start without it; the scripts generate one)."),
+    STR(stripe_api_base, "STRIPE_API_BASE", "https://api.stripe.com", 0,
+        "Where the workers reach Stripe (the scripts point it at the Stripe fake unless "
+        "STRIPE_API_KEY is set). Each tenant's own secret key is a tenant setting."),
+    INT(charger_worker_batch, "CHARGER_WORKER_BATCH", 32, 1, 1000,
+        "WORKER_BATCH for the charger kind: each job calls Stripe inside the batch's "
+        "transaction, so a smaller batch holds its locks for less time."),
+    INT(dunning_scan_ms, "DUNNING_SCAN_MS", 1000, 10, 3600000,
+        "How often the dunning kind looks for payment retries and dunning ends that are due, in "
+        "milliseconds."),
     INT(session_ttl_s, "SESSION_TTL_S", 43200, 60, 2592000,
         "Absolute lifetime of a staff session, in seconds."),
     INT(session_idle_s, "SESSION_IDLE_S", 1800, 1, 2592000,

@@ -48,6 +48,9 @@ typedef struct {
     int renewal_batch;              /* Due subscriptions enqueued per scan step. */
     char *faults;                   /* Fault-injection points for crash tests (empty: none). */
     char *encryption_key;           /* 64 hex digits: AES-256-GCM key of sealed secrets. */
+    char *stripe_api_base;          /* Stripe's base URL (or the fake's). */
+    int charger_worker_batch;       /* worker_batch of the charger kind. */
+    int dunning_scan_ms;            /* Pause between the dunning kind's scans. */
     int session_ttl_s;              /* A staff session's absolute lifetime. */
     int session_idle_s;             /* A staff session ends after this long unused. */
     int login_max_failures;         /* Failed sign-ins per account before a lockout. */

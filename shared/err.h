@@ -59,6 +59,20 @@
        "The token is unknown, used or expired.")                                                   \
     XX(AMOUNT_TOO_LARGE, "amount_too_large", 400, "invalid_request_error",                         \
        "An amount is larger than Billow can represent.")                                           \
+    XX(SIGNATURE_MISSING, "signature_missing", 400, "invalid_request_error",                       \
+       "The Stripe-Signature header is missing.")                                                  \
+    XX(SIGNATURE_MALFORMED, "signature_malformed", 400, "invalid_request_error",                   \
+       "The Stripe-Signature header has no valid t or no v1 signature.")                           \
+    XX(SIGNATURE_MISMATCH, "signature_mismatch", 400, "invalid_request_error",                     \
+       "No signature matches the body under any of the tenant's webhook secrets.")                 \
+    XX(SIGNATURE_EXPIRED, "signature_expired", 400, "invalid_request_error",                       \
+       "The signature is older than the tolerance allows.")                                        \
+    XX(STRIPE_NOT_CONFIGURED, "stripe_not_configured", 400, "invalid_request_error",               \
+       "The tenant has not connected a Stripe account (POST /v1/settings/stripe).")                \
+    XX(STRIPE_KEY_MODE, "stripe_key_mode", 400, "invalid_request_error",                           \
+       "The Stripe key's mode (test or live) is not the tenant's.")                                \
+    XX(EVENT_INVALID, "event_invalid", 400, "invalid_request_error",                               \
+       "The event has no valid id or type.")                                                       \
     XX(BODY_TOO_LARGE, "body_too_large", 413, "invalid_request_error",                             \
        "The request body is larger than allowed.")                                                 \
     XX(UNSUPPORTED_MEDIA, "unsupported_media_type", 415, "invalid_request_error",                  \

@@ -47,6 +47,8 @@ static const struct {
     {"invoice.", "invoice"},
     {"test_clock.", "renewal"},
     {"payment.", "charger"},
+    {"stripe.", "webhook"},
+    {"dunning.", "dunning"},
 };
 
 const char *jobq_kind_for_type(const char *type)

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "dunning.h"
 #include "handler_util.h"
 #include "ids.h"
 #include "permissions.h"
@@ -871,8 +872,129 @@ done:
     return out;
 }
 
+/* tenant.settings_stripe {secret_key?: {sealed, hint, livemode},
+ * webhook_secrets?: [{sealed, hint}]}: the tenant's Stripe account. The api
+ * sealed every secret before it entered the job; only sealed text and
+ * hints are stored. The key is needed before webhook secrets alone can be
+ * set (an account starts with its key). */
+static handler_outcome_t settings_stripe(worker_job_t *job)
+{
+    const json_t *p = job->env->payload;
+    const json_t *key = json_object_get(p, "secret_key");
+    const json_t *hooks = json_object_get(p, "webhook_secrets");
+    const char *sealed = json_string_value(json_object_get(key, "sealed"));
+    const char *hint = json_string_value(json_object_get(key, "hint"));
+    const json_t *live = json_object_get(key, "livemode");
+    PGresult *res = NULL;
+    char *hooks_text = NULL;
+    handler_outcome_t out;
+    if ((key && (!sealed || !hint || !json_is_boolean(live))) || (hooks && !json_is_array(hooks)) ||
+        (!key && !hooks)) {
+        out = handler_util_bad_payload(job, "secret_key {sealed, hint, livemode} or "
+                                            "webhook_secrets [{sealed, hint}] is required");
+        goto done;
+    }
+    if (hooks)
+        hooks_text = json_dumps(hooks, JSON_COMPACT);
+    const char *params[] = {sealed, hint, key ? (json_is_true(live) ? "true" : "false") : NULL,
+                            hooks_text};
+    out = exec_sql(
+        job,
+        "WITH hooks AS ("
+        "  SELECT jsonb_agg(CASE WHEN old.h IS NOT NULL THEN old.h"
+        "   ELSE n.h || jsonb_build_object('added_at', api_time(now())) END ORDER BY n.ord) AS list"
+        "  FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY n(h, ord)"
+        "  LEFT JOIN LATERAL (SELECT o AS h FROM stripe_accounts a,"
+        "   jsonb_array_elements(a.webhook_secrets) o"
+        "   WHERE a.tenant_id = current_setting('app.tenant_id') AND o ->> 'hint' = n.h ->> 'hint'"
+        "   LIMIT 1) old ON true"
+        "), up AS ("
+        "  INSERT INTO stripe_accounts AS a (tenant_id, secret_key_sealed, secret_key_hint,"
+        "   livemode, webhook_secrets)"
+        "  SELECT current_setting('app.tenant_id'), $1, $2, $3::boolean,"
+        "   coalesce((SELECT list FROM hooks), '[]'::jsonb)"
+        "  WHERE $1::text IS NOT NULL"
+        "  ON CONFLICT (tenant_id) DO UPDATE SET"
+        "   secret_key_sealed = excluded.secret_key_sealed,"
+        "   secret_key_hint = excluded.secret_key_hint, livemode = excluded.livemode,"
+        "   webhook_secrets = CASE WHEN $4::jsonb IS NULL THEN a.webhook_secrets"
+        "    ELSE excluded.webhook_secrets END, updated_at = now()"
+        "  RETURNING a.tenant_id"
+        "), hooks_only AS ("
+        "  UPDATE stripe_accounts a SET webhook_secrets = (SELECT list FROM hooks),"
+        "   updated_at = now()"
+        "  WHERE $1::text IS NULL AND a.tenant_id = current_setting('app.tenant_id')"
+        "  RETURNING a.tenant_id"
+        ") SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM hooks_only)",
+        4, params, &res);
+    if (out != HANDLER_OK)
+        goto done;
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        out = runtime_reject(job, 409, "stripe_not_configured", "secret_key",
+                             "Set the Stripe secret key first: webhook secrets belong to a "
+                             "connected account.");
+        goto done;
+    }
+    PQclear(res);
+    res = NULL;
+    /* Read after the statement above: its changes are visible only now. */
+    out = exec_sql(job, "SELECT stripe_settings_object(current_setting('app.tenant_id'))::text", 0,
+                   NULL, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
+done:
+    PQclear(res);
+    free(hooks_text);
+    return out;
+}
+
+/* tenant.settings_dunning {retry_days?, end_action?, notify?}: merged over
+ * the stored policy (the api validated it; shared/dunning.c reads it again
+ * so only a policy it can read is stored). */
+static handler_outcome_t settings_dunning(worker_job_t *job)
+{
+    PGresult *res = NULL;
+    dunning_policy_t policy;
+    char param[DUNNING_PARAM_MAX], why[160];
+    handler_outcome_t out = exec_sql(
+        job,
+        "SELECT dunning_policy::text FROM tenants WHERE id = current_setting('app.tenant_id')"
+        " FOR UPDATE",
+        0, NULL, &res);
+    if (out != HANDLER_OK)
+        goto done;
+    dunning_policy_default(&policy);
+    json_t *stored = PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (stored && dunning_policy_read(stored, &policy, param, why, sizeof why) != 0)
+        dunning_policy_default(&policy);
+    json_decref(stored);
+    if (dunning_policy_read(job->env->payload, &policy, param, why, sizeof why) != 0) {
+        out = runtime_reject(job, 400, "parameter_invalid", param, "%s", why);
+        goto done;
+    }
+    PQclear(res);
+    res = NULL;
+    json_t *j = dunning_policy_json(&policy);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    const char *params[] = {text};
+    out = exec_sql(job,
+                   "UPDATE tenants t SET dunning_policy = $1::jsonb "
+                   "WHERE id = current_setting('app.tenant_id') "
+                   "RETURNING dunning_settings_object(t)::text",
+                   1, params, &res);
+    free(text);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
+done:
+    PQclear(res);
+    return out;
+}
+
 const worker_handler_t kind_access_handlers[] = {
     {"tenant.settings_billing", settings_billing, false, NULL},
+    {"tenant.settings_stripe", settings_stripe, false, NULL},
+    {"tenant.settings_dunning", settings_dunning, false, NULL},
     {"user.create", user_create, false, NULL},
     {"user.update", user_update, false, NULL},
     {"user.password_set", password_set, false, NULL},

@@ -306,17 +306,25 @@ static const char *const customer_text_fields[] = {"email", "name", "phone", "ta
  * row is inserted and the job is refused. */
 static const char CUSTOMER_CREATE_SQL[] =
     "INSERT INTO customers (tenant_id, id, email, name, phone, tax_id, default_payment_method, "
-    "metadata, address, currency, test_clock_id) "
+    "metadata, address, currency, test_clock_id, stripe_customer_id) "
     "SELECT current_setting('app.tenant_id'), $1, $2, $3, $4, $5, $6, "
-    "COALESCE($7::jsonb, '{}'::jsonb), $8::jsonb, $9, $10 "
+    "COALESCE($7::jsonb, '{}'::jsonb), $8::jsonb, $9, $10, $11 "
     "WHERE $10::text IS NULL OR EXISTS (SELECT 1 FROM test_clocks WHERE id = $10) "
     "RETURNING customer_object(customers)::text";
+
+/* A Stripe customer links to one Billow customer of a tenant. */
+static handler_outcome_t stripe_customer_taken(worker_job_t *job, const char *stripe_id)
+{
+    return runtime_reject(job, 409, "stripe_customer_taken", "stripe_customer",
+                          "Stripe customer '%s' is linked to another customer already.",
+                          stripe_id ? stripe_id : "");
+}
 
 /* customer.create: one customer; absent fields stay null (metadata {}). */
 static handler_outcome_t customer_create(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
-    const char *params[10] = {handler_util_req_string(p, "id")};
+    const char *params[11] = {handler_util_req_string(p, "id")};
     char *metadata_text = NULL, *address_text = NULL;
     PGresult *res = NULL;
     handler_outcome_t out;
@@ -335,14 +343,19 @@ static handler_outcome_t customer_create(worker_job_t *job)
     if (!opt_object_text(p, "metadata", &metadata_text) ||
         !opt_object_text(p, "address", &address_text) ||
         !handler_util_opt_string(p, "currency", &params[8]) ||
-        !handler_util_opt_string(p, "test_clock", &params[9])) {
-        out = handler_util_bad_payload(job, "metadata and address must be objects, currency and "
-                                            "test_clock strings");
+        !handler_util_opt_string(p, "test_clock", &params[9]) ||
+        !handler_util_opt_string(p, "stripe_customer", &params[10])) {
+        out = handler_util_bad_payload(job, "metadata and address must be objects, currency, "
+                                            "test_clock and stripe_customer strings");
         goto done;
     }
     params[6] = metadata_text;
     params[7] = address_text;
-    res = PQexecParams(job->db, CUSTOMER_CREATE_SQL, 10, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(job->db, CUSTOMER_CREATE_SQL, 11, NULL, params, NULL, NULL, 0);
+    if (handler_util_unique_violation(res, "customers_stripe")) {
+        out = stripe_customer_taken(job, params[10]);
+        goto done;
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         out = runtime_db_fault(job, res);
         goto done;
@@ -433,12 +446,21 @@ static handler_outcome_t customer_update(worker_job_t *job)
             goto done;
         }
     }
-    if (!update_object(&u, p, "address", "NULL") || !update_metadata(&u, p, "c")) {
+    const json_t *stripe = json_object_get(p, "stripe_customer");
+    if (!update_object(&u, p, "address", "NULL") || !update_metadata(&u, p, "c") ||
+        (stripe && !json_is_string(stripe) && !json_is_null(stripe))) {
         out = handler_util_bad_payload(job, "address must be an object or null, metadata an "
-                                            "object, \"\" or null");
+                                            "object, \"\" or null, stripe_customer a string or "
+                                            "null");
         goto done;
     }
+    if (stripe)
+        update_set(&u, "stripe_customer_id", json_string_value(stripe), NULL, "");
     res = update_exec(job, &u, CUSTOMER_UPDATE_HEAD, CUSTOMER_UPDATE_TAIL);
+    if (handler_util_unique_violation(res, "customers_stripe")) {
+        out = stripe_customer_taken(job, json_string_value(stripe));
+        goto done;
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         out = runtime_db_fault(job, res);
         goto done;
@@ -454,6 +476,15 @@ static handler_outcome_t customer_update(worker_job_t *job)
     out = handler_util_take_result(job, res);
     if (out == HANDLER_OK && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
         out = refresh_metrics(job);
+    /* A new default payment method: what waits on one is tried at once. */
+    if (out == HANDLER_OK && json_is_string(json_object_get(p, "default_payment_method"))) {
+        const char *params[1] = {id};
+        PQclear(res);
+        res = PQexecParams(job->db, "SELECT customer_payment_method_changed($1)", 1, NULL, params,
+                           NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            out = runtime_db_fault(job, res);
+    }
 
 done:
     PQclear(res);

@@ -413,7 +413,8 @@ static handler_outcome_t invoice_move(worker_job_t *job, const char *id, invstat
         "    ELSE marked_uncollectible_at END,"
         "   paid_at = CASE WHEN $2 = 'paid' THEN clock.at ELSE paid_at END,"
         "   amount_paid = CASE WHEN $2 = 'paid' THEN amount_due ELSE amount_paid END,"
-        "   amount_remaining = CASE WHEN $2 = 'paid' THEN 0 ELSE amount_remaining END"
+        "   amount_remaining = CASE WHEN $2 = 'paid' THEN 0 ELSE amount_remaining END,"
+        "   next_payment_attempt = NULL, dunning_ends_at = NULL, payment_method_required = false"
         "  FROM clock WHERE i.id = $1"
         "  RETURNING i.tenant_id, i.id, i.customer_id, i.currency, i.number, clock.at,"
         "   CASE WHEN $2 = 'void' THEN i.ending_balance - i.starting_balance ELSE 0 END AS used"
@@ -1197,24 +1198,17 @@ static handler_outcome_t subscription_resume(worker_job_t *job)
     return run_action(job, SUBSTATE_EV_RESUME, resume_now);
 }
 
-/* invoice.void, invoice.mark_uncollectible, invoice.pay: one move of the
- * invoice's status; a payment of a subscription's latest invoice moves the
- * subscription too (incomplete, past_due or unpaid → active). The
- * subscription is locked first, as everywhere. */
-static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
+handler_outcome_t kind_invoice_settle(worker_job_t *job, const char *id, invstate_event_t ev,
+                                      bool quiet, bool *moved)
 {
-    const char *id = handler_util_req_string(job->env->payload, "id");
     const char *params[1] = {id};
     billing_sub_t s;
     PGresult *res = NULL;
     handler_outcome_t out;
-    bool moved = false, has_sub = false;
+    bool has_sub = false;
 
+    *moved = false;
     memset(&s, 0, sizeof s);
-    if (!id) {
-        out = handler_util_bad_payload(job, "id is required");
-        goto done;
-    }
     res = PQexecParams(job->db, "SELECT coalesce(subscription_id, '') FROM invoices WHERE id = $1",
                        1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -1231,17 +1225,48 @@ static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
         if (out != HANDLER_OK)
             goto done;
     }
-    out = invoice_move(job, id, ev, false, &moved);
-    if (out != HANDLER_OK)
+    out = invoice_move(job, id, ev, quiet, moved);
+    if (out != HANDLER_OK || !*moved)
         goto done;
-    if (ev == INVSTATE_EV_PAY && has_sub && strcmp(s.latest_invoice_id, id) == 0) {
+    substate_t to;
+    char why[160];
+    /* Quietly, a payment that arrives after the subscription ended (a late
+     * success of an old attempt) pays the invoice and leaves the
+     * subscription as it is. */
+    if (ev == INVSTATE_EV_PAY && has_sub && strcmp(s.latest_invoice_id, id) == 0 &&
+        (!quiet || substate_next(s.status, SUBSTATE_EV_INVOICE_PAID, &to, why) == 0)) {
         out = billing_sub_transition(job, &s, SUBSTATE_EV_INVOICE_PAID);
         if (out == HANDLER_OK)
             out = billing_sub_save(job, &s);
-        if (out != HANDLER_OK)
-            goto done;
+        /* billing_sub_save answers with the subscription; the caller's job
+         * answers with its own result. */
+        json_decref(job->result);
+        job->result = NULL;
     }
+
+done:
     PQclear(res);
+    billing_sub_dispose(&s);
+    return out;
+}
+
+/* invoice.void, invoice.mark_uncollectible, invoice.pay: one move of the
+ * invoice's status (kind_invoice_settle), answered with the invoice. */
+static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
+{
+    const char *id = handler_util_req_string(job->env->payload, "id");
+    const char *params[1] = {id};
+    PGresult *res = NULL;
+    handler_outcome_t out;
+    bool moved = false;
+
+    if (!id) {
+        out = handler_util_bad_payload(job, "id is required");
+        goto done;
+    }
+    out = kind_invoice_settle(job, id, ev, false, &moved);
+    if (out != HANDLER_OK)
+        goto done;
     res = PQexecParams(job->db, "SELECT invoice_object(i)::text FROM invoices i WHERE id = $1", 1,
                        NULL, params, NULL, NULL, 0);
     out = PQresultStatus(res) == PGRES_TUPLES_OK ? handler_util_take_result(job, res)
@@ -1249,7 +1274,6 @@ static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
 
 done:
     PQclear(res);
-    billing_sub_dispose(&s);
     return out;
 }
 

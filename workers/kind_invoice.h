@@ -9,9 +9,11 @@
 #ifndef BILLOW_KIND_INVOICE_H
 #define BILLOW_KIND_INVOICE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ids.h"
+#include "invstate.h"
 #include "runtime.h"
 
 /* The invoice kind's handler table (NULL-terminated), for runtime_run(). */
@@ -21,5 +23,16 @@ extern const worker_handler_t kind_invoice_handlers[];
  * that ends at period_end (seconds): the same id for every asker, so the
  * period is renewed once (see ids_derive). */
 void kind_invoice_cycle_job_id(const char *subscription_id, int64_t period_end, char out[IDS_MAX]);
+
+/* Moves invoice `id` by ev (void, mark uncollectible, pay) at its
+ * customer's clock: the invoice's subscription is locked first, as
+ * everywhere; a voided invoice gives back the credit it used; a paid
+ * invoice that is its subscription's latest moves the subscription back to
+ * active (from incomplete, past_due or unpaid). An invoice that cannot
+ * move rejects the job (409 invoice_state), or with quiet is left alone
+ * (HANDLER_OK, *moved false). For the invoice kind's own jobs, the charger
+ * and the webhook processor. */
+handler_outcome_t kind_invoice_settle(worker_job_t *job, const char *id, invstate_event_t ev,
+                                      bool quiet, bool *moved);
 
 #endif

@@ -165,10 +165,7 @@ static void clock_settle(worker_conn_t *c, const char *tenant, const char *clock
             "UPDATE test_clocks tc SET status = '%s', updated_at = now() "
             "WHERE tc.id = %s AND tc.status = 'advancing' AND tc.frozen_time = %s::timestamptz%s",
             t, ready ? "ready" : "internal_failure", k, f,
-            ready ? " AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.tenant_id = "
-                    "tc.tenant_id AND s.test_clock_id = tc.id AND s.current_period_end <= "
-                    "tc.frozen_time)"
-                  : "");
+            ready ? " AND NOT test_clock_busy(tc.tenant_id, tc.id)" : "");
         PGresult *res = PQexec(c->db, sql);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             log_write(LOG_WARN, "test_clock_settle_failed", "{s:s,s:s}", "test_clock", clock_id,

@@ -6,6 +6,7 @@
  * is bad or Postgres or Redis cannot be reached at start, 2 for a usage
  * error (unknown kind, or a kind with no handlers yet).
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,11 +14,15 @@
 #include "fault.h"
 #include "jobq.h"
 #include "kind_access.h"
+#include "kind_charger.h"
 #include "kind_domain.h"
+#include "kind_dunning.h"
 #include "kind_invoice.h"
 #include "kind_metrics.h"
 #include "kind_renewal.h"
+#include "kind_webhook.h"
 #include "log.h"
+#include "payments.h"
 #include "runtime.h"
 
 /* The kinds this build can run. The other JOBQ_KINDS are planned. */
@@ -27,7 +32,8 @@ static const struct {
 } kinds[] = {
     {"domain", kind_domain_handlers},   {"access", kind_access_handlers},
     {"metrics", kind_metrics_handlers}, {"invoice", kind_invoice_handlers},
-    {"renewal", kind_renewal_handlers},
+    {"renewal", kind_renewal_handlers}, {"charger", kind_charger_handlers},
+    {"webhook", kind_webhook_handlers}, {"dunning", kind_dunning_handlers},
 };
 
 static void usage(FILE *out)
@@ -78,11 +84,28 @@ int main(int argc, char **argv)
      * reads larger batches than the others (docs/performance.md). */
     if (strcmp(kind, "invoice") == 0)
         cfg.worker_batch = cfg.invoice_worker_batch;
-    /* The renewal kind also runs the scheduler between its jobs. */
+    /* The charger calls Stripe inside its batch's transaction: smaller
+     * batches hold their locks for less time. */
+    if (strcmp(kind, "charger") == 0)
+        cfg.worker_batch = cfg.charger_worker_batch;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (payments_init(&cfg) != 0) {
+        config_dispose(&cfg);
+        curl_global_cleanup();
+        return 1;
+    }
+    /* The renewal kind also runs the scheduler between its jobs; the
+     * dunning kind its scan for due retries. */
     kind_renewal_state_t renewal;
     kind_renewal_state_init(&renewal);
     runtime_tick_t scheduler = {kind_renewal_tick, cfg.renewal_scan_ms, &renewal};
-    int rc = runtime_run(&cfg, kind, handlers, strcmp(kind, "renewal") == 0 ? &scheduler : NULL);
+    runtime_tick_t dunning = {kind_dunning_tick, cfg.dunning_scan_ms, NULL};
+    const runtime_tick_t *tick = strcmp(kind, "renewal") == 0   ? &scheduler
+                                 : strcmp(kind, "dunning") == 0 ? &dunning
+                                                                : NULL;
+    int rc = runtime_run(&cfg, kind, handlers, tick);
+    payments_dispose();
+    curl_global_cleanup();
     config_dispose(&cfg);
     return rc == 0 ? 0 : 1;
 }

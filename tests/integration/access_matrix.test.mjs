@@ -60,6 +60,10 @@ const HOLDERS = {
   'test_clocks:write': ['owner', 'admin', 'billing'],
   'billing_settings:read': ['owner', 'admin', 'billing'],
   'billing_settings:write': ['owner', 'admin'],
+  'payments:read': ROLES,
+  'payments:write': ['owner', 'admin', 'billing'],
+  'stripe_settings:read': ['owner', 'admin'],
+  'stripe_settings:write': ['owner', 'admin'],
 };
 
 // Every route: [auth, permission]. auth: public (anyone), tenant (a key or
@@ -97,11 +101,16 @@ const ROUTES = {
   'POST /v1/settings/security': ['tenant', 'settings:write'],
   'GET /v1/settings/billing': ['tenant', 'billing_settings:read'],
   'POST /v1/settings/billing': ['tenant', 'billing_settings:write'],
+  'GET /v1/settings/stripe': ['tenant', 'stripe_settings:read'],
+  'POST /v1/settings/stripe': ['tenant', 'stripe_settings:write'],
+  'GET /v1/settings/dunning': ['tenant', 'billing_settings:read'],
+  'POST /v1/settings/dunning': ['tenant', 'billing_settings:write'],
   'POST /v1/customers': ['tenant', 'customers:write'],
   'GET /v1/customers': ['tenant', 'customers:read'],
   'GET /v1/customers/{id}': ['tenant', 'customers:read'],
   'POST /v1/customers/{id}': ['tenant', 'customers:write'],
   'GET /v1/customers/{id}/balance_transactions': ['tenant', 'customers:read'],
+  'POST /v1/customers/{id}/setup_intents': ['tenant', 'payments:write'],
   'POST /v1/products': ['tenant', 'catalog:write'],
   'GET /v1/products': ['tenant', 'catalog:read'],
   'GET /v1/products/{id}': ['tenant', 'catalog:read'],
@@ -122,6 +131,12 @@ const ROUTES = {
   'POST /v1/invoices/{id}/void': ['tenant', 'invoices:write'],
   'POST /v1/invoices/{id}/mark_uncollectible': ['tenant', 'invoices:write'],
   'POST /v1/invoices/{id}/pay': ['tenant', 'invoices:write'],
+  'GET /v1/invoices/{id}/payment_attempts': ['tenant', 'payments:read'],
+  'POST /v1/payments': ['tenant', 'payments:write'],
+  'GET /v1/payments': ['tenant', 'payments:read'],
+  'GET /v1/payments/{id}': ['tenant', 'payments:read'],
+  'POST /v1/payments/{id}/refunds': ['tenant', 'payments:write'],
+  'GET /v1/payments/{id}/refunds': ['tenant', 'payments:read'],
   'POST /v1/test_clocks': ['tenant', 'test_clocks:write'],
   'GET /v1/test_clocks': ['tenant', 'test_clocks:read'],
   'GET /v1/test_clocks/{id}': ['tenant', 'test_clocks:read'],
@@ -130,6 +145,7 @@ const ROUTES = {
   'POST /v1/jobs/replay': ['ops', 'jobs:replay'],
   'GET /v1/jobs/{id}': ['ops', 'jobs:read'],
   'POST /v1/jobs/{id}/replay': ['ops', 'jobs:replay'],
+  'POST /webhooks/stripe/{tenant}': ['public', ''],
 };
 
 // The id prefix a route's {id} takes, so probes use a well-formed id.
@@ -137,7 +153,7 @@ function idPrefix(route) {
   const m = route.match(/^\/v1\/(\w+)/);
   return {
     customers: 'cus', users: 'usr', api_keys: 'key', jobs: 'job', auth: 'ses', products: 'prod',
-    prices: 'price', subscriptions: 'sub', invoices: 'in', test_clocks: 'clock',
+    prices: 'price', subscriptions: 'sub', invoices: 'in', test_clocks: 'clock', payments: 'pay',
   }[m[1]];
 }
 
@@ -146,6 +162,9 @@ function probe(route, token) {
   const [method, template] = route.split(' ');
   const opts = { token };
   if (template.includes('{id}')) opts.params = { id: newId(idPrefix(template)) };
+  // A webhook's tenant is its path; one that exists nowhere still proves
+  // the route is public (a signature error or 404, never 401 or 403).
+  if (template.includes('{tenant}')) opts.params = { tenant: 'no-such-tenant' };
   if (template === '/v1/jobs') opts.query = { status: 'dead' };
   if (method === 'POST') opts.json = { probe_unknown_parameter: true };
   return api.request(method, template, opts);
@@ -311,7 +330,9 @@ describe('another tenant\'s credentials', () => {
       (SELECT row_to_json(p)::text FROM prices p WHERE id = ${lit(ids.price)}),
       (SELECT row_to_json(s)::text FROM subscriptions s WHERE id = ${lit(ids.subscription)}),
       (SELECT row_to_json(i)::text FROM invoices i WHERE id = ${lit(ids.invoice)}),
-      (SELECT row_to_json(c)::text FROM test_clocks c WHERE id = ${lit(ids.clock)})`);
+      (SELECT row_to_json(c)::text FROM test_clocks c WHERE id = ${lit(ids.clock)}),
+      (SELECT row_to_json(p)::text FROM payments p WHERE id = ${lit(ids.payment)}),
+      (SELECT count(*) FROM refunds WHERE payment_id = ${lit(ids.payment)})`);
   }
 
   before(async () => {
@@ -327,9 +348,16 @@ describe('another tenant\'s credentials', () => {
     assert.equal(sub.status, 201, sub.text);
     const clock = await api.post('/v1/test_clocks', { token: A.secret, headers: wait, json: { frozen_time: '2027-01-01T00:00:00Z' } });
     assert.equal(clock.status, 201, clock.text);
+    // A payment of A's, written as the charger would record one, so B has
+    // a payment of A's to name (no Stripe account is needed to read one).
+    const payment = newId('pay');
+    await superuser(`INSERT INTO payments (tenant_id, id, customer_id, invoice_id, amount, currency, status,
+                       stripe_payment_intent, created_at)
+                     VALUES (${lit(A.tenant.id)}, ${lit(payment)}, ${lit(customer.id)}, ${lit(sub.json.latest_invoice)},
+                             1000, 'usd', 'succeeded', ${lit(`pi_${payment.slice(4)}`)}, now())`);
     ids = {
       customer: customer.id, user: user.id, key: key.id, session: s.session.id, job: job.json.id, product: product.id,
-      price: price.id, subscription: sub.json.id, invoice: sub.json.latest_invoice, clock: clock.json.id,
+      price: price.id, subscription: sub.json.id, invoice: sub.json.latest_invoice, clock: clock.json.id, payment,
     };
     original = await snapshot();
   });
@@ -361,6 +389,11 @@ describe('another tenant\'s credentials', () => {
     ['POST', '/v1/invoices/{id}/pay', 'invoice', { paid_out_of_band: true }],
     ['GET', '/v1/test_clocks/{id}', 'clock'],
     ['POST', '/v1/test_clocks/{id}/advance', 'clock', { frozen_time: '2027-02-01T00:00:00Z' }],
+    ['POST', '/v1/customers/{id}/setup_intents', 'customer', {}],
+    ['GET', '/v1/invoices/{id}/payment_attempts', 'invoice'],
+    ['GET', '/v1/payments/{id}', 'payment'],
+    ['POST', '/v1/payments/{id}/refunds', 'payment', { amount: 100 }],
+    ['GET', '/v1/payments/{id}/refunds', 'payment'],
   ];
 
   it('covers every route that takes an id', () => {
@@ -383,7 +416,7 @@ describe('another tenant\'s credentials', () => {
 
   it('B\'s lists hold none of A\'s rows', async () => {
     const lists = ['/v1/customers', '/v1/users', '/v1/api_keys', '/v1/audit-events', '/v1/products', '/v1/prices',
-      '/v1/subscriptions', '/v1/invoices', '/v1/test_clocks'];
+      '/v1/subscriptions', '/v1/invoices', '/v1/test_clocks', '/v1/payments'];
     for (const route of lists) {
       const res = await api.get(route, { token: bOwner, query: { limit: 100 } });
       assert.equal(res.status, 200, res.text);

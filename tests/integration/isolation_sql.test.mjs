@@ -42,10 +42,12 @@ const TABLES = [{ name: 'tenants', type: 'BASE TABLE', key: 'id' }, ...RELATIONS
 const KNOWN = ['api_keys', 'audit_events', 'customers', 'metrics_daily', 'notifications', 'outbox',
   'processed_jobs', 'recovery_codes', 'sessions', 'tenants', 'user_tokens', 'users', 'products', 'prices',
   'test_clocks', 'subscriptions', 'subscription_items', 'invoice_sequences', 'invoices', 'invoice_lines',
-  'invoice_items', 'customer_balance_transactions'];
+  'invoice_items', 'customer_balance_transactions', 'stripe_accounts', 'payment_attempts', 'payments',
+  'refunds', 'disputes', 'stripe_events', 'stripe_objects'];
 // Tables billow_api must not read at all (docs/architecture.md: the api
-// never reads recovery codes, tokens, notifications or the outbox).
-const API_UNREADABLE = new Set(['notifications', 'outbox', 'recovery_codes', 'user_tokens']);
+// never reads recovery codes, tokens, notifications, the outbox, the
+// tenants' sealed Stripe secrets or the mirror of Stripe's objects).
+const API_UNREADABLE = new Set(['notifications', 'outbox', 'recovery_codes', 'user_tokens', 'stripe_accounts', 'stripe_objects']);
 
 const ROLES = [
   ['billow_api', DATABASE_READ_URL],
@@ -136,6 +138,30 @@ async function populate(T) {
   assert.equal(down.status, 200, down.text);
   const more = await api.post('/v1/subscriptions/{id}', { ...wait, params: { id: sub.json.id }, json: { items: [{ id: item, quantity: 2 }] } });
   assert.equal(more.status, 200, more.text);
+
+  // Payments: the Stripe account through the API (the api seals it); the
+  // rows Stripe's answers and events leave behind are written directly
+  // (the payment tests make them the real way, against the Stripe fake):
+  // an attempt, the payment, a refund, a dispute, an event and the newest
+  // state of its object.
+  const stripe = await api.post('/v1/settings/stripe', { ...wait, json: { secret_key: `sk_test_isolation_${T.tenant.slug}`, webhook_secrets: ['whsec_isolation_test_secret'] } });
+  assert.equal(stripe.status, 200, stripe.text);
+  const t = lit(T.tenant.id);
+  const inv = lit(sub.json.latest_invoice);
+  const pay = lit(newId('pay'));
+  const pi = lit(`pi_isolation_${T.tenant.slug}`);
+  await superuser(`INSERT INTO payment_attempts (tenant_id, id, invoice_id, attempt, idempotency_key, amount, currency, status, stripe_payment_intent, created_at)
+      VALUES (${t}, ${lit(newId('payatt'))}, ${inv}, 1, 'billow:pi:isolation:1', 3000, 'usd', 'succeeded', ${pi}, now());
+    INSERT INTO payments (tenant_id, id, customer_id, invoice_id, amount, currency, status, stripe_payment_intent, stripe_charge, created_at)
+      VALUES (${t}, ${pay}, ${lit(customer.id)}, ${inv}, 3000, 'usd', 'succeeded', ${pi}, 'ch_isolation', now());
+    INSERT INTO refunds (tenant_id, id, payment_id, amount, currency, status)
+      VALUES (${t}, ${lit(newId('refund'))}, ${pay}, 100, 'usd', 'succeeded');
+    INSERT INTO disputes (tenant_id, stripe_dispute, payment_id, stripe_charge, amount, currency, status)
+      VALUES (${t}, 'dp_isolation', ${pay}, 'ch_isolation', 3000, 'usd', 'needs_response');
+    INSERT INTO stripe_events (tenant_id, id, type, object_id, created, outcome, payload)
+      VALUES (${t}, 'evt_isolation', 'charge.dispute.created', 'dp_isolation', now(), 'applied', '{}');
+    INSERT INTO stripe_objects (tenant_id, id, object, status, rank, event_created, event_id, data)
+      VALUES (${t}, 'dp_isolation', 'dispute', 'needs_response', 2, now(), 'evt_isolation', '{}')`);
 }
 
 before(async () => {

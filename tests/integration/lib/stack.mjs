@@ -25,6 +25,9 @@ import { client } from './http.mjs';
 import { redis } from './redis.mjs';
 import { until } from './util.mjs';
 
+// The Stripe fake of a file listens on its api port + this.
+export const STRIPE_FAKE_OFFSET = 200;
+
 // How long a process may take to stop after SIGTERM (a worker finishes its
 // batch, the api drains in-flight requests) before the test fails.
 const STOP_TIMEOUT_MS = 30000;
@@ -206,6 +209,10 @@ export class Stack {
       DATABASE_READ_URL,
       REDIS_URL: this.slot.redisUrl,
       PLATFORM_ADMIN_TOKEN,
+      // The file's own Stripe fake (lib/payments.mjs), never Stripe: a
+      // test must not reach the network, and a file without a fake
+      // running gets "connection refused", a passing fault.
+      STRIPE_API_BASE: `http://127.0.0.1:${this.slot.port + STRIPE_FAKE_OFFSET}`,
     });
     for (const [k, v] of Object.entries(extra || {})) {
       if (v === undefined) delete env[k];

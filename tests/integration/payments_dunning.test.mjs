@@ -1,0 +1,343 @@
+// payments_dunning: money end to end against the Stripe fake, on test
+// clocks — renewals charged off-session, declines retried on the tenant's
+// schedule, the policy's end, authentication (SCA) finished by the
+// customer, a hard decline waiting for a new card collected through a
+// SetupIntent, one-time payments and refunds, Stripe's failures mapped to
+// retries or permanent errors; and every request Billow sent to Stripe held
+// against Stripe's OpenAPI spec.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { createCustomer, createPrice, createProduct, createTenant } from './lib/billow.mjs';
+import { billingClient } from './lib/billing.mjs';
+import { lit, superuser } from './lib/db.mjs';
+import { slot } from './lib/env.mjs';
+import { assertError, client } from './lib/http.mjs';
+import { connectStripe, startStripeFake } from './lib/payments.mjs';
+import { Stack } from './lib/stack.mjs';
+import { checkRequest } from './lib/stripe_spec.mjs';
+import { until } from './lib/util.mjs';
+
+const S = slot(30);
+const stack = new Stack('payments_dunning', S);
+let api;
+let fake;
+const tenants = [];
+
+before(async () => {
+  await stack.flushRedis();
+  fake = await startStripeFake(stack);
+  api = client(await stack.startApi());
+  for (const kind of ['domain', 'access', 'invoice', 'webhook']) stack.startWorker(kind);
+  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
+  stack.startWorker('dunning', { DUNNING_SCAN_MS: 100 });
+  stack.startWorker('charger', { BACKOFF_BASE_MS: 100, BACKOFF_MAX_MS: 400, MAX_ATTEMPTS: 4 });
+});
+
+after(async () => {
+  await stack.stopAll();
+});
+
+// A tenant connected to the fake, with a $20/month price and helpers.
+async function setUp(policy) {
+  const T = await createTenant(api);
+  const { key } = await connectStripe(api, fake, T);
+  const b = billingClient(api, T.secret);
+  if (policy) await b.post('/v1/settings/dunning', policy);
+  const product = await createProduct(api, T.secret);
+  const price = await createPrice(api, T.secret, { product: product.id, unit_amount: 2000 });
+  const ctx = { T, key, b, price };
+  tenants.push(ctx);
+  return ctx;
+}
+
+// A customer on a new clock at 2027-01-01 paying with pm, subscribed, its
+// first invoice paid by the card (charged at once).
+async function subscribed(ctx, pm = 'pm_card_visa') {
+  const clock = await ctx.b.post('/v1/test_clocks', { frozen_time: '2027-01-01T00:00:00Z' }, 201);
+  const customer = await createCustomer(api, ctx.T.secret, { email: `c-${clock.id.slice(-6)}@example.com`, test_clock: clock.id, default_payment_method: pm });
+  const sub = await ctx.b.post('/v1/subscriptions', { customer: customer.id, items: [{ price: ctx.price.id }] }, 201);
+  await invoiceWhere(ctx, sub.latest_invoice, (i) => i.status === 'paid', 'the first invoice paid by card');
+  return { clock, customer, sub };
+}
+
+async function invoiceWhere(ctx, id, pred, what) {
+  let last;
+  await until(`invoice ${id}: ${what}`, async () => {
+    last = await ctx.b.get('/v1/invoices/{id}', { id });
+    return pred(last) ? true : undefined;
+  }, { timeoutMs: 30000, describe: () => JSON.stringify(last) });
+  return last;
+}
+
+async function attemptsOf(ctx, id) {
+  const list = await ctx.b.get('/v1/invoices/{id}/payment_attempts', { id });
+  assert.equal(list.object, 'list');
+  return list.data;
+}
+
+async function subStatus(ctx, id) {
+  return (await ctx.b.get('/v1/subscriptions/{id}', { id })).status;
+}
+
+async function notifications(ctx, customerId) {
+  return (await superuser(`SELECT template FROM notifications WHERE tenant_id = ${lit(ctx.T.tenant.id)} AND data->>'customer' = ${lit(customerId)} ORDER BY created_at, id`)).map(([t]) => t);
+}
+
+// Moves the clock and returns the subscription's latest invoice once its
+// attempt count is `attempts`.
+async function advanceTo(ctx, world, iso, attempts) {
+  await ctx.b.advance(world.clock, iso);
+  const sub = await ctx.b.get('/v1/subscriptions/{id}', { id: world.sub.id });
+  return invoiceWhere(ctx, sub.latest_invoice, (i) => i.attempt_count === attempts, `${attempts} attempts by ${iso}`);
+}
+
+describe('a renewal declined', () => {
+  it('is retried 3 and 5 days after the failure and paid on the third attempt; the subscription is active again', async () => {
+    const ctx = await setUp();
+    const w = await subscribed(ctx);
+    await fake.control('POST', '/_fake/payment_methods/pm_card_visa/script', { api_key: ctx.key, outcomes: ['insufficient_funds', 'insufficient_funds', 'succeed'] });
+
+    let inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    assert.equal(inv.billing_reason, 'subscription_cycle');
+    assert.equal(inv.status, 'open');
+    assert.equal(inv.next_payment_attempt, '2027-02-04T00:00:00Z');
+    assert.equal(inv.payment_method_required, false);
+    assert.equal(inv.last_payment_error.decline_code, 'insufficient_funds');
+    await until('the subscription to be past due', async () => ((await subStatus(ctx, w.sub.id)) === 'past_due' ? true : undefined));
+
+    inv = await advanceTo(ctx, w, '2027-02-04T00:00:00Z', 2);
+    assert.equal(inv.status, 'open');
+    assert.equal(inv.next_payment_attempt, '2027-02-06T00:00:00Z');
+
+    inv = await advanceTo(ctx, w, '2027-02-06T00:00:00Z', 3);
+    assert.equal(inv.status, 'paid');
+    assert.equal(inv.amount_paid, 2000);
+    assert.equal(inv.next_payment_attempt, null);
+    await until('the subscription to be active', async () => ((await subStatus(ctx, w.sub.id)) === 'active' ? true : undefined));
+
+    const attempts = await attemptsOf(ctx, inv.id);
+    assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.decline_code, a.created_at]), [
+      [1, 'failed', 'insufficient_funds', '2027-02-01T00:00:00Z'],
+      [2, 'failed', 'insufficient_funds', '2027-02-04T00:00:00Z'],
+      [3, 'succeeded', null, '2027-02-06T00:00:00Z'],
+    ]);
+    assert.ok(attempts.every((a) => a.amount === 2000 && a.currency === 'usd' && /^pi_/.test(a.stripe_payment_intent)));
+    const payments = await ctx.b.get('/v1/payments', {}, { invoice: inv.id });
+    assert.equal(payments.data.length, 1);
+    assert.equal(payments.data[0].amount, 2000);
+    assert.equal(payments.data[0].status, 'succeeded');
+    await until('the customer messages', async () => {
+      const n = await notifications(ctx, w.customer.id);
+      return n.filter((x) => x === 'payment.failed').length === 2 && n.includes('payment.succeeded') ? true : undefined;
+    });
+    // One charge per attempt at Stripe, each under its own key.
+    const stats = await fake.stats(ctx.key);
+    assert.equal(stats.charges[`billow:pi:${inv.id}:1`], 1);
+    assert.equal(stats.charges[`billow:pi:${inv.id}:2`], 1);
+    assert.equal(stats.charges[`billow:pi:${inv.id}:3`], 1);
+  });
+});
+
+describe('all retries failing end as the policy says', () => {
+  it('cancel (the default): four attempts at 0, 3, 5 and 7 days, then the subscription is canceled', async () => {
+    const ctx = await setUp();
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' }, 200, { id: w.customer.id });
+    await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    await advanceTo(ctx, w, '2027-02-04T00:00:00Z', 2);
+    await advanceTo(ctx, w, '2027-02-06T00:00:00Z', 3);
+    const inv = await advanceTo(ctx, w, '2027-02-08T00:00:00Z', 4);
+    assert.equal(inv.next_payment_attempt, null);
+    await until('the subscription to be canceled', async () => ((await subStatus(ctx, w.sub.id)) === 'canceled' ? true : undefined));
+    assert.equal((await attemptsOf(ctx, inv.id)).filter((a) => a.status === 'failed').length, 4);
+    await until('the retries_exhausted message', async () => ((await notifications(ctx, w.customer.id)).includes('payment.retries_exhausted') ? true : undefined));
+  });
+
+  it('mark_unpaid: with one retry a day later, the subscription is unpaid after the second failure', async () => {
+    const ctx = await setUp({ retry_days: [1], end_action: 'mark_unpaid' });
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_chargeDeclined' }, 200, { id: w.customer.id });
+    let inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    assert.equal(inv.next_payment_attempt, '2027-02-02T00:00:00Z');
+    inv = await advanceTo(ctx, w, '2027-02-02T00:00:00Z', 2);
+    await until('the subscription to be unpaid', async () => ((await subStatus(ctx, w.sub.id)) === 'unpaid' ? true : undefined));
+    assert.equal(inv.status, 'open', 'the invoice stays open (it can still be paid)');
+  });
+
+  it('leave_past_due: without retries, the subscription stays past due', async () => {
+    const ctx = await setUp({ retry_days: [], end_action: 'leave_past_due' });
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_chargeDeclined' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    await until('the end to be applied', async () => ((await notifications(ctx, w.customer.id)).includes('payment.retries_exhausted') ? true : undefined));
+    assert.equal(await subStatus(ctx, w.sub.id), 'past_due');
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: inv.id })).next_payment_attempt, null);
+  });
+});
+
+describe('authentication (SCA)', () => {
+  it('an off-session charge that needs authentication waits for the customer, who authenticates; the webhook pays the invoice', async () => {
+    const ctx = await setUp();
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_authenticationRequired' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    const [attempt] = await attemptsOf(ctx, inv.id);
+    assert.equal(attempt.status, 'requires_action');
+    assert.equal(attempt.failure_code, 'authentication_required');
+    await until('the action_required message', async () => ((await notifications(ctx, w.customer.id)).includes('payment.action_required') ? true : undefined));
+
+    // The customer, on the tenant's page (Stripe.js), confirms the same
+    // PaymentIntent on-session and passes 3-D Secure.
+    const pi = attempt.stripe_payment_intent;
+    const confirm = await fetch(`${fake.url}/v1/payment_intents/${pi}/confirm`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'payment_method=pm_card_authenticationRequired',
+    });
+    assert.equal(confirm.status, 200, await confirm.text());
+    await fake.control('POST', `/_fake/payment_intents/${pi}/authenticate`, { outcome: 'succeed' });
+
+    const paid = await invoiceWhere(ctx, inv.id, (i) => i.status === 'paid', 'paid through the webhook');
+    assert.equal(paid.amount_paid, 2000);
+    const [after] = await attemptsOf(ctx, inv.id);
+    assert.equal(after.status, 'succeeded');
+    await until('the subscription to be active', async () => ((await subStatus(ctx, w.sub.id)) === 'active' ? true : undefined));
+  });
+});
+
+describe('a hard decline', () => {
+  it('stops retries and asks for a new card; a card saved through a SetupIntent is tried at once and pays', async () => {
+    const ctx = await setUp();
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_chargeDeclinedLostCard' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    assert.equal(inv.payment_method_required, true);
+    assert.equal(inv.next_payment_attempt, null);
+    const [attempt] = await attemptsOf(ctx, inv.id);
+    assert.deepEqual([attempt.status, attempt.decline_code, attempt.hard_decline], ['failed', 'lost_card', true]);
+    await until('the method_required message', async () => ((await notifications(ctx, w.customer.id)).includes('payment.method_required') ? true : undefined));
+
+    const seti = await ctx.b.post('/v1/customers/{id}/setup_intents', {}, 201, { id: w.customer.id });
+    assert.match(seti.id, /^seti_/);
+    assert.match(seti.client_secret, /^seti_.+_secret_/);
+    // The customer enters a card on the tenant's page; Stripe says so by webhook.
+    await fake.control('POST', `/_fake/setup_intents/${seti.id}/succeed`, { payment_method: 'pm_card_visa' });
+    const customer = await until('the new default payment method', async () => {
+      const c = await ctx.b.get('/v1/customers/{id}', { id: w.customer.id });
+      return c.default_payment_method !== 'pm_card_chargeDeclinedLostCard' ? c : undefined;
+    });
+    assert.match(customer.default_payment_method, /^pm_/);
+    const paid = await invoiceWhere(ctx, inv.id, (i) => i.status === 'paid', 'paid by the new card at once');
+    assert.equal(paid.attempt_count, 2);
+    const attempts = await attemptsOf(ctx, inv.id);
+    assert.equal(attempts[1].created_at, '2027-02-01T00:00:00Z', 'the retry came at once, not on the schedule');
+  });
+});
+
+describe('one-time payments and refunds', () => {
+  it('a payment is a one-off invoice charged at once; refunds in part, in full, and no further', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { email: 'once@example.com', default_payment_method: 'pm_card_visa' });
+    const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 5000, currency: 'usd', description: 'Set-up fee' }, 201);
+    assert.equal(res.object, 'payment_result');
+    assert.equal(res.invoice.status, 'paid');
+    assert.equal(res.invoice.billing_reason, 'manual');
+    assert.equal(res.invoice.description, 'Set-up fee');
+    assert.equal(res.attempt.status, 'succeeded');
+    const pay = res.payment;
+    assert.deepEqual([pay.amount, pay.amount_refunded, pay.status, pay.currency], [5000, 0, 'succeeded', 'usd']);
+
+    const part = await ctx.b.post('/v1/payments/{id}/refunds', { amount: 2000, reason: 'requested_by_customer' }, 201, { id: pay.id });
+    assert.deepEqual([part.amount, part.status, part.reason], [2000, 'succeeded', 'requested_by_customer']);
+    assert.equal((await ctx.b.get('/v1/payments/{id}', { id: pay.id })).status, 'partially_refunded');
+    assertError(await ctx.b.attempt('/v1/payments/{id}/refunds', { amount: 3001 }, { id: pay.id }), 400, 'amount_too_large', { param: 'amount' });
+    const rest = await ctx.b.post('/v1/payments/{id}/refunds', {}, 201, { id: pay.id });
+    assert.equal(rest.amount, 3000);
+    const done = await ctx.b.get('/v1/payments/{id}', { id: pay.id });
+    assert.deepEqual([done.status, done.amount_refunded], ['refunded', 5000]);
+    assertError(await ctx.b.attempt('/v1/payments/{id}/refunds', {}, { id: pay.id }), 409, 'payment_refunded');
+    const refunds = await ctx.b.get('/v1/payments/{id}/refunds', { id: pay.id });
+    assert.deepEqual(refunds.data.map((r) => r.amount).sort(), [2000, 3000]);
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: res.invoice.id })).amount_refunded, 5000);
+    // Stripe's charge.refunded events agree and change nothing further.
+    await until('the refund events to be applied', async () => {
+      const [[n]] = await superuser(`SELECT count(*) FROM stripe_events WHERE tenant_id = ${lit(ctx.T.tenant.id)} AND type = 'charge.refunded'`);
+      return n === '2' ? true : undefined;
+    });
+    assert.equal((await ctx.b.get('/v1/payments/{id}', { id: pay.id })).amount_refunded, 5000);
+    assert.equal((await fake.stats(ctx.key)).amount_refunded, 5000);
+  });
+
+  it('a declined one-time payment leaves its invoice open and schedules nothing', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });
+    const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 1500, currency: 'usd' }, 201);
+    assert.equal(res.payment, null);
+    assert.deepEqual([res.attempt.status, res.attempt.decline_code], ['failed', 'insufficient_funds']);
+    assert.equal(res.invoice.status, 'open');
+    assert.equal(res.invoice.next_payment_attempt, null);
+  });
+
+  it('Stripe answering 500 is retried under the same key, and charges once', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
+    await fake.control('POST', '/_fake/faults', { api_key: ctx.key, path_prefix: '/v1/payment_intents', count: 2, status: 500, mode: 'after' });
+    const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 2500, currency: 'usd' }, 201);
+    assert.equal(res.invoice.status, 'paid');
+    const stats = await fake.stats(ctx.key);
+    assert.equal(stats.charges[`billow:pi:${res.invoice.id}:1`], 1, 'the effect of the lost answers was replayed, not repeated');
+    assert.equal(stats.succeeded_total, 1);
+  });
+
+  it('an invalid request is permanent: the job is dead with Stripe\'s message kept', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
+    // Below Stripe's smallest charge for usd (50 cents).
+    await ctx.b.attempt('/v1/payments', { customer: customer.id, amount: 10, currency: 'usd' });
+    const job = await until('the job to be dead', async () => {
+      const list = await api.get('/v1/jobs', { token: ctx.T.secret, query: { status: 'dead' } });
+      return list.json.data.find((j) => j.type === 'payment.create');
+    });
+    assert.equal(job.error.code, 'stripe_error');
+    assert.match(job.error.message, /at least/i);
+    assert.equal((await fake.stats(ctx.key)).charges_total, 0);
+  });
+});
+
+describe('tenants without Stripe and bad input', () => {
+  it('a payment for a tenant with no Stripe account fails clearly', async () => {
+    const T = await createTenant(api);
+    const customer = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
+    const b = billingClient(api, T.secret);
+    assertError(await b.attempt('/v1/payments', { customer: customer.id, amount: 1000, currency: 'usd' }), 409, 'stripe_not_configured');
+  });
+
+  it('bad dunning policies are refused naming the field, and the policy reads back', async () => {
+    const ctx = await setUp();
+    assertError(await ctx.b.attempt('/v1/settings/dunning', { retry_days: [5, 3] }), 400, 'parameter_invalid', { param: 'retry_days' });
+    assertError(await ctx.b.attempt('/v1/settings/dunning', { end_action: 'delete' }), 400, 'parameter_invalid', { param: 'end_action' });
+    const set = await ctx.b.post('/v1/settings/dunning', { retry_days: [2, 4], notify: { payment_succeeded: false } });
+    assert.deepEqual(set.retry_days, [2, 4]);
+    assert.equal(set.end_action, 'cancel');
+    assert.equal(set.notify.payment_succeeded, false);
+    assert.deepEqual(await ctx.b.get('/v1/settings/dunning'), set);
+  });
+});
+
+describe('every request Billow sent to Stripe', () => {
+  it('carries an Idempotency-Key, the pinned version, and only parameters Stripe\'s spec defines', async () => {
+    let checked = 0;
+    for (const ctx of tenants) {
+      for (const r of await fake.requests(ctx.key)) {
+        if (r.headers['user-agent'] !== 'Billow/1') continue; // the test's own stand-in for Stripe.js
+        checked += 1;
+        assert.equal(r.headers['stripe-version'], '2024-06-20', `${r.method} ${r.path}`);
+        if (r.method === 'POST') assert.match(r.headers['idempotency-key'] ?? '', /^billow:/, `${r.method} ${r.path}`);
+        assert.deepEqual(checkRequest({ method: r.method, path: r.path, params: r.params }), [], `${r.method} ${r.path} ${JSON.stringify(r.params)}`);
+      }
+    }
+    assert.ok(checked >= 30, `only ${checked} requests were checked`);
+  });
+});

@@ -1,0 +1,481 @@
+/* kind_charger: the `charger` worker kind — money moves here (see
+ * kind_charger.h).
+ *
+ * Every Stripe call is made inside the job's transaction, under an
+ * Idempotency-Key derived from Billow's own ids (invoice and attempt,
+ * refund, customer, job). A charger that dies after Stripe answered and
+ * before its commit leaves nothing behind; the job is delivered again,
+ * asks Stripe the same question under the same key, gets the same answer
+ * (Stripe replays it, it does not charge again) and commits it. The
+ * invoice's locks are held across the call, so two jobs never attempt one
+ * invoice at once.
+ */
+#include "kind_charger.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+#include "handler_util.h"
+#include "ids.h"
+#include "payments.h"
+
+/* What a charge job found, for its result. */
+static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id, json_t *attempt,
+                                       const char *skipped)
+{
+    const char *params[1] = {invoice_id};
+    PGresult *res = PQexecParams(job->db,
+                                 "SELECT invoice_object(i, false)::text FROM invoices i "
+                                 "WHERE id = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        out = runtime_db_fault(job, res);
+        json_decref(attempt);
+    } else {
+        job->result = json_pack("{s:s,s:o,s:o,s:s?}", "object", "charge_result", "invoice",
+                                json_loads(PQgetvalue(res, 0, 0), 0, NULL), "attempt",
+                                attempt ? attempt : json_null(), "skipped", skipped);
+    }
+    PQclear(res);
+    return out;
+}
+
+/* The invoice and customer facts a charge needs (under the locks). Every
+ * one of them that goes to Stripe must be the same when the attempt is
+ * asked for again, or Stripe refuses the idempotency key's second use: a
+ * one-off invoice is made in the charge's own transaction, so its number
+ * (taken from the tenant's sequence then) can differ between a try that
+ * crashed and the retry, and its description leaves the number out. */
+typedef struct {
+    char status[16];
+    int attempt_count;
+    int64_t amount;
+    char currency[8];
+    char customer[IDS_MAX];
+    char number[64];
+    char payment_method[PAYMENTS_STRIPE_ID_MAX];
+    char description[512];
+} charge_view_t;
+
+static handler_outcome_t read_charge(worker_job_t *job, const char *invoice_id, charge_view_t *v)
+{
+    const char *params[1] = {invoice_id};
+    PGresult *res = PQexecParams(
+        job->db,
+        "SELECT i.status, i.attempt_count, i.amount_remaining, i.currency, i.customer_id,"
+        " coalesce(i.number, ''), coalesce(c.default_payment_method, ''),"
+        " CASE WHEN i.billing_reason = 'manual' THEN coalesce(i.description, 'One-time payment')"
+        "  ELSE coalesce(i.description, 'Invoice ' || i.number) END "
+        "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
+        "WHERE i.id = $1",
+        1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+    } else if (PQntuples(res) == 0) {
+        out = runtime_reject(job, 404, "resource_missing", "invoice", "No such invoice: '%s'.",
+                             invoice_id);
+    } else {
+        snprintf(v->status, sizeof v->status, "%s", PQgetvalue(res, 0, 0));
+        v->attempt_count = atoi(PQgetvalue(res, 0, 1));
+        v->amount = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        snprintf(v->currency, sizeof v->currency, "%s", PQgetvalue(res, 0, 3));
+        snprintf(v->customer, sizeof v->customer, "%s", PQgetvalue(res, 0, 4));
+        snprintf(v->number, sizeof v->number, "%s", PQgetvalue(res, 0, 5));
+        snprintf(v->payment_method, sizeof v->payment_method, "%s", PQgetvalue(res, 0, 6));
+        snprintf(v->description, sizeof v->description, "%s", PQgetvalue(res, 0, 7));
+    }
+    PQclear(res);
+    return out;
+}
+
+/* Attempt `attempt` at invoice `invoice_id`, whose locks the caller holds:
+ * the PaymentIntent, confirmed off-session with the customer's default
+ * payment method, and its outcome applied. *attempt_obj gets the attempt
+ * (or NULL), *skipped why nothing was attempted (or NULL). */
+static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_id, int attempt,
+                                        json_t **attempt_obj, const char **skipped)
+{
+    charge_view_t v;
+    char *key = NULL, stripe_customer[PAYMENTS_STRIPE_ID_MAX], idem[160], num[16];
+    stripe_form_t *form = NULL;
+    stripe_response_t r;
+    payments_outcome_t o = {.invoice_id = invoice_id, .attempt = attempt};
+    handler_outcome_t out;
+
+    memset(&r, 0, sizeof r);
+    memset(&v, 0, sizeof v);
+    *attempt_obj = NULL;
+    *skipped = NULL;
+    if ((out = read_charge(job, invoice_id, &v)) != HANDLER_OK)
+        goto done;
+    /* Jobs for one invoice can outlive their reason: the invoice was paid
+     * out of band or voided, or this attempt was made (its job delivered
+     * twice, or the webhook recorded it after a crash). */
+    if (strcmp(v.status, "open") != 0 || v.amount <= 0) {
+        *skipped = "invoice_not_open";
+        goto done;
+    }
+    if (attempt <= v.attempt_count) {
+        *skipped = "attempt_already_made";
+        goto done;
+    }
+    if (attempt != v.attempt_count + 1) {
+        *skipped = "attempt_out_of_order";
+        goto done;
+    }
+    if ((out = payments_stripe_key(job, &key)) != HANDLER_OK)
+        goto done;
+    if (v.payment_method[0] == '\0') {
+        o.status = "failed";
+        o.failure_code = "payment_method_missing";
+        o.failure_message = "The customer has no default payment method.";
+        out = payments_apply(job, &o, attempt_obj);
+        goto done;
+    }
+    if ((out = payments_ensure_customer(job, key, v.customer, stripe_customer)) != HANDLER_OK)
+        goto done;
+    form = stripe_form_new();
+    stripe_form_add_int(form, "amount", v.amount);
+    stripe_form_add(form, "currency", v.currency);
+    stripe_form_add(form, "customer", stripe_customer);
+    stripe_form_add(form, "payment_method", v.payment_method);
+    stripe_form_add(form, "confirm", "true");
+    stripe_form_add(form, "off_session", "true");
+    stripe_form_add(form, "description", v.description);
+    stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
+    stripe_form_add_metadata(form, "billow_invoice", invoice_id);
+    snprintf(num, sizeof num, "%d", attempt);
+    stripe_form_add_metadata(form, "billow_attempt", num);
+    snprintf(idem, sizeof idem, "billow:pi:%s:%d", invoice_id, attempt);
+    stripe_call(payments_stripe(), key, "POST", "/v1/payment_intents", form, idem, &r);
+    /* Stripe has answered and nothing is committed: the crash tests kill
+     * the charger here. */
+    fault_point("charger.after_stripe");
+
+    o.payment_method = v.payment_method;
+    o.request_id = r.request_id;
+    switch (r.outcome) {
+    case STRIPE_OK:
+        o.intent = r.body;
+        break;
+    case STRIPE_DECLINED:
+        o.intent = json_object_get(json_object_get(r.body, "error"), "payment_intent");
+        o.status = payments_needs_action(r.code, r.decline_code) ? "requires_action" : "failed";
+        o.failure_code = r.code[0] ? r.code : "card_declined";
+        o.decline_code = r.decline_code[0] ? r.decline_code : NULL;
+        o.failure_message = r.message;
+        break;
+    case STRIPE_REJECTED: {
+        /* The payment method on file is not one Stripe knows (deleted,
+         * from another account): the customer must give a new one. */
+        const char *param =
+            json_string_value(json_object_get(json_object_get(r.body, "error"), "param"));
+        if (param && strcmp(param, "payment_method") == 0) {
+            o.status = "failed";
+            o.failure_code = "payment_method_missing";
+            o.failure_message = r.message;
+            break;
+        }
+        out = payments_stripe_fault(job, &r);
+        goto done;
+    }
+    case STRIPE_RETRY:
+        out = payments_stripe_fault(job, &r);
+        goto done;
+    }
+    out = payments_apply(job, &o, attempt_obj);
+
+done:
+    free(key);
+    stripe_form_free(form);
+    stripe_response_dispose(&r);
+    return out;
+}
+
+/* payment.charge {invoice, attempt}: one attempt at an open invoice. */
+static handler_outcome_t payment_charge(worker_job_t *job)
+{
+    const json_t *p = job->env->payload;
+    const char *invoice_id = handler_util_req_string(p, "invoice");
+    const json_t *a = json_object_get(p, "attempt");
+    json_t *attempt_obj = NULL;
+    const char *skipped = NULL;
+    if (invoice_id == NULL || (a != NULL && !json_is_integer(a)))
+        return handler_util_bad_payload(job, "invoice is required; attempt is an integer");
+    int attempt = a ? (int)json_integer_value(a) : 1;
+    if (attempt < 1)
+        return handler_util_bad_payload(job, "attempt counts from 1");
+    handler_outcome_t out = payments_lock_invoice(job, invoice_id);
+    if (out == HANDLER_OK)
+        out = attempt_charge(job, invoice_id, attempt, &attempt_obj, &skipped);
+    if (out != HANDLER_OK) {
+        json_decref(attempt_obj);
+        return out;
+    }
+    return charge_result(job, invoice_id, attempt_obj, skipped);
+}
+
+/* A one-off invoice of one line, numbered from the tenant's sequence. */
+static const char ONE_OFF_SQL[] =
+    "WITH cust AS ("
+    "  SELECT c.tenant_id, c.id, coalesce(tc.frozen_time, now()) AS at FROM customers c"
+    "  LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id"
+    "  WHERE c.id = $2 AND c.status <> 'closed' FOR UPDATE OF c"
+    "), seq AS ("
+    "  INSERT INTO invoice_sequences AS q (tenant_id, last)"
+    "  SELECT tenant_id, 1 FROM cust"
+    "  ON CONFLICT (tenant_id) DO UPDATE SET last = q.last + 1 RETURNING last"
+    "), inv AS ("
+    "  INSERT INTO invoices (tenant_id, id, customer_id, number, status, billing_reason, currency,"
+    "   period_start, period_end, subtotal, total, amount_due, amount_remaining, created_by_job,"
+    "   created_at, finalized_at, description)"
+    "  SELECT t.id, $1, cust.id, invoice_number(t.invoice_prefix, seq.last), 'open', 'manual',"
+    "   $4, cust.at, cust.at, $3::bigint, $3::bigint, $3::bigint, $3::bigint, $6, cust.at,"
+    "   cust.at, $5"
+    "  FROM cust, seq, tenants t WHERE t.id = cust.tenant_id"
+    "  RETURNING tenant_id, id, period_start"
+    ") INSERT INTO invoice_lines (tenant_id, id, invoice_id, type, description, amount,"
+    "   period_start, period_end, position)"
+    "  SELECT inv.tenant_id, $7, inv.id, 'invoiceitem', coalesce($5, 'One-time payment'),"
+    "   $3::bigint, inv.period_start, inv.period_start, 0 FROM inv "
+    "RETURNING invoice_id";
+
+/* payment.create {id, customer, amount, currency, description?}: a one-off
+ * invoice, charged at once (once: a one-time payment is not dunned). */
+static handler_outcome_t payment_create(worker_job_t *job)
+{
+    const json_t *p = job->env->payload;
+    const char *id = handler_util_req_string(p, "id");
+    const char *customer = handler_util_req_string(p, "customer");
+    const char *currency = handler_util_req_string(p, "currency");
+    const char *description = NULL;
+    const json_t *amount = json_object_get(p, "amount");
+    json_t *attempt_obj = NULL;
+    const char *skipped = NULL;
+    char amount_s[24], line[IDS_MAX];
+    if (!id || !customer || !currency || !json_is_integer(amount) ||
+        json_integer_value(amount) <= 0 || !handler_util_opt_string(p, "description", &description))
+        return handler_util_bad_payload(job, "id, customer, currency and a positive amount are "
+                                             "required");
+    snprintf(amount_s, sizeof amount_s, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
+    ids_generate("il", line);
+    const char *params[7] = {id, customer, amount_s, currency, description, job->env->id, line};
+    PGresult *res = PQexecParams(job->db, ONE_OFF_SQL, 7, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else if (PQntuples(res) == 0)
+        out = runtime_reject(job, 404, "resource_missing", "customer",
+                             "No such customer (or it is closed): '%s'.", customer);
+    PQclear(res);
+    if (out == HANDLER_OK)
+        out = payments_lock_invoice(job, id);
+    if (out == HANDLER_OK)
+        out = attempt_charge(job, id, 1, &attempt_obj, &skipped);
+    if (out != HANDLER_OK) {
+        json_decref(attempt_obj);
+        return out;
+    }
+    const char *p1[1] = {id};
+    res =
+        PQexecParams(job->db,
+                     "SELECT invoice_object(i)::text,"
+                     " (SELECT payment_object(p)::text FROM payments p"
+                     "   WHERE p.tenant_id = i.tenant_id AND p.invoice_id = i.id LIMIT 1),"
+                     " (SELECT payment_attempt_object(a)::text FROM payment_attempts a"
+                     "   WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.attempt = 1)"
+                     " FROM invoices i WHERE i.id = $1",
+                     1, NULL, p1, NULL, NULL, 0);
+    json_decref(attempt_obj);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        out = runtime_db_fault(job, res);
+    } else {
+        json_t *pay =
+            PQgetisnull(res, 0, 1) ? json_null() : json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+        json_t *att =
+            PQgetisnull(res, 0, 2) ? json_null() : json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+        job->result =
+            json_pack("{s:s,s:o,s:o,s:o}", "object", "payment_result", "invoice",
+                      json_loads(PQgetvalue(res, 0, 0), 0, NULL), "attempt", att, "payment", pay);
+    }
+    PQclear(res);
+    return out;
+}
+
+/* payment.refund {id, payment, amount?, reason?, metadata?}: a refund of
+ * (part of) a payment, made in Stripe under the refund's own id, and
+ * recorded against the payment and its invoice. */
+static handler_outcome_t payment_refund(worker_job_t *job)
+{
+    const json_t *p = job->env->payload;
+    const char *id = handler_util_req_string(p, "id");
+    const char *payment = handler_util_req_string(p, "payment");
+    const char *reason = NULL;
+    const json_t *amount = json_object_get(p, "amount"), *metadata = json_object_get(p, "metadata");
+    char *key = NULL, *meta_text = NULL, amount_s[24], idem[160];
+    stripe_form_t *form = NULL;
+    stripe_response_t r;
+    PGresult *res = NULL;
+    handler_outcome_t out;
+
+    memset(&r, 0, sizeof r);
+    if (!id || !payment || (amount && !json_is_integer(amount)) ||
+        (metadata && !json_is_object(metadata)) || !handler_util_opt_string(p, "reason", &reason)) {
+        out = handler_util_bad_payload(job, "id and payment are required; amount is an integer");
+        goto done;
+    }
+    const char *p1[1] = {payment};
+    res =
+        PQexecParams(job->db,
+                     "SELECT amount - amount_refunded, currency, stripe_payment_intent, invoice_id "
+                     "FROM payments WHERE id = $1 FOR UPDATE",
+                     1, NULL, p1, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+        goto done;
+    }
+    if (PQntuples(res) == 0) {
+        out = runtime_reject(job, 404, "resource_missing", "id", "No such payment: '%s'.", payment);
+        goto done;
+    }
+    int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t want = amount ? (int64_t)json_integer_value(amount) : left;
+    if (left <= 0) {
+        out = runtime_reject(job, 409, "payment_refunded", NULL,
+                             "Payment '%s' has been refunded in full already.", payment);
+        goto done;
+    }
+    if (want <= 0 || want > left) {
+        out = runtime_reject(job, 400, "amount_too_large", "amount",
+                             "A refund of payment '%s' may be at most %" PRId64
+                             " (what is left of it).",
+                             payment, left);
+        goto done;
+    }
+    if ((out = payments_stripe_key(job, &key)) != HANDLER_OK)
+        goto done;
+    form = stripe_form_new();
+    stripe_form_add(form, "payment_intent", PQgetvalue(res, 0, 2));
+    stripe_form_add_int(form, "amount", want);
+    if (reason)
+        stripe_form_add(form, "reason", reason);
+    stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
+    stripe_form_add_metadata(form, "billow_refund", id);
+    snprintf(idem, sizeof idem, "billow:re:%s", id);
+    stripe_call(payments_stripe(), key, "POST", "/v1/refunds", form, idem, &r);
+    fault_point("charger.after_stripe");
+    if (r.outcome != STRIPE_OK) {
+        if (r.outcome == STRIPE_REJECTED && r.status == 400)
+            out = runtime_reject(job, 409, "refund_refused", NULL, "Stripe refused the refund: %s",
+                                 r.message);
+        else
+            out = payments_stripe_fault(job, &r);
+        goto done;
+    }
+    const char *stripe_status = json_string_value(json_object_get(r.body, "status"));
+    char invoice_id[IDS_MAX];
+    snprintf(invoice_id, sizeof invoice_id, "%s", PQgetvalue(res, 0, 3));
+    snprintf(amount_s, sizeof amount_s, "%" PRId64, want);
+    meta_text = json_dumps(metadata ? metadata : json_object(), JSON_COMPACT);
+    const char *params[8] = {id,
+                             payment,
+                             amount_s,
+                             reason,
+                             stripe_status && strcmp(stripe_status, "succeeded") == 0 ? "succeeded"
+                             : stripe_status && strcmp(stripe_status, "failed") == 0  ? "failed"
+                                                                                      : "pending",
+                             json_string_value(json_object_get(r.body, "id")),
+                             meta_text,
+                             invoice_id};
+    PQclear(res);
+    /* The payment's refunded amount counts refunds that did not fail; the
+     * invoice's follows it. */
+    res = PQexecParams(
+        job->db,
+        "WITH re AS ("
+        "  INSERT INTO refunds (tenant_id, id, payment_id, amount, currency, reason, status,"
+        "   stripe_refund, metadata)"
+        "  SELECT p.tenant_id, $1, p.id, $3::bigint, p.currency, $4, $5, $6, $7::jsonb"
+        "  FROM payments p WHERE p.id = $2 RETURNING *"
+        "), pay AS ("
+        "  UPDATE payments p SET amount_refunded = p.amount_refunded + re.amount,"
+        "   status = CASE WHEN p.amount_refunded + re.amount >= p.amount THEN 'refunded'"
+        "            ELSE 'partially_refunded' END, updated_at = now()"
+        "  FROM re WHERE p.id = re.payment_id AND re.status <> 'failed' RETURNING p.amount_refunded"
+        "), inv AS ("
+        "  UPDATE invoices i SET amount_refunded = i.amount_refunded + re.amount, updated_at = "
+        "now()"
+        "  FROM re WHERE i.id = $8 AND re.status <> 'failed'"
+        ") SELECT refund_object(re)::text FROM re",
+        8, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        out = handler_util_take_result(job, res);
+
+done:
+    PQclear(res);
+    free(key);
+    free(meta_text);
+    stripe_form_free(form);
+    stripe_response_dispose(&r);
+    return out;
+}
+
+/* payment.setup_intent {customer, metadata?}: a SetupIntent for collecting
+ * the customer's card off-session; its client_secret is for the tenant's
+ * front end (Stripe.js). The default payment method is recorded when
+ * Stripe reports the SetupIntent succeeded (setup_intent.succeeded). */
+static handler_outcome_t payment_setup_intent(worker_job_t *job)
+{
+    const char *customer = handler_util_req_string(job->env->payload, "customer");
+    char *key = NULL, stripe_customer[PAYMENTS_STRIPE_ID_MAX], idem[160];
+    stripe_form_t *form = NULL;
+    stripe_response_t r;
+    handler_outcome_t out;
+
+    memset(&r, 0, sizeof r);
+    if (!customer) {
+        out = handler_util_bad_payload(job, "customer is required");
+        goto done;
+    }
+    if ((out = payments_stripe_key(job, &key)) != HANDLER_OK ||
+        (out = payments_ensure_customer(job, key, customer, stripe_customer)) != HANDLER_OK)
+        goto done;
+    form = stripe_form_new();
+    stripe_form_add(form, "customer", stripe_customer);
+    stripe_form_add(form, "usage", "off_session");
+    stripe_form_add(form, "payment_method_types[]", "card");
+    stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
+    stripe_form_add_metadata(form, "billow_customer", customer);
+    snprintf(idem, sizeof idem, "billow:seti:%s", job->env->id);
+    stripe_call(payments_stripe(), key, "POST", "/v1/setup_intents", form, idem, &r);
+    if (r.outcome != STRIPE_OK) {
+        out = payments_stripe_fault(job, &r);
+        goto done;
+    }
+    job->result =
+        json_pack("{s:s,s:O?,s:O?,s:s,s:s,s:O?}", "object", "setup_intent", "id",
+                  json_object_get(r.body, "id"), "client_secret",
+                  json_object_get(r.body, "client_secret"), "customer", customer, "stripe_customer",
+                  stripe_customer, "status", json_object_get(r.body, "status"));
+
+done:
+    free(key);
+    stripe_form_free(form);
+    stripe_response_dispose(&r);
+    return out;
+}
+
+const worker_handler_t kind_charger_handlers[] = {
+    {"payment.charge", payment_charge, false, NULL},
+    {"payment.create", payment_create, false, NULL},
+    {"payment.refund", payment_refund, false, NULL},
+    {"payment.setup_intent", payment_setup_intent, false, NULL},
+    {NULL, NULL, false, NULL},
+};

@@ -1,0 +1,398 @@
+/* kind_webhook: the `webhook` worker kind — Stripe's events, applied once
+ * and in any order (see kind_webhook.h).
+ *
+ * The api verified the signature and enqueued the event as a stripe.event
+ * job whose id is derived from the event id, so a redelivery is the same
+ * job; stripe_events' key (tenant, event id) makes it once more in the
+ * database. Stripe does not promise order, so each event is first held
+ * against the newest state seen of its object (stripe_objects): it is
+ * applied only when it is newer (a later `created`, or at the same second
+ * a status further along), and an older view of an object already seen
+ * is kept as "stale" and changes nothing. Any order of the same events
+ * therefore ends in the same state.
+ */
+#include "kind_webhook.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handler_util.h"
+#include "ids.h"
+#include "kind_invoice.h"
+#include "payments.h"
+#include "timeutil.h"
+
+/* How far along each status of an object is: an event with a later status
+ * at the same second moves the object forward, never back. Unknown
+ * statuses rank 0. */
+typedef struct {
+    const char *object; /* Stripe object type. */
+    const char *status; /* Its status. */
+    int rank;
+} status_rank_t;
+
+static const status_rank_t ranks[] = {
+    {"payment_intent", "requires_payment_method", 1},
+    {"payment_intent", "requires_confirmation", 2},
+    {"payment_intent", "requires_action", 3},
+    {"payment_intent", "processing", 4},
+    {"payment_intent", "requires_capture", 5},
+    {"payment_intent", "canceled", 6},
+    {"payment_intent", "succeeded", 7},
+    {"setup_intent", "requires_payment_method", 1},
+    {"setup_intent", "requires_confirmation", 2},
+    {"setup_intent", "requires_action", 3},
+    {"setup_intent", "processing", 4},
+    {"setup_intent", "canceled", 5},
+    {"setup_intent", "succeeded", 6},
+    {"charge", "pending", 1},
+    {"charge", "failed", 2},
+    {"charge", "succeeded", 3},
+    {"invoice", "draft", 1},
+    {"invoice", "open", 2},
+    {"invoice", "uncollectible", 3},
+    {"invoice", "void", 4},
+    {"invoice", "paid", 5},
+    {"subscription", "incomplete", 1},
+    {"subscription", "trialing", 2},
+    {"subscription", "active", 3},
+    {"subscription", "past_due", 4},
+    {"subscription", "paused", 5},
+    {"subscription", "unpaid", 5},
+    {"subscription", "incomplete_expired", 6},
+    {"subscription", "canceled", 7},
+    {"dispute", "warning_needs_response", 1},
+    {"dispute", "needs_response", 2},
+    {"dispute", "warning_under_review", 3},
+    {"dispute", "under_review", 3},
+    {"dispute", "charge_refunded", 4},
+    {"dispute", "warning_closed", 5},
+    {"dispute", "won", 5},
+    {"dispute", "lost", 5},
+};
+
+/* The rank of obj's status; a charge also moves forward as more of it is
+ * refunded or once it is disputed. */
+static int64_t rank_of(const json_t *obj)
+{
+    const char *type = json_string_value(json_object_get(obj, "object"));
+    const char *status = json_string_value(json_object_get(obj, "status"));
+    int64_t rank = 0;
+    for (size_t i = 0; type && status && i < sizeof ranks / sizeof ranks[0]; i++)
+        if (strcmp(ranks[i].object, type) == 0 && strcmp(ranks[i].status, status) == 0)
+            rank = ranks[i].rank;
+    if (type && strcmp(type, "charge") == 0) {
+        const json_t *refunded = json_object_get(obj, "amount_refunded");
+        rank =
+            rank * 1000000000000LL + (json_is_integer(refunded) ? json_integer_value(refunded) : 0);
+        if (json_is_true(json_object_get(obj, "disputed")))
+            rank += 1;
+    }
+    return rank;
+}
+
+static const char EVENT_SQL[] =
+    "INSERT INTO stripe_events (tenant_id, id, type, object_id, created, outcome, payload) "
+    "VALUES (current_setting('app.tenant_id'), $1, $2, $3, to_timestamp($4::bigint), $5, "
+    "$6::jsonb) "
+    "ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id";
+
+/* Newest state wins: inserted, or replaced by a later event (or the same
+ * second, further along). No row back: the event is stale. */
+static const char OBJECT_SQL[] =
+    "INSERT INTO stripe_objects AS o (tenant_id, id, object, status, rank, event_created,"
+    " event_id, data) "
+    "VALUES (current_setting('app.tenant_id'), $1, $2, $3, $4::bigint, to_timestamp($5::bigint),"
+    " $6, $7::jsonb) "
+    "ON CONFLICT (tenant_id, id) DO UPDATE SET status = excluded.status, rank = excluded.rank,"
+    " event_created = excluded.event_created, event_id = excluded.event_id, data = excluded.data,"
+    " updated_at = now() "
+    "WHERE (excluded.event_created, excluded.rank, excluded.event_id)"
+    " > (o.event_created, o.rank, o.event_id) "
+    "RETURNING id";
+
+/* Whether the event's object moved forward (and is now stored as newest). */
+static handler_outcome_t advance_object(worker_job_t *job, const char *event_id, int64_t created,
+                                        const json_t *obj, bool *moved)
+{
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    const char *type = json_string_value(json_object_get(obj, "object"));
+    char rank[32], created_s[24];
+    *moved = false;
+    if (!id || !type)
+        return HANDLER_OK;
+    snprintf(rank, sizeof rank, "%" PRId64, rank_of(obj));
+    snprintf(created_s, sizeof created_s, "%" PRId64, created);
+    char *data = json_dumps(obj, JSON_COMPACT);
+    const char *params[7] = {id,   type,      json_string_value(json_object_get(obj, "status")),
+                             rank, created_s, event_id,
+                             data};
+    PGresult *res = PQexecParams(job->db, OBJECT_SQL, 7, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *moved = PQntuples(res) == 1;
+    PQclear(res);
+    free(data);
+    return out;
+}
+
+/* A PaymentIntent Billow made (its metadata names the invoice and the
+ * attempt): its state applied as the charger would have. */
+static handler_outcome_t apply_intent(worker_job_t *job, const json_t *pi, bool *applied)
+{
+    const json_t *meta = json_object_get(pi, "metadata");
+    const char *invoice = json_string_value(json_object_get(meta, "billow_invoice"));
+    const char *attempt = json_string_value(json_object_get(meta, "billow_attempt"));
+    const json_t *err = json_object_get(pi, "last_payment_error");
+    *applied = false;
+    if (!invoice || !attempt || atoi(attempt) < 1)
+        return HANDLER_OK;
+    handler_outcome_t out = payments_lock_invoice(job, invoice);
+    if (out == HANDLER_REJECTED) {
+        /* Not one of this tenant's invoices: recorded, not applied. */
+        json_decref(job->error);
+        job->error = NULL;
+        return HANDLER_OK;
+    }
+    if (out != HANDLER_OK)
+        return out;
+    payments_outcome_t o = {
+        .invoice_id = invoice,
+        .attempt = atoi(attempt),
+        .intent = pi,
+        .failure_code = json_string_value(json_object_get(err, "code")),
+        .decline_code = json_string_value(json_object_get(err, "decline_code")),
+        .failure_message = json_string_value(json_object_get(err, "message")),
+    };
+    json_t *att = NULL;
+    out = payments_apply(job, &o, &att);
+    *applied = att != NULL;
+    json_decref(att);
+    return out;
+}
+
+/* setup_intent.succeeded: the customer's new default payment method, and
+ * with it an immediate retry of what waits on one. */
+static handler_outcome_t apply_setup(worker_job_t *job, const json_t *si, bool *applied)
+{
+    const char *pm = json_string_value(json_object_get(si, "payment_method"));
+    const char *billow =
+        json_string_value(json_object_get(json_object_get(si, "metadata"), "billow_customer"));
+    const char *stripe_customer = json_string_value(json_object_get(si, "customer"));
+    *applied = false;
+    if (!pm || (!billow && !stripe_customer))
+        return HANDLER_OK;
+    const char *params[3] = {pm, billow, stripe_customer};
+    PGresult *res = PQexecParams(
+        job->db,
+        "WITH c AS ("
+        "  UPDATE customers SET default_payment_method = $1, updated_at = now()"
+        "  WHERE (id = $2 OR ($2 IS NULL AND stripe_customer_id = $3)) AND status <> 'closed'"
+        "  RETURNING id"
+        ") SELECT customer_payment_method_changed(c.id) FROM c",
+        3, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *applied = PQntuples(res) > 0;
+    PQclear(res);
+    return out;
+}
+
+/* charge.refunded: the payment's refunded amount is Stripe's (refunds made
+ * in Stripe's dashboard count too); it only grows. */
+static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, bool *applied)
+{
+    const char *id = json_string_value(json_object_get(charge, "id"));
+    const char *pi = json_string_value(json_object_get(charge, "payment_intent"));
+    const json_t *refunded = json_object_get(charge, "amount_refunded");
+    char amount[24];
+    *applied = false;
+    if (!id || !json_is_integer(refunded))
+        return HANDLER_OK;
+    snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(refunded));
+    const char *params[3] = {id, pi, amount};
+    PGresult *res = PQexecParams(
+        job->db,
+        "WITH pay AS ("
+        "  UPDATE payments p SET amount_refunded = least(p.amount, $3::bigint),"
+        "   status = CASE WHEN $3::bigint >= p.amount THEN 'refunded' ELSE 'partially_refunded' "
+        "END,"
+        "   stripe_charge = coalesce(p.stripe_charge, $1), updated_at = now()"
+        "  WHERE (p.stripe_charge = $1 OR p.stripe_payment_intent = $2)"
+        "   AND p.amount_refunded < $3::bigint RETURNING p.invoice_id, p.amount_refunded"
+        ") UPDATE invoices i SET amount_refunded = greatest(i.amount_refunded, "
+        "pay.amount_refunded),"
+        "  updated_at = now() FROM pay WHERE i.id = pay.invoice_id RETURNING i.id",
+        3, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *applied = PQntuples(res) > 0;
+    PQclear(res);
+    return out;
+}
+
+/* charge.dispute.created: the dispute recorded, its payment marked. */
+static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool *applied)
+{
+    const char *id = json_string_value(json_object_get(d, "id"));
+    const char *charge = json_string_value(json_object_get(d, "charge"));
+    const json_t *amount = json_object_get(d, "amount");
+    char amount_s[24];
+    *applied = false;
+    if (!id || !charge || !json_is_integer(amount))
+        return HANDLER_OK;
+    snprintf(amount_s, sizeof amount_s, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
+    const char *params[6] = {id,
+                             charge,
+                             amount_s,
+                             json_string_value(json_object_get(d, "currency")),
+                             json_string_value(json_object_get(d, "reason")),
+                             json_string_value(json_object_get(d, "status"))};
+    PGresult *res = PQexecParams(
+        job->db,
+        "WITH pay AS ("
+        "  UPDATE payments SET disputed = true, updated_at = now() WHERE stripe_charge = $2"
+        "  RETURNING id"
+        ") INSERT INTO disputes (tenant_id, stripe_dispute, payment_id, stripe_charge, amount,"
+        "  currency, reason, status)"
+        " VALUES (current_setting('app.tenant_id'), $1, (SELECT id FROM pay LIMIT 1), $2,"
+        "  $3::bigint, coalesce($4, ''), $5, coalesce($6, 'needs_response'))"
+        " ON CONFLICT (tenant_id, stripe_dispute) DO UPDATE SET status = excluded.status "
+        "RETURNING payment_id IS NOT NULL",
+        6, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *applied = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return out;
+}
+
+/* invoice.paid of a Stripe invoice linked to a Billow one: paid. */
+static handler_outcome_t apply_invoice_paid(worker_job_t *job, const json_t *inv, bool *applied)
+{
+    const char *id = json_string_value(json_object_get(inv, "id"));
+    const char *params[1] = {id};
+    *applied = false;
+    if (!id)
+        return HANDLER_OK;
+    PGresult *res = PQexecParams(job->db, "SELECT id FROM invoices WHERE stripe_invoice_id = $1", 1,
+                                 NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+    } else if (PQntuples(res) == 1) {
+        char billow[IDS_MAX];
+        snprintf(billow, sizeof billow, "%s", PQgetvalue(res, 0, 0));
+        out = kind_invoice_settle(job, billow, INVSTATE_EV_PAY, true, applied);
+    }
+    PQclear(res);
+    return out;
+}
+
+/* customer.subscription.deleted of a Stripe subscription linked to a
+ * Billow one: the Billow subscription is canceled too (by the invoice
+ * kind, as staff's cancel is). */
+static handler_outcome_t apply_subscription_deleted(worker_job_t *job, const json_t *sub,
+                                                    const char *event_id, bool *applied)
+{
+    const char *id = json_string_value(json_object_get(sub, "id"));
+    const char *params[1] = {id};
+    *applied = false;
+    if (!id)
+        return HANDLER_OK;
+    PGresult *res = PQexecParams(job->db,
+                                 "SELECT id FROM subscriptions WHERE stripe_subscription_id = $1"
+                                 " AND status <> 'canceled'",
+                                 1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+    } else if (PQntuples(res) == 1) {
+        char key[160], job_id[IDS_MAX];
+        snprintf(key, sizeof key, "subscription.cancel|stripe|%s", event_id);
+        ids_derive("job", (uint64_t)timeutil_now_ms(), key, job_id);
+        if (runtime_followup_id(job, "subscription.cancel",
+                                json_pack("{s:s}", "id", PQgetvalue(res, 0, 0)), job_id) != 0)
+            out = HANDLER_RETRY;
+        *applied = true;
+    }
+    PQclear(res);
+    return out;
+}
+
+/* stripe.event {event}: recorded once, applied if it moves its object. */
+static handler_outcome_t stripe_event(worker_job_t *job)
+{
+    const json_t *ev = json_object_get(job->env->payload, "event");
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const json_t *created = json_object_get(ev, "created");
+    const json_t *obj = json_object_get(json_object_get(ev, "data"), "object");
+    const char *outcome = "recorded";
+    bool moved = false, applied = false;
+    handler_outcome_t out = HANDLER_OK;
+    if (!id || !type || !json_is_integer(created) || !json_is_object(obj))
+        return handler_util_bad_payload(job, "event needs id, type, created and data.object");
+    int64_t at = (int64_t)json_integer_value(created);
+
+    if ((out = advance_object(job, id, at, obj, &moved)) != HANDLER_OK)
+        return out;
+    if (!moved) {
+        outcome = "stale";
+    } else if (strcmp(type, "payment_intent.succeeded") == 0 ||
+               strcmp(type, "payment_intent.payment_failed") == 0 ||
+               strcmp(type, "payment_intent.requires_action") == 0 ||
+               strcmp(type, "payment_intent.processing") == 0) {
+        out = apply_intent(job, obj, &applied);
+    } else if (strcmp(type, "setup_intent.succeeded") == 0) {
+        out = apply_setup(job, obj, &applied);
+    } else if (strcmp(type, "charge.refunded") == 0) {
+        out = apply_refund(job, obj, &applied);
+    } else if (strcmp(type, "charge.dispute.created") == 0) {
+        out = apply_dispute(job, obj, &applied);
+    } else if (strcmp(type, "invoice.paid") == 0) {
+        out = apply_invoice_paid(job, obj, &applied);
+    } else if (strcmp(type, "customer.subscription.deleted") == 0) {
+        out = apply_subscription_deleted(job, obj, id, &applied);
+    }
+    /* invoice.payment_failed and customer.subscription.updated (and every
+     * other type) are kept as the newest state of their object, which is
+     * all Billow needs of them: Billow's own invoices are dunned by Billow. */
+    if (out != HANDLER_OK)
+        return out;
+    if (applied)
+        outcome = "applied";
+
+    char created_s[24];
+    snprintf(created_s, sizeof created_s, "%" PRId64, at);
+    char *payload = json_dumps(ev, JSON_COMPACT);
+    const char *params[6] = {id,        type,    json_string_value(json_object_get(obj, "id")),
+                             created_s, outcome, payload};
+    PGresult *res = PQexecParams(job->db, EVENT_SQL, 6, NULL, params, NULL, NULL, 0);
+    free(payload);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+        PQclear(res);
+        return out;
+    }
+    bool duplicate = PQntuples(res) == 0;
+    PQclear(res);
+    job->result = json_pack("{s:s,s:s,s:s,s:s}", "object", "stripe_event_result", "event", id,
+                            "type", type, "outcome", duplicate ? "duplicate" : outcome);
+    return out;
+}
+
+const worker_handler_t kind_webhook_handlers[] = {
+    {"stripe.event", stripe_event, false, NULL},
+    {NULL, NULL, false, NULL},
+};

@@ -1,0 +1,521 @@
+/* payments: the steps the charger, the webhook processor and dunning share
+ * (see payments.h). */
+#include "payments.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handler_util.h"
+#include "ids.h"
+#include "kind_invoice.h"
+#include "log.h"
+#include "mem.h"
+#include "seal.h"
+
+/* The seal contexts of the tenant's Stripe secrets (as the api sealed them). */
+#define SEAL_CONTEXT_SECRET_KEY "stripe_secret_key"
+
+static struct {
+    bool ready;
+    seal_key_t seal;
+    stripe_client_t stripe;
+} P;
+
+int payments_init(const config_t *cfg)
+{
+    if (seal_key_parse(cfg->encryption_key, &P.seal) != 0) {
+        fprintf(stderr, "billow-worker: ENCRYPTION_KEY must be 64 hex digits\n");
+        return -1;
+    }
+    if (stripe_client_init(&P.stripe, cfg->stripe_api_base) != 0) {
+        fprintf(stderr, "billow-worker: STRIPE_API_BASE must be an http(s):// URL\n");
+        return -1;
+    }
+    P.ready = true;
+    return 0;
+}
+
+void payments_dispose(void)
+{
+    if (P.ready)
+        stripe_client_dispose(&P.stripe);
+    memset(&P, 0, sizeof P);
+}
+
+stripe_client_t *payments_stripe(void)
+{
+    return &P.stripe;
+}
+
+handler_outcome_t payments_stripe_key(worker_job_t *job, char **key)
+{
+    *key = NULL;
+    PGresult *res = PQexec(job->db, "SELECT secret_key_sealed FROM stripe_accounts "
+                                    "WHERE tenant_id = current_setting('app.tenant_id')");
+    handler_outcome_t out = HANDLER_OK;
+    size_t len;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else if (PQntuples(res) == 0)
+        out = runtime_reject(job, 409, "stripe_not_configured", NULL,
+                             "This tenant has no Stripe account connected: set its secret key "
+                             "with POST /v1/settings/stripe.");
+    else if (seal_decrypt(&P.seal, SEAL_CONTEXT_SECRET_KEY, PQgetvalue(res, 0, 0), key, &len) != 0)
+        out = runtime_fault(job, HANDLER_PERMANENT, "stripe_key_unreadable",
+                            "The tenant's Stripe key does not open with this ENCRYPTION_KEY.");
+    PQclear(res);
+    return out;
+}
+
+handler_outcome_t payments_stripe_fault(worker_job_t *job, const stripe_response_t *r)
+{
+    if (r->outcome == STRIPE_RETRY)
+        return runtime_fault(job, HANDLER_RETRY, "stripe_unavailable",
+                             "Stripe did not answer usefully (HTTP %ld): %s", r->status,
+                             r->message);
+    return runtime_fault(
+        job, HANDLER_PERMANENT, "stripe_error", "Stripe refused the request (HTTP %ld, %s%s%s): %s",
+        r->status, r->type[0] ? r->type : "no type", r->code[0] ? ", " : "", r->code, r->message);
+}
+
+/* Copies a string member of obj into out (size n); "" when absent. */
+static void copy_member(const json_t *obj, const char *key, char *out, size_t n)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    snprintf(out, n, "%s", v ? v : "");
+}
+
+handler_outcome_t payments_ensure_customer(worker_job_t *job, const char *api_key,
+                                           const char *customer_id,
+                                           char stripe_id[PAYMENTS_STRIPE_ID_MAX])
+{
+    const char *params[2] = {customer_id, NULL};
+    PGresult *res = PQexecParams(job->db,
+                                 "SELECT coalesce(stripe_customer_id, ''), email, name, phone "
+                                 "FROM customers WHERE id = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    stripe_form_t *form = NULL;
+    stripe_response_t r;
+    memset(&r, 0, sizeof r);
+    stripe_id[0] = '\0';
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+        goto done;
+    }
+    if (PQntuples(res) == 0) {
+        out = runtime_reject(job, 404, "resource_missing", "customer", "No such customer: '%s'.",
+                             customer_id);
+        goto done;
+    }
+    if (PQgetvalue(res, 0, 0)[0]) {
+        snprintf(stripe_id, PAYMENTS_STRIPE_ID_MAX, "%s", PQgetvalue(res, 0, 0));
+        goto done;
+    }
+    form = stripe_form_new();
+    static const char *const fields[] = {"email", "name", "phone"};
+    for (int i = 0; i < 3; i++)
+        if (!PQgetisnull(res, 0, 1 + i))
+            stripe_form_add(form, fields[i], PQgetvalue(res, 0, 1 + i));
+    stripe_form_add_metadata(form, "billow_customer", customer_id);
+    stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
+    char key[128];
+    snprintf(key, sizeof key, "billow:cus:%s", customer_id);
+    stripe_call(&P.stripe, api_key, "POST", "/v1/customers", form, key, &r);
+    if (r.outcome != STRIPE_OK) {
+        out = payments_stripe_fault(job, &r);
+        goto done;
+    }
+    copy_member(r.body, "id", stripe_id, PAYMENTS_STRIPE_ID_MAX);
+    PQclear(res);
+    params[1] = stripe_id;
+    res = PQexecParams(job->db, "UPDATE customers SET stripe_customer_id = $2 WHERE id = $1", 2,
+                       NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        out = runtime_db_fault(job, res);
+
+done:
+    PQclear(res);
+    stripe_form_free(form);
+    stripe_response_dispose(&r);
+    return out;
+}
+
+handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id)
+{
+    const char *params[1] = {id};
+    /* One statement per lock, in billing.h's order: the subscription (if
+     * any), the customer, the invoice. */
+    static const char *const steps[] = {
+        "SELECT 1 FROM subscriptions s WHERE s.id = (SELECT subscription_id FROM invoices "
+        "WHERE id = $1) FOR UPDATE",
+        "SELECT 1 FROM customers c WHERE c.id = (SELECT customer_id FROM invoices WHERE id = $1) "
+        "FOR UPDATE",
+        "SELECT 1 FROM invoices WHERE id = $1 FOR UPDATE",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        PGresult *res = PQexecParams(job->db, steps[i], 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            handler_outcome_t out = runtime_db_fault(job, res);
+            PQclear(res);
+            return out;
+        }
+        bool none = PQntuples(res) == 0 && i == 2;
+        PQclear(res);
+        if (none)
+            return runtime_reject(job, 404, "resource_missing", "invoice", "No such invoice: '%s'.",
+                                  id);
+    }
+    return HANDLER_OK;
+}
+
+handler_outcome_t payments_policy(worker_job_t *job, dunning_policy_t *p)
+{
+    dunning_policy_default(p);
+    PGresult *res = PQexec(job->db, "SELECT dunning_policy::text FROM tenants "
+                                    "WHERE id = current_setting('app.tenant_id')");
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+    } else if (PQntuples(res) == 1) {
+        json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        char param[DUNNING_PARAM_MAX], why[160];
+        /* A stored policy was checked when it was set; one that no longer
+         * reads keeps the defaults rather than stopping collection. */
+        if (j == NULL || dunning_policy_read(j, p, param, why, sizeof why) != 0) {
+            log_write(LOG_WARN, "dunning_policy_unreadable", "{s:s}", "tenant_id",
+                      job->env->tenant_id);
+            dunning_policy_default(p);
+        }
+        json_decref(j);
+    }
+    PQclear(res);
+    return out;
+}
+
+bool payments_needs_action(const char *code, const char *decline_code)
+{
+    return (code && strcmp(code, "authentication_required") == 0) ||
+           (decline_code && strcmp(decline_code, "authentication_required") == 0);
+}
+
+static const char NOTIFY_SQL[] =
+    "INSERT INTO notifications (tenant_id, id, channel, template, recipient, data) "
+    "SELECT i.tenant_id, $2, 'email', $3, c.email,"
+    "  jsonb_build_object('customer', c.id, 'name', c.name, 'invoice', i.id, 'number', i.number,"
+    "   'amount_due', i.amount_due, 'amount_remaining', i.amount_remaining,"
+    "   'currency', i.currency) || $4::jsonb "
+    "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
+    "WHERE i.id = $1 AND c.email IS NOT NULL";
+
+handler_outcome_t payments_notify(worker_job_t *job, const char *invoice_id, dunning_notify_t which,
+                                  const char *template_name, json_t *data)
+{
+    dunning_policy_t p;
+    handler_outcome_t out = payments_policy(job, &p);
+    if (out != HANDLER_OK || !p.notify[which]) {
+        json_decref(data);
+        return out;
+    }
+    char id[IDS_MAX];
+    ids_generate("ntf", id);
+    char *text = json_dumps(data ? data : json_object(), JSON_COMPACT);
+    const char *params[4] = {invoice_id, id, template_name, text};
+    PGresult *res = PQexecParams(job->db, NOTIFY_SQL, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        out = runtime_db_fault(job, res);
+    PQclear(res);
+    free(text);
+    json_decref(data);
+    return out;
+}
+
+/* The invoice as collection sees it (under its lock). */
+typedef struct {
+    char status[16];
+    char customer[IDS_MAX];
+    char reason[40];
+    int attempt_count;
+    int scheduled_retries;
+    int64_t first_failed_at; /* BILLING-style unset: INT64_MIN. */
+    int64_t now;             /* The customer's clock. */
+    int64_t amount_remaining;
+    char currency[8];
+} invoice_view_t;
+
+static handler_outcome_t read_invoice(worker_job_t *job, const char *id, invoice_view_t *v)
+{
+    const char *params[1] = {id};
+    PGresult *res = PQexecParams(
+        job->db,
+        "SELECT i.status, i.customer_id, i.billing_reason, i.attempt_count, i.scheduled_retries,"
+        " floor(extract(epoch FROM i.first_failed_at))::bigint,"
+        " floor(extract(epoch FROM coalesce(tc.frozen_time, now())))::bigint,"
+        " i.amount_remaining, i.currency "
+        "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
+        "LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id "
+        "WHERE i.id = $1",
+        1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+    } else if (PQntuples(res) == 0) {
+        out = runtime_reject(job, 404, "resource_missing", "invoice", "No such invoice: '%s'.", id);
+    } else {
+        snprintf(v->status, sizeof v->status, "%s", PQgetvalue(res, 0, 0));
+        snprintf(v->customer, sizeof v->customer, "%s", PQgetvalue(res, 0, 1));
+        snprintf(v->reason, sizeof v->reason, "%s", PQgetvalue(res, 0, 2));
+        v->attempt_count = atoi(PQgetvalue(res, 0, 3));
+        v->scheduled_retries = atoi(PQgetvalue(res, 0, 4));
+        v->first_failed_at =
+            PQgetisnull(res, 0, 5) ? INT64_MIN : strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+        v->now = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+        v->amount_remaining = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+        snprintf(v->currency, sizeof v->currency, "%s", PQgetvalue(res, 0, 8));
+    }
+    PQclear(res);
+    return out;
+}
+
+/* Stripe's PaymentIntent status as an attempt's status. */
+static const char *attempt_status(const payments_outcome_t *o)
+{
+    if (o->status)
+        return o->status;
+    const char *s = json_string_value(json_object_get(o->intent, "status"));
+    if (s == NULL)
+        return "failed";
+    if (strcmp(s, "succeeded") == 0)
+        return "succeeded";
+    if (strcmp(s, "requires_action") == 0 || strcmp(s, "requires_confirmation") == 0)
+        return "requires_action";
+    if (strcmp(s, "processing") == 0 || strcmp(s, "requires_capture") == 0)
+        return "processing";
+    if (payments_needs_action(o->failure_code, o->decline_code))
+        return "requires_action";
+    return "failed";
+}
+
+/* The attempt row moves only forward: inserted, or updated while it is
+ * still open (requires_action, processing) to another status. No row
+ * back: it was settled already, and o changes nothing. */
+static const char ATTEMPT_SQL[] =
+    "INSERT INTO payment_attempts AS a (tenant_id, id, invoice_id, attempt, idempotency_key,"
+    " amount, currency, payment_method, status, failure_code, decline_code, failure_message,"
+    " hard_decline, stripe_payment_intent, stripe_charge, stripe_request_id, created_at) "
+    "SELECT i.tenant_id, $1, i.id, $3::integer, $4, coalesce($5::bigint, i.amount_remaining),"
+    " coalesce($6, i.currency), $7, $8, $9, $10, $11, $12::boolean, $13, $14, $15,"
+    " to_timestamp($16::bigint) "
+    "FROM invoices i WHERE i.id = $2 AND coalesce($5::bigint, i.amount_remaining) > 0 "
+    "ON CONFLICT (tenant_id, invoice_id, attempt) DO UPDATE SET status = excluded.status,"
+    " failure_code = excluded.failure_code, decline_code = excluded.decline_code,"
+    " failure_message = excluded.failure_message, hard_decline = excluded.hard_decline,"
+    " stripe_payment_intent = coalesce(excluded.stripe_payment_intent, a.stripe_payment_intent),"
+    " stripe_charge = coalesce(excluded.stripe_charge, a.stripe_charge), updated_at = now() "
+    "WHERE a.status IN ('requires_action', 'processing') AND a.status <> excluded.status "
+    "RETURNING a.id, payment_attempt_object(a)::text, a.amount, a.currency, a.payment_method";
+
+static const char PAYMENT_SQL[] =
+    "INSERT INTO payments (tenant_id, id, customer_id, invoice_id, attempt_id, amount, currency,"
+    " status, description, payment_method, stripe_payment_intent, stripe_charge, created_at) "
+    "SELECT i.tenant_id, $1, i.customer_id, i.id, $3, $4::bigint, $5, 'succeeded',"
+    " coalesce(i.description, 'Invoice ' || i.number), $6, $7, $8, to_timestamp($9::bigint) "
+    "FROM invoices i WHERE i.id = $2 "
+    "ON CONFLICT (tenant_id, stripe_payment_intent) DO NOTHING";
+
+/* The success of attempt `attempt_id`: the payment, then the invoice paid. */
+static handler_outcome_t record_success(worker_job_t *job, const payments_outcome_t *o,
+                                        const invoice_view_t *v, const PGresult *att)
+{
+    char pay_id[IDS_MAX], now[24];
+    char pi[PAYMENTS_STRIPE_ID_MAX] = "", charge[PAYMENTS_STRIPE_ID_MAX] = "";
+    copy_member(o->intent, "id", pi, sizeof pi);
+    copy_member(o->intent, "latest_charge", charge, sizeof charge);
+    ids_generate("pay", pay_id);
+    snprintf(now, sizeof now, "%" PRId64, v->now);
+    const char *params[9] = {pay_id,
+                             o->invoice_id,
+                             PQgetvalue(att, 0, 0),
+                             PQgetvalue(att, 0, 2),
+                             PQgetvalue(att, 0, 3),
+                             PQgetisnull(att, 0, 4) ? NULL : PQgetvalue(att, 0, 4),
+                             pi,
+                             charge[0] ? charge : NULL,
+                             now};
+    PGresult *res = PQexecParams(job->db, PAYMENT_SQL, 9, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        out = runtime_db_fault(job, res);
+        PQclear(res);
+        return out;
+    }
+    PQclear(res);
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", o->attempt);
+    const char *p2[2] = {o->invoice_id, attempt};
+    res = PQexecParams(job->db,
+                       "UPDATE invoices SET attempt_count = greatest(attempt_count, $2::integer),"
+                       " last_payment_error = NULL, payment_method_required = false "
+                       "WHERE id = $1",
+                       2, NULL, p2, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        out = runtime_db_fault(job, res);
+    PQclear(res);
+    if (out != HANDLER_OK || strcmp(v->status, "open") != 0)
+        return out;
+    bool moved = false;
+    out = kind_invoice_settle(job, o->invoice_id, INVSTATE_EV_PAY, true, &moved);
+    if (out == HANDLER_OK && moved)
+        out = payments_notify(job, o->invoice_id, DUNNING_NOTIFY_PAYMENT_SUCCEEDED,
+                              "payment.succeeded", json_pack("{s:s}", "payment", pay_id));
+    return out;
+}
+
+static const char FAILURE_SQL[] =
+    "UPDATE invoices SET attempt_count = $2::integer,"
+    " first_failed_at = coalesce(first_failed_at, to_timestamp($3::bigint)),"
+    " scheduled_retries = $4::integer, next_payment_attempt = to_timestamp($5::bigint),"
+    " dunning_ends_at = to_timestamp($6::bigint), payment_method_required = $7::boolean,"
+    " last_payment_error = $8::jsonb, updated_at = now() "
+    "WHERE id = $1";
+
+/* A new failure of an open invoice: count it, and write what comes next. */
+static handler_outcome_t record_failure(worker_job_t *job, const payments_outcome_t *o,
+                                        const invoice_view_t *v, const char *status, bool hard)
+{
+    dunning_policy_t policy;
+    handler_outcome_t out = payments_policy(job, &policy);
+    if (out != HANDLER_OK)
+        return out;
+    int64_t first = v->first_failed_at == INT64_MIN ? v->now : v->first_failed_at;
+    dunning_step_t step = {DUNNING_STEP_END, v->now, v->scheduled_retries};
+    /* A one-time payment (POST /v1/payments) is tried once: its caller
+     * learns the outcome, and nothing is scheduled. */
+    bool one_off = strcmp(v->reason, "manual") == 0;
+    if (!one_off)
+        step = dunning_after_failure(&policy, first, v->scheduled_retries, hard);
+    char count[16], first_s[24], sched[16], next[24], ends[24];
+    snprintf(count, sizeof count, "%d", o->attempt);
+    snprintf(first_s, sizeof first_s, "%" PRId64, first);
+    snprintf(sched, sizeof sched, "%d", step.scheduled_retries);
+    snprintf(next, sizeof next, "%" PRId64, step.at);
+    /* The end applies at the deadline when waiting for a new method, at
+     * once when nothing is left (the tick finds it due). */
+    snprintf(ends, sizeof ends, "%" PRId64, step.kind == DUNNING_STEP_END ? v->now : step.at);
+    json_t *err =
+        json_pack("{s:i,s:s,s:s?,s:s?,s:s?}", "attempt", o->attempt, "status", status, "code",
+                  o->failure_code, "decline_code", o->decline_code, "message", o->failure_message);
+    char *err_text = json_dumps(err, JSON_COMPACT);
+    const char *params[8] = {o->invoice_id,
+                             count,
+                             first_s,
+                             sched,
+                             step.kind == DUNNING_STEP_RETRY ? next : NULL,
+                             one_off ? NULL : ends,
+                             hard ? "true" : "false",
+                             err_text};
+    PGresult *res = PQexecParams(job->db, FAILURE_SQL, 8, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        out = runtime_db_fault(job, res);
+    PQclear(res);
+    free(err_text);
+    if (out == HANDLER_OK) {
+        char key[160], id[IDS_MAX];
+        snprintf(key, sizeof key, "dunning.payment_failed|%s|%d", o->invoice_id, o->attempt);
+        ids_derive("job", (uint64_t)v->now * 1000, key, id);
+        json_t *payload = json_pack("{s:s,s:i,s:s,s:b,s:s,s:s?,s:s?}", "invoice", o->invoice_id,
+                                    "attempt", o->attempt, "status", status, "hard", hard, "next",
+                                    step.kind == DUNNING_STEP_RETRY          ? "retry"
+                                    : step.kind == DUNNING_STEP_AWAIT_METHOD ? "await_method"
+                                                                             : "end",
+                                    "code", o->failure_code, "decline_code", o->decline_code);
+        if (one_off)
+            json_object_set_new(payload, "next", json_string("none"));
+        if (step.kind == DUNNING_STEP_RETRY && !one_off)
+            json_object_set_new(payload, "next_payment_attempt", json_integer(step.at));
+        if (runtime_followup_id(job, "dunning.payment_failed", payload, id) != 0)
+            out = HANDLER_RETRY;
+    }
+    json_decref(err);
+    return out;
+}
+
+handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
+                                 json_t **attempt_obj)
+{
+    invoice_view_t v;
+    PGresult *res = NULL;
+    handler_outcome_t out;
+    char att_id[IDS_MAX], attempt[16], idem[160], now[24];
+    char pi[PAYMENTS_STRIPE_ID_MAX] = "", charge[PAYMENTS_STRIPE_ID_MAX] = "";
+    char amount[24] = "", currency[8] = "";
+
+    if (attempt_obj)
+        *attempt_obj = NULL;
+    memset(&v, 0, sizeof v);
+    out = read_invoice(job, o->invoice_id, &v);
+    if (out != HANDLER_OK)
+        return out;
+    const char *status = attempt_status(o);
+    bool hard = strcmp(status, "failed") == 0 &&
+                (stripe_decline_is_hard(o->failure_code, o->decline_code) ||
+                 (o->failure_code && strcmp(o->failure_code, "payment_method_missing") == 0));
+    copy_member(o->intent, "id", pi, sizeof pi);
+    copy_member(o->intent, "latest_charge", charge, sizeof charge);
+    const json_t *amt = json_object_get(o->intent, "amount");
+    if (json_is_integer(amt))
+        snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(amt));
+    copy_member(o->intent, "currency", currency, sizeof currency);
+    const char *pm = o->payment_method;
+    if (pm == NULL)
+        pm = json_string_value(json_object_get(o->intent, "payment_method"));
+    ids_generate("payatt", att_id);
+    snprintf(attempt, sizeof attempt, "%d", o->attempt);
+    snprintf(idem, sizeof idem, "billow:pi:%s:%d", o->invoice_id, o->attempt);
+    snprintf(now, sizeof now, "%" PRId64, v.now);
+    const char *params[16] = {att_id,
+                              o->invoice_id,
+                              attempt,
+                              idem,
+                              amount[0] ? amount : NULL,
+                              currency[0] ? currency : NULL,
+                              pm,
+                              status,
+                              o->failure_code,
+                              o->decline_code,
+                              o->failure_message,
+                              hard ? "true" : "false",
+                              pi[0] ? pi : NULL,
+                              charge[0] ? charge : NULL,
+                              o->request_id && o->request_id[0] ? o->request_id : NULL,
+                              now};
+    res = PQexecParams(job->db, ATTEMPT_SQL, 16, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+        goto done;
+    }
+    if (PQntuples(res) == 0)
+        goto done; /* Settled before: nothing moves. */
+    if (attempt_obj)
+        *attempt_obj = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    if (strcmp(status, "succeeded") == 0) {
+        out = record_success(job, o, &v, res);
+    } else if (strcmp(status, "processing") == 0) {
+        const char *p2[2] = {o->invoice_id, attempt};
+        PGresult *r2 = PQexecParams(job->db,
+                                    "UPDATE invoices SET attempt_count = greatest(attempt_count,"
+                                    " $2::integer), next_payment_attempt = NULL WHERE id = $1",
+                                    2, NULL, p2, NULL, NULL, 0);
+        if (PQresultStatus(r2) != PGRES_COMMAND_OK)
+            out = runtime_db_fault(job, r2);
+        PQclear(r2);
+    } else if (strcmp(v.status, "open") == 0 && o->attempt > v.attempt_count) {
+        out = record_failure(job, o, &v, status, hard);
+    }
+
+done:
+    PQclear(res);
+    return out;
+}

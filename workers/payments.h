@@ -1,0 +1,100 @@
+/* payments: the steps the charger, the webhook processor and dunning share.
+ *
+ * The tenant's Stripe key (sealed in stripe_accounts, opened here with
+ * ENCRYPTION_KEY for the length of one call), the Stripe customer of a
+ * Billow customer (created once, under an idempotency key derived from the
+ * customer's id), and above all payments_apply(): the one place where what
+ * Stripe says of a PaymentIntent becomes Billow's state. The charger calls
+ * it with Stripe's answer; the webhook processor with an event's object;
+ * both end in the same rows, so whichever comes first does the work and
+ * the other finds nothing left to do.
+ *
+ * Locks: payments_lock_invoice() takes the invoice's subscription,
+ * customer and invoice in billing.h's order, so a charge never deadlocks
+ * with a renewal of the same subscription.
+ */
+#ifndef BILLOW_PAYMENTS_H
+#define BILLOW_PAYMENTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dunning.h"
+#include "runtime.h"
+#include "stripe.h"
+
+/* Longest Stripe id kept (Stripe's are well under 255). */
+#define PAYMENTS_STRIPE_ID_MAX 256
+
+/* Prepares the module for this process: the seal key from ENCRYPTION_KEY
+ * and a Stripe client for STRIPE_API_BASE. Returns 0, or -1 with a message
+ * on stderr. */
+int payments_init(const config_t *cfg);
+void payments_dispose(void);
+
+/* The process's Stripe client. */
+stripe_client_t *payments_stripe(void);
+
+/* The tenant's Stripe secret key, opened (free() it), into *key. No
+ * account connected: rejects the job (409 stripe_not_configured). */
+handler_outcome_t payments_stripe_key(worker_job_t *job, char **key);
+
+/* Records Stripe's failure r on job: a passing one (no answer, 429, 5xx)
+ * as HANDLER_RETRY, anything else as HANDLER_PERMANENT with Stripe's
+ * message kept (code "stripe_error"), and returns the outcome. */
+handler_outcome_t payments_stripe_fault(worker_job_t *job, const stripe_response_t *r);
+
+/* The Stripe customer of Billow customer `customer_id` into stripe_id,
+ * creating it in Stripe (idempotency key "billow:cus:<id>") and recording
+ * it when there is none yet. */
+handler_outcome_t payments_ensure_customer(worker_job_t *job, const char *api_key,
+                                           const char *customer_id,
+                                           char stripe_id[PAYMENTS_STRIPE_ID_MAX]);
+
+/* Locks invoice `id` for collection: its subscription, its customer, then
+ * itself (billing.h's order). Rejects with 404 when there is no such
+ * invoice. */
+handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id);
+
+/* What Stripe said about one attempt at an invoice. */
+typedef struct {
+    const char *invoice_id;      /* in_… */
+    int attempt;                 /* 1, 2, … */
+    const json_t *intent;        /* The PaymentIntent object, or NULL (no call made). */
+    const char *status;          /* Overrides intent's status when not NULL ("failed"). */
+    const char *failure_code;    /* card_declined, payment_method_missing … or NULL. */
+    const char *decline_code;    /* insufficient_funds … or NULL. */
+    const char *failure_message; /* For people, or NULL. */
+    const char *payment_method;  /* pm_… or NULL. */
+    const char *request_id;      /* Stripe's request id, or NULL. */
+} payments_outcome_t;
+
+/* Applies o to the invoice's attempt (the caller holds the invoice's locks,
+ * payments_lock_invoice): the attempt row moves only forward (a settled
+ * attempt never changes); a success records the payment and pays the
+ * invoice (its subscription back to active); a new failure counts the
+ * attempt and writes what the tenant's dunning policy says comes next
+ * (retry time, wait for a new payment method, or the end), and queues a
+ * dunning.payment_failed job for the customer's messages and the
+ * subscription. *attempt_obj (may be NULL) receives the attempt object
+ * (new reference) or NULL when o changed nothing. */
+handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
+                                 json_t **attempt_obj);
+
+/* Records a message for the customer of invoice_id (template
+ * "payment.failed" …, data merged with the invoice's number, amount and
+ * currency) when the tenant's policy has `which` on and the customer has
+ * an email. */
+handler_outcome_t payments_notify(worker_job_t *job, const char *invoice_id, dunning_notify_t which,
+                                  const char *template_name, json_t *data);
+
+/* The tenant's dunning policy (defaults filled in). */
+handler_outcome_t payments_policy(worker_job_t *job, dunning_policy_t *p);
+
+/* Whether a decline or error code means the customer must act on the
+ * payment (authenticate) rather than the card failing. */
+bool payments_needs_action(const char *code, const char *decline_code);
+
+#endif

@@ -44,55 +44,6 @@ static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id
     return out;
 }
 
-/* The invoice and customer facts a charge needs (under the locks). Every
- * one of them that goes to Stripe must be the same when the attempt is
- * asked for again, or Stripe refuses the idempotency key's second use: a
- * one-off invoice is made in the charge's own transaction, so its number
- * (taken from the tenant's sequence then) can differ between a try that
- * crashed and the retry, and its description leaves the number out. */
-typedef struct {
-    char status[16];
-    int attempt_count;
-    int64_t amount;
-    char currency[8];
-    char customer[IDS_MAX];
-    char number[64];
-    char payment_method[PAYMENTS_STRIPE_ID_MAX];
-    char description[512];
-} charge_view_t;
-
-static handler_outcome_t read_charge(worker_job_t *job, const char *invoice_id, charge_view_t *v)
-{
-    const char *params[1] = {invoice_id};
-    PGresult *res = PQexecParams(
-        job->db,
-        "SELECT i.status, i.attempt_count, i.amount_remaining, i.currency, i.customer_id,"
-        " coalesce(i.number, ''), coalesce(c.default_payment_method, ''),"
-        " CASE WHEN i.billing_reason = 'manual' THEN coalesce(i.description, 'One-time payment')"
-        "  ELSE coalesce(i.description, 'Invoice ' || i.number) END "
-        "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
-        "WHERE i.id = $1",
-        1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-    } else if (PQntuples(res) == 0) {
-        out = runtime_reject(job, 404, "resource_missing", "invoice", "No such invoice: '%s'.",
-                             invoice_id);
-    } else {
-        snprintf(v->status, sizeof v->status, "%s", PQgetvalue(res, 0, 0));
-        v->attempt_count = atoi(PQgetvalue(res, 0, 1));
-        v->amount = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        snprintf(v->currency, sizeof v->currency, "%s", PQgetvalue(res, 0, 3));
-        snprintf(v->customer, sizeof v->customer, "%s", PQgetvalue(res, 0, 4));
-        snprintf(v->number, sizeof v->number, "%s", PQgetvalue(res, 0, 5));
-        snprintf(v->payment_method, sizeof v->payment_method, "%s", PQgetvalue(res, 0, 6));
-        snprintf(v->description, sizeof v->description, "%s", PQgetvalue(res, 0, 7));
-    }
-    PQclear(res);
-    return out;
-}
-
 /* Attempt `attempt` at invoice `invoice_id`, whose locks the caller holds:
  * the PaymentIntent, confirmed off-session with the customer's default
  * payment method, and its outcome applied. *attempt_obj gets the attempt
@@ -100,7 +51,7 @@ static handler_outcome_t read_charge(worker_job_t *job, const char *invoice_id, 
 static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_id, int attempt,
                                         json_t **attempt_obj, const char **skipped)
 {
-    charge_view_t v;
+    payments_invoice_t v;
     char *key = NULL, stripe_customer[PAYMENTS_STRIPE_ID_MAX], idem[160], num[16];
     stripe_form_t *form = NULL;
     stripe_response_t r;
@@ -111,12 +62,12 @@ static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_i
     memset(&v, 0, sizeof v);
     *attempt_obj = NULL;
     *skipped = NULL;
-    if ((out = read_charge(job, invoice_id, &v)) != HANDLER_OK)
+    if ((out = payments_read_invoice(job, invoice_id, &v)) != HANDLER_OK)
         goto done;
     /* Jobs for one invoice can outlive their reason: the invoice was paid
      * out of band or voided, or this attempt was made (its job delivered
      * twice, or the webhook recorded it after a crash). */
-    if (strcmp(v.status, "open") != 0 || v.amount <= 0) {
+    if (strcmp(v.status, "open") != 0 || v.amount_remaining <= 0) {
         *skipped = "invoice_not_open";
         goto done;
     }
@@ -140,7 +91,7 @@ static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_i
     if ((out = payments_ensure_customer(job, key, v.customer, stripe_customer)) != HANDLER_OK)
         goto done;
     form = stripe_form_new();
-    stripe_form_add_int(form, "amount", v.amount);
+    stripe_form_add_int(form, "amount", v.amount_remaining);
     stripe_form_add(form, "currency", v.currency);
     stripe_form_add(form, "customer", stripe_customer);
     stripe_form_add(form, "payment_method", v.payment_method);

@@ -140,6 +140,38 @@ static handler_outcome_t advance_object(worker_job_t *job, const char *event_id,
     return out;
 }
 
+/* Runs one statement of an event's effect (sql with n params): *applied
+ * when it answers a row (it changed something of Billow's). */
+static handler_outcome_t run_effect(worker_job_t *job, const char *sql, int n,
+                                    const char *const *params, bool *applied)
+{
+    PGresult *res = PQexecParams(job->db, sql, n, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *applied = PQntuples(res) > 0;
+    PQclear(res);
+    return out;
+}
+
+/* The Billow id (into out, "" when none) that sql ($1: a Stripe id) links
+ * to a Stripe object. */
+static handler_outcome_t linked_id(worker_job_t *job, const char *sql, const char *stripe_id,
+                                   char out[IDS_MAX])
+{
+    const char *params[1] = {stripe_id};
+    PGresult *res = PQexecParams(job->db, sql, 1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t rc = HANDLER_OK;
+    out[0] = '\0';
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = runtime_db_fault(job, res);
+    else if (PQntuples(res) == 1)
+        snprintf(out, IDS_MAX, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
+}
+
 /* A PaymentIntent Billow made (its metadata names the invoice and the
  * attempt): its state applied as the charger would have. */
 static handler_outcome_t apply_intent(worker_job_t *job, const json_t *pi, bool *applied)
@@ -187,21 +219,14 @@ static handler_outcome_t apply_setup(worker_job_t *job, const json_t *si, bool *
     if (!pm || (!billow && !stripe_customer))
         return HANDLER_OK;
     const char *params[3] = {pm, billow, stripe_customer};
-    PGresult *res = PQexecParams(
-        job->db,
+    return run_effect(
+        job,
         "WITH c AS ("
         "  UPDATE customers SET default_payment_method = $1, updated_at = now()"
         "  WHERE (id = $2 OR ($2 IS NULL AND stripe_customer_id = $3)) AND status <> 'closed'"
         "  RETURNING id"
         ") SELECT customer_payment_method_changed(c.id) FROM c",
-        3, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
-        *applied = PQntuples(res) > 0;
-    PQclear(res);
-    return out;
+        3, params, applied);
 }
 
 /* charge.refunded: the payment's refunded amount is Stripe's (refunds made
@@ -217,8 +242,8 @@ static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, b
         return HANDLER_OK;
     snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(refunded));
     const char *params[3] = {id, pi, amount};
-    PGresult *res = PQexecParams(
-        job->db,
+    return run_effect(
+        job,
         "WITH pay AS ("
         "  UPDATE payments p SET amount_refunded = least(p.amount, $3::bigint),"
         "   status = CASE WHEN $3::bigint >= p.amount THEN 'refunded' ELSE 'partially_refunded' "
@@ -229,14 +254,7 @@ static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, b
         ") UPDATE invoices i SET amount_refunded = greatest(i.amount_refunded, "
         "pay.amount_refunded),"
         "  updated_at = now() FROM pay WHERE i.id = pay.invoice_id RETURNING i.id",
-        3, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
-        *applied = PQntuples(res) > 0;
-    PQclear(res);
-    return out;
+        3, params, applied);
 }
 
 /* charge.dispute.created: the dispute recorded, its payment marked. */
@@ -256,46 +274,34 @@ static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool 
                              json_string_value(json_object_get(d, "currency")),
                              json_string_value(json_object_get(d, "reason")),
                              json_string_value(json_object_get(d, "status"))};
-    PGresult *res = PQexecParams(
-        job->db,
+    return run_effect(
+        job,
         "WITH pay AS ("
         "  UPDATE payments SET disputed = true, updated_at = now() WHERE stripe_charge = $2"
         "  RETURNING id"
-        ") INSERT INTO disputes (tenant_id, stripe_dispute, payment_id, stripe_charge, amount,"
-        "  currency, reason, status)"
-        " VALUES (current_setting('app.tenant_id'), $1, (SELECT id FROM pay LIMIT 1), $2,"
-        "  $3::bigint, coalesce($4, ''), $5, coalesce($6, 'needs_response'))"
-        " ON CONFLICT (tenant_id, stripe_dispute) DO UPDATE SET status = excluded.status "
-        "RETURNING payment_id IS NOT NULL",
-        6, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
-        *applied = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    return out;
+        "), d AS ("
+        "  INSERT INTO disputes (tenant_id, stripe_dispute, payment_id, stripe_charge, amount,"
+        "   currency, reason, status)"
+        "  VALUES (current_setting('app.tenant_id'), $1, (SELECT id FROM pay LIMIT 1), $2,"
+        "   $3::bigint, coalesce($4, ''), $5, coalesce($6, 'needs_response'))"
+        "  ON CONFLICT (tenant_id, stripe_dispute) DO UPDATE SET status = excluded.status"
+        "  RETURNING payment_id"
+        ") SELECT 1 FROM d WHERE payment_id IS NOT NULL",
+        6, params, applied);
 }
 
 /* invoice.paid of a Stripe invoice linked to a Billow one: paid. */
 static handler_outcome_t apply_invoice_paid(worker_job_t *job, const json_t *inv, bool *applied)
 {
     const char *id = json_string_value(json_object_get(inv, "id"));
-    const char *params[1] = {id};
     *applied = false;
     if (!id)
         return HANDLER_OK;
-    PGresult *res = PQexecParams(job->db, "SELECT id FROM invoices WHERE stripe_invoice_id = $1", 1,
-                                 NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-    } else if (PQntuples(res) == 1) {
-        char billow[IDS_MAX];
-        snprintf(billow, sizeof billow, "%s", PQgetvalue(res, 0, 0));
+    char billow[IDS_MAX];
+    handler_outcome_t out =
+        linked_id(job, "SELECT id FROM invoices WHERE stripe_invoice_id = $1", id, billow);
+    if (out == HANDLER_OK && billow[0])
         out = kind_invoice_settle(job, billow, INVSTATE_EV_PAY, true, applied);
-    }
-    PQclear(res);
     return out;
 }
 
@@ -306,27 +312,23 @@ static handler_outcome_t apply_subscription_deleted(worker_job_t *job, const jso
                                                     const char *event_id, bool *applied)
 {
     const char *id = json_string_value(json_object_get(sub, "id"));
-    const char *params[1] = {id};
     *applied = false;
     if (!id)
         return HANDLER_OK;
-    PGresult *res = PQexecParams(job->db,
-                                 "SELECT id FROM subscriptions WHERE stripe_subscription_id = $1"
-                                 " AND status <> 'canceled'",
-                                 1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-    } else if (PQntuples(res) == 1) {
+    char billow[IDS_MAX];
+    handler_outcome_t out = linked_id(job,
+                                      "SELECT id FROM subscriptions WHERE stripe_subscription_id = "
+                                      "$1 AND status <> 'canceled'",
+                                      id, billow);
+    if (out == HANDLER_OK && billow[0]) {
         char key[160], job_id[IDS_MAX];
         snprintf(key, sizeof key, "subscription.cancel|stripe|%s", event_id);
         ids_derive("job", (uint64_t)timeutil_now_ms(), key, job_id);
-        if (runtime_followup_id(job, "subscription.cancel",
-                                json_pack("{s:s}", "id", PQgetvalue(res, 0, 0)), job_id) != 0)
+        if (runtime_followup_id(job, "subscription.cancel", json_pack("{s:s}", "id", billow),
+                                job_id) != 0)
             out = HANDLER_RETRY;
         *applied = true;
     }
-    PQclear(res);
     return out;
 }
 

@@ -232,20 +232,7 @@ handler_outcome_t payments_notify(worker_job_t *job, const char *invoice_id, dun
     return out;
 }
 
-/* The invoice as collection sees it (under its lock). */
-typedef struct {
-    char status[16];
-    char customer[IDS_MAX];
-    char reason[40];
-    int attempt_count;
-    int scheduled_retries;
-    int64_t first_failed_at; /* BILLING-style unset: INT64_MIN. */
-    int64_t now;             /* The customer's clock. */
-    int64_t amount_remaining;
-    char currency[8];
-} invoice_view_t;
-
-static handler_outcome_t read_invoice(worker_job_t *job, const char *id, invoice_view_t *v)
+handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payments_invoice_t *v)
 {
     const char *params[1] = {id};
     PGresult *res = PQexecParams(
@@ -253,7 +240,9 @@ static handler_outcome_t read_invoice(worker_job_t *job, const char *id, invoice
         "SELECT i.status, i.customer_id, i.billing_reason, i.attempt_count, i.scheduled_retries,"
         " floor(extract(epoch FROM i.first_failed_at))::bigint,"
         " floor(extract(epoch FROM coalesce(tc.frozen_time, now())))::bigint,"
-        " i.amount_remaining, i.currency "
+        " i.amount_remaining, i.currency, coalesce(c.default_payment_method, ''),"
+        " CASE WHEN i.billing_reason = 'manual' THEN coalesce(i.description, 'One-time payment')"
+        "  ELSE coalesce(i.description, 'Invoice ' || i.number) END "
         "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
         "LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id "
         "WHERE i.id = $1",
@@ -274,6 +263,8 @@ static handler_outcome_t read_invoice(worker_job_t *job, const char *id, invoice
         v->now = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
         v->amount_remaining = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
         snprintf(v->currency, sizeof v->currency, "%s", PQgetvalue(res, 0, 8));
+        snprintf(v->payment_method, sizeof v->payment_method, "%s", PQgetvalue(res, 0, 9));
+        snprintf(v->description, sizeof v->description, "%s", PQgetvalue(res, 0, 10));
     }
     PQclear(res);
     return out;
@@ -327,7 +318,7 @@ static const char PAYMENT_SQL[] =
 
 /* The success of attempt `attempt_id`: the payment, then the invoice paid. */
 static handler_outcome_t record_success(worker_job_t *job, const payments_outcome_t *o,
-                                        const invoice_view_t *v, const PGresult *att)
+                                        const payments_invoice_t *v, const PGresult *att)
 {
     char pay_id[IDS_MAX], now[24];
     char pi[PAYMENTS_STRIPE_ID_MAX] = "", charge[PAYMENTS_STRIPE_ID_MAX] = "";
@@ -383,7 +374,7 @@ static const char FAILURE_SQL[] =
 
 /* A new failure of an open invoice: count it, and write what comes next. */
 static handler_outcome_t record_failure(worker_job_t *job, const payments_outcome_t *o,
-                                        const invoice_view_t *v, const char *status, bool hard)
+                                        const payments_invoice_t *v, const char *status, bool hard)
 {
     dunning_policy_t policy;
     handler_outcome_t out = payments_policy(job, &policy);
@@ -445,7 +436,7 @@ static handler_outcome_t record_failure(worker_job_t *job, const payments_outcom
 handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                                  json_t **attempt_obj)
 {
-    invoice_view_t v;
+    payments_invoice_t v;
     PGresult *res = NULL;
     handler_outcome_t out;
     char att_id[IDS_MAX], attempt[16], idem[160], now[24];
@@ -455,7 +446,7 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
     if (attempt_obj)
         *attempt_obj = NULL;
     memset(&v, 0, sizeof v);
-    out = read_invoice(job, o->invoice_id, &v);
+    out = payments_read_invoice(job, o->invoice_id, &v);
     if (out != HANDLER_OK)
         return out;
     const char *status = attempt_status(o);

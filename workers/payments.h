@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "dunning.h"
+#include "ids.h"
 #include "runtime.h"
 #include "stripe.h"
 
@@ -57,6 +58,29 @@ handler_outcome_t payments_ensure_customer(worker_job_t *job, const char *api_ke
  * itself (billing.h's order). Rejects with 404 when there is no such
  * invoice. */
 handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id);
+
+/* An invoice as collection sees it. */
+typedef struct {
+    char status[16];                             /* open, paid … */
+    char customer[IDS_MAX];                      /* cus_… */
+    char reason[40];                             /* billing_reason; "manual": one-off. */
+    int attempt_count;                           /* Attempts made. */
+    int scheduled_retries;                       /* Scheduled retries used. */
+    int64_t first_failed_at;                     /* Unix seconds, INT64_MIN when none. */
+    int64_t now;                                 /* The customer's clock. */
+    int64_t amount_remaining;                    /* What a charge asks for. */
+    char currency[8];                            /* Lower case. */
+    char payment_method[PAYMENTS_STRIPE_ID_MAX]; /* The customer's default, "" when none. */
+    /* What the charge says. Every value that goes to Stripe must be the
+     * same when an attempt is asked for again, or Stripe refuses the
+     * idempotency key's second use: a one-off invoice is made in its
+     * charge's own transaction, so its number can differ between a try
+     * that crashed and the retry, and its description leaves it out. */
+    char description[512];
+} payments_invoice_t;
+
+/* Reads invoice `id` (rejecting with 404 when there is none). */
+handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payments_invoice_t *v);
 
 /* What Stripe said about one attempt at an invoice. */
 typedef struct {

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import Stripe from 'stripe';
 
 import { LOG_DIR, ROOT, slot } from './lib/env.mjs';
-import { DEFAULT_SPEC, checkRequest, findOperation, loadSpec } from './lib/stripe_spec.mjs';
+import { checkRequest, findOperation, loadSpec } from './lib/stripe_spec.mjs';
 import { until } from './lib/util.mjs';
 
 const S = slot(28);
@@ -644,13 +644,6 @@ describe('the Stripe fake', () => {
     assert.deepEqual(confirm.map((p) => p.param), ['bogus']);
     assert.equal(checkRequest({ method: 'POST', path: '/v1/payment_intents/pi_123/capture', params: {} })[0].kind, 'operation');
     assert.deepEqual(checkRequest({ method: 'GET', path: '/v1/payment_intents/pi_123', params: { expand: ['latest_charge'] } }), []);
-  });
-
-  it('spec_subset.json is what extract_spec.mjs makes of $STRIPE_SPEC', { skip: !process.env.STRIPE_SPEC && 'STRIPE_SPEC (the full spec) is not set' }, async () => {
-    const { extract } = await import('../fakes/stripe/extract_spec.mjs');
-    const full = JSON.parse(fs.readFileSync(process.env.STRIPE_SPEC, 'utf8'));
-    assert.ok(full.paths, 'STRIPE_SPEC is the full spec');
-    assert.deepEqual(JSON.parse(fs.readFileSync(DEFAULT_SPEC, 'utf8')), extract(full));
   });
 
   it('resets one key and keeps the others', async () => {

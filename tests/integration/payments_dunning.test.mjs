@@ -239,7 +239,8 @@ describe('a hard decline', () => {
 describe('one-time payments and refunds', () => {
   it('a payment is a one-off invoice charged at once; refunds in part, in full, and no further', async () => {
     const ctx = await setUp();
-    const customer = await createCustomer(api, ctx.T.secret, { email: 'once@example.com', default_payment_method: 'pm_card_visa' });
+    const clock = await ctx.b.post('/v1/test_clocks', { frozen_time: '2027-03-01T00:00:00Z' }, 201);
+    const customer = await createCustomer(api, ctx.T.secret, { email: 'once@example.com', default_payment_method: 'pm_card_visa', test_clock: clock.id });
     const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 5000, currency: 'usd', description: 'Set-up fee' }, 201);
     assert.equal(res.object, 'payment_result');
     assert.equal(res.invoice.status, 'paid');
@@ -251,6 +252,7 @@ describe('one-time payments and refunds', () => {
 
     const part = await ctx.b.post('/v1/payments/{id}/refunds', { amount: 2000, reason: 'requested_by_customer' }, 201, { id: pay.id });
     assert.deepEqual([part.amount, part.status, part.reason], [2000, 'succeeded', 'requested_by_customer']);
+    assert.deepEqual([pay.created_at, part.created_at], ['2027-03-01T00:00:00Z', '2027-03-01T00:00:00Z'], 'times are the customer\'s clock\'s');
     assert.equal((await ctx.b.get('/v1/payments/{id}', { id: pay.id })).status, 'partially_refunded');
     assertError(await ctx.b.attempt('/v1/payments/{id}/refunds', { amount: 3001 }, { id: pay.id }), 400, 'amount_too_large', { param: 'amount' });
     const rest = await ctx.b.post('/v1/payments/{id}/refunds', {}, 201, { id: pay.id });

@@ -52,7 +52,8 @@ static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_i
                                         json_t **attempt_obj, const char **skipped)
 {
     payments_invoice_t v;
-    char *key = NULL, stripe_customer[PAYMENTS_STRIPE_ID_MAX], idem[160], num[16];
+    char *key = NULL, stripe_customer[PAYMENTS_STRIPE_ID_MAX], idem[160];
+    char path[PAYMENTS_STRIPE_ID_MAX + 64];
     stripe_form_t *form = NULL;
     stripe_response_t r;
     payments_outcome_t o = {.invoice_id = invoice_id, .attempt = attempt};
@@ -88,22 +89,26 @@ static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_i
         out = payments_apply(job, &o, attempt_obj);
         goto done;
     }
-    if ((out = payments_ensure_customer(job, key, v.customer, stripe_customer)) != HANDLER_OK)
-        goto done;
-    form = stripe_form_new();
-    stripe_form_add_int(form, "amount", v.amount_remaining);
-    stripe_form_add(form, "currency", v.currency);
-    stripe_form_add(form, "customer", stripe_customer);
-    stripe_form_add(form, "payment_method", v.payment_method);
-    stripe_form_add(form, "confirm", "true");
-    stripe_form_add(form, "off_session", "true");
-    stripe_form_add(form, "description", v.description);
-    stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
-    stripe_form_add_metadata(form, "billow_invoice", invoice_id);
-    snprintf(num, sizeof num, "%d", attempt);
-    stripe_form_add_metadata(form, "billow_attempt", num);
     snprintf(idem, sizeof idem, "billow:pi:%s:%d", invoice_id, attempt);
-    stripe_call(payments_stripe(), key, "POST", "/v1/payment_intents", form, idem, &r);
+    form = stripe_form_new();
+    stripe_form_add(form, "payment_method", v.payment_method);
+    stripe_form_add(form, "off_session", "true");
+    if (v.intent[0]) {
+        /* A retry confirms the invoice's PaymentIntent again. */
+        snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", v.intent);
+    } else {
+        if ((out = payments_ensure_customer(job, key, v.customer, stripe_customer)) != HANDLER_OK)
+            goto done;
+        snprintf(path, sizeof path, "/v1/payment_intents");
+        stripe_form_add_int(form, "amount", v.amount_remaining);
+        stripe_form_add(form, "currency", v.currency);
+        stripe_form_add(form, "customer", stripe_customer);
+        stripe_form_add(form, "confirm", "true");
+        stripe_form_add(form, "description", v.description);
+        stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
+        stripe_form_add_metadata(form, "billow_invoice", invoice_id);
+    }
+    stripe_call(payments_stripe(), key, "POST", path, form, idem, &r);
     /* Stripe has answered and nothing is committed: the crash tests kill
      * the charger here. */
     fault_point("charger.after_stripe");
@@ -122,10 +127,19 @@ static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_i
         o.failure_message = r.message;
         break;
     case STRIPE_REJECTED: {
+        const json_t *err = json_object_get(r.body, "error");
+        const json_t *pi = json_object_get(err, "payment_intent");
+        const char *param = json_string_value(json_object_get(err, "param"));
+        const char *pi_status = json_string_value(json_object_get(pi, "status"));
+        /* The intent cannot be confirmed because it succeeded already (the
+         * customer paid it on the tenant's page before its event arrived):
+         * that success is this attempt's outcome. */
+        if (pi_status && strcmp(pi_status, "succeeded") == 0) {
+            o.intent = pi;
+            break;
+        }
         /* The payment method on file is not one Stripe knows (deleted,
          * from another account): the customer must give a new one. */
-        const char *param =
-            json_string_value(json_object_get(json_object_get(r.body, "error"), "param"));
         if (param && strcmp(param, "payment_method") == 0) {
             o.status = "failed";
             o.failure_code = "payment_method_missing";

@@ -172,29 +172,63 @@ static handler_outcome_t linked_id(worker_job_t *job, const char *sql, const cha
     return rc;
 }
 
-/* A PaymentIntent Billow made (its metadata names the invoice and the
- * attempt): its state applied as the charger would have. */
+/* The attempt an event of the invoice's PaymentIntent `pi` (in state
+ * status) speaks of, or 0 for none: the attempt still waiting on that
+ * intent (for authentication, or processing); else, for a success, a new
+ * attempt (the customer paid on the tenant's page, or a charger recorded
+ * nothing before it died: its retry then finds the attempt made), unless
+ * the intent's success is recorded already (an intent succeeds once). A
+ * failure with no attempt waiting was the charger's own, recorded by it. */
+static handler_outcome_t attempt_of(worker_job_t *job, const char *invoice, const char *pi,
+                                    const char *status, int *attempt)
+{
+    const char *params[3] = {invoice, pi, status};
+    PGresult *res = PQexecParams(
+        job->db,
+        "SELECT coalesce((SELECT a.attempt FROM payment_attempts a WHERE a.invoice_id = $1"
+        "  AND a.stripe_payment_intent = $2 AND a.status IN ('requires_action', 'processing')"
+        "  ORDER BY a.attempt DESC LIMIT 1),"
+        " (SELECT i.attempt_count + 1 FROM invoices i WHERE i.id = $1 AND $3 = 'succeeded'"
+        "   AND NOT EXISTS (SELECT 1 FROM payment_attempts b WHERE b.invoice_id = $1"
+        "    AND b.stripe_payment_intent = $2 AND b.status = 'succeeded')), 0)",
+        3, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    *attempt = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *attempt = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return out;
+}
+
+/* A PaymentIntent Billow made (its metadata names the invoice): its state
+ * applied to the attempt it speaks of, as the charger would have. */
 static handler_outcome_t apply_intent(worker_job_t *job, const json_t *pi, bool *applied)
 {
-    const json_t *meta = json_object_get(pi, "metadata");
-    const char *invoice = json_string_value(json_object_get(meta, "billow_invoice"));
-    const char *attempt = json_string_value(json_object_get(meta, "billow_attempt"));
+    const char *invoice =
+        json_string_value(json_object_get(json_object_get(pi, "metadata"), "billow_invoice"));
+    const char *id = json_string_value(json_object_get(pi, "id"));
+    const char *status = json_string_value(json_object_get(pi, "status"));
     const json_t *err = json_object_get(pi, "last_payment_error");
+    int attempt = 0;
     *applied = false;
-    if (!invoice || !attempt || atoi(attempt) < 1)
+    if (!invoice || !id || !status)
         return HANDLER_OK;
     handler_outcome_t out = payments_lock_invoice(job, invoice);
     if (out == HANDLER_REJECTED) {
-        /* Not one of this tenant's invoices: recorded, not applied. */
+        /* Not one of this tenant's invoices (or not yet: a one-off invoice
+         * whose charger died is made again by its retry): recorded only. */
         json_decref(job->error);
         job->error = NULL;
         return HANDLER_OK;
     }
-    if (out != HANDLER_OK)
+    if (out != HANDLER_OK || (out = attempt_of(job, invoice, id, status, &attempt)) != HANDLER_OK ||
+        attempt == 0)
         return out;
     payments_outcome_t o = {
         .invoice_id = invoice,
-        .attempt = atoi(attempt),
+        .attempt = attempt,
         .intent = pi,
         .failure_code = json_string_value(json_object_get(err, "code")),
         .decline_code = json_string_value(json_object_get(err, "decline_code")),

@@ -242,7 +242,10 @@ handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payme
         " floor(extract(epoch FROM coalesce(tc.frozen_time, now())))::bigint,"
         " i.amount_remaining, i.currency, coalesce(c.default_payment_method, ''),"
         " CASE WHEN i.billing_reason = 'manual' THEN coalesce(i.description, 'One-time payment')"
-        "  ELSE coalesce(i.description, 'Invoice ' || i.number) END "
+        "  ELSE coalesce(i.description, 'Invoice ' || i.number) END,"
+        " coalesce((SELECT a.stripe_payment_intent FROM payment_attempts a"
+        "  WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id"
+        "   AND a.stripe_payment_intent IS NOT NULL ORDER BY a.attempt DESC LIMIT 1), '') "
         "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
         "LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id "
         "WHERE i.id = $1",
@@ -265,6 +268,7 @@ handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payme
         snprintf(v->currency, sizeof v->currency, "%s", PQgetvalue(res, 0, 8));
         snprintf(v->payment_method, sizeof v->payment_method, "%s", PQgetvalue(res, 0, 9));
         snprintf(v->description, sizeof v->description, "%s", PQgetvalue(res, 0, 10));
+        snprintf(v->intent, sizeof v->intent, "%s", PQgetvalue(res, 0, 11));
     }
     PQclear(res);
     return out;
@@ -433,6 +437,26 @@ static handler_outcome_t record_failure(worker_job_t *job, const payments_outcom
     return out;
 }
 
+/* Earlier attempts still waiting on the invoice's PaymentIntent (for the
+ * customer's authentication) are over once a later attempt has confirmed
+ * it again: the intent now speaks for the latest. */
+static handler_outcome_t supersede(worker_job_t *job, const char *invoice_id, const char *attempt)
+{
+    const char *params[2] = {invoice_id, attempt};
+    PGresult *res =
+        PQexecParams(job->db,
+                     "UPDATE payment_attempts SET status = 'failed',"
+                     " failure_code = coalesce(failure_code, 'superseded'), updated_at = now() "
+                     "WHERE invoice_id = $1 AND attempt < $2::integer"
+                     " AND status IN ('requires_action', 'processing')",
+                     2, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        out = runtime_db_fault(job, res);
+    PQclear(res);
+    return out;
+}
+
 handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                                  json_t **attempt_obj)
 {
@@ -491,6 +515,8 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
         goto done; /* Settled before: nothing moves. */
     if (attempt_obj)
         *attempt_obj = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    if ((out = supersede(job, o->invoice_id, attempt)) != HANDLER_OK)
+        goto done;
     if (strcmp(status, "succeeded") == 0) {
         out = record_success(job, o, &v, res);
     } else if (strcmp(status, "processing") == 0) {

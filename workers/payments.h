@@ -71,6 +71,12 @@ typedef struct {
     int64_t amount_remaining;                    /* What a charge asks for. */
     char currency[8];                            /* Lower case. */
     char payment_method[PAYMENTS_STRIPE_ID_MAX]; /* The customer's default, "" when none. */
+    /* The invoice's PaymentIntent (pi_…, made by its first attempt that
+     * reached Stripe), "" before one: every later attempt confirms this
+     * same intent again, as Stripe Billing does, so an invoice can be paid
+     * through Stripe only once whoever confirms it (a retry, or the
+     * customer finishing authentication on the tenant's page). */
+    char intent[PAYMENTS_STRIPE_ID_MAX];
     /* What the charge says. Every value that goes to Stripe must be the
      * same when an attempt is asked for again, or Stripe refuses the
      * idempotency key's second use: a one-off invoice is made in its

@@ -124,6 +124,7 @@ describe('a renewal declined', () => {
       [3, 'succeeded', null, '2027-02-06T00:00:00Z'],
     ]);
     assert.ok(attempts.every((a) => a.amount === 2000 && a.currency === 'usd' && /^pi_/.test(a.stripe_payment_intent)));
+    assert.equal(new Set(attempts.map((a) => a.stripe_payment_intent)).size, 1, 'every attempt confirms the invoice\'s one PaymentIntent');
     const payments = await ctx.b.get('/v1/payments', {}, { invoice: inv.id });
     assert.equal(payments.data.length, 1);
     assert.equal(payments.data[0].amount, 2000);
@@ -178,32 +179,49 @@ describe('all retries failing end as the policy says', () => {
 });
 
 describe('authentication (SCA)', () => {
-  it('an off-session charge that needs authentication waits for the customer, who authenticates; the webhook pays the invoice', async () => {
+  it('an off-session charge that needs authentication waits for the customer, who authenticates; the webhook pays the invoice once', async () => {
     const ctx = await setUp();
     const w = await subscribed(ctx);
     await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_authenticationRequired' }, 200, { id: w.customer.id });
     const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
-    const [attempt] = await attemptsOf(ctx, inv.id);
-    assert.equal(attempt.status, 'requires_action');
-    assert.equal(attempt.failure_code, 'authentication_required');
+    const [first] = await attemptsOf(ctx, inv.id);
+    assert.equal(first.status, 'requires_action');
+    assert.equal(first.failure_code, 'authentication_required');
     await until('the action_required message', async () => ((await notifications(ctx, w.customer.id)).includes('payment.action_required') ? true : undefined));
+    await until('the subscription to be past due', async () => ((await subStatus(ctx, w.sub.id)) === 'past_due' ? true : undefined));
 
-    // The customer, on the tenant's page (Stripe.js), confirms the same
+    // The schedule goes on meanwhile: the retry confirms the same intent
+    // off-session, which needs authentication again.
+    await advanceTo(ctx, w, '2027-02-04T00:00:00Z', 2);
+    const [was, second] = await attemptsOf(ctx, inv.id);
+    assert.deepEqual([was.status, was.failure_code], ['failed', 'authentication_required']);
+    assert.equal(second.status, 'requires_action');
+    assert.equal(second.stripe_payment_intent, first.stripe_payment_intent);
+
+    // The customer, on the tenant's page (Stripe.js), confirms that
     // PaymentIntent on-session and passes 3-D Secure.
-    const pi = attempt.stripe_payment_intent;
-    const confirm = await fetch(`${fake.url}/v1/payment_intents/${pi}/confirm`, {
+    const pi = first.stripe_payment_intent;
+    const confirm = () => fetch(`${fake.url}/v1/payment_intents/${pi}/confirm`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
       body: 'payment_method=pm_card_authenticationRequired',
     });
-    assert.equal(confirm.status, 200, await confirm.text());
+    const confirmed = await confirm();
+    assert.equal(confirmed.status, 200, await confirmed.text());
     await fake.control('POST', `/_fake/payment_intents/${pi}/authenticate`, { outcome: 'succeed' });
 
     const paid = await invoiceWhere(ctx, inv.id, (i) => i.status === 'paid', 'paid through the webhook');
     assert.equal(paid.amount_paid, 2000);
-    const [after] = await attemptsOf(ctx, inv.id);
-    assert.equal(after.status, 'succeeded');
+    const after = await attemptsOf(ctx, inv.id);
+    assert.deepEqual(after.map((a) => [a.attempt, a.status]), [[1, 'failed'], [2, 'succeeded']]);
     await until('the subscription to be active', async () => ((await subStatus(ctx, w.sub.id)) === 'active' ? true : undefined));
+
+    // One intent per invoice: it cannot be paid a second time.
+    const again = await confirm();
+    assert.equal(again.status, 400, 'a succeeded PaymentIntent cannot be confirmed again');
+    const payments = await ctx.b.get('/v1/payments', {}, { invoice: inv.id });
+    assert.equal(payments.data.length, 1);
+    assert.equal((await fake.stats(ctx.key)).succeeded_total, 2, 'the first invoice and this one, once each');
   });
 });
 

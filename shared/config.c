@@ -99,6 +99,10 @@ static const config_setting_t settings[] = {
     INT(charger_worker_batch, "CHARGER_WORKER_BATCH", 32, 1, 1000,
         "WORKER_BATCH for the charger kind: each job calls Stripe inside the batch's "
         "transaction, so a smaller batch holds its locks for less time."),
+    INT(charger_parallel, "CHARGER_PARALLEL", 16, 1, 32,
+        "Calls to Stripe a charger makes at once for the charges of one batch (Stripe answers "
+        "in a few hundred milliseconds; one at a time, a charger would make a few charges per "
+        "second)."),
     INT(dunning_scan_ms, "DUNNING_SCAN_MS", 1000, 10, 3600000,
         "How often the dunning kind looks for payment retries and dunning ends that are due, in "
         "milliseconds."),

@@ -50,6 +50,7 @@ typedef struct {
     char *encryption_key;           /* 64 hex digits: AES-256-GCM key of sealed secrets. */
     char *stripe_api_base;          /* Stripe's base URL (or the fake's). */
     int charger_worker_batch;       /* worker_batch of the charger kind. */
+    int charger_parallel;           /* Stripe calls a charger makes at once. */
     int dunning_scan_ms;            /* Pause between the dunning kind's scans. */
     int session_ttl_s;              /* A staff session's absolute lifetime. */
     int session_idle_s;             /* A staff session ends after this long unused. */

@@ -7,9 +7,11 @@
  * Design: one curl easy handle per client, reset before each call (which
  * keeps its connection cache, so calls reuse a kept-alive connection) and
  * then given every option afresh, so nothing of one call leaks into the
- * next. The answer is read into memory up to STRIPE_RESPONSE_MAX and parsed
- * with jansson; the Request-Id and Stripe-Should-Retry headers are read back
- * through curl's header API. Whatever arrives (nothing, a cut answer,
+ * next. stripe_call_many runs several calls at once on a multi handle and
+ * a pool of easy handles, each prepared and read exactly as a single
+ * call's (call_begin, call_end), so the two cannot answer differently. The answer is read into
+ * memory up to STRIPE_RESPONSE_MAX and parsed with jansson; the Request-Id and Stripe-Should-Retry
+ * headers are read back through curl's header API. Whatever arrives (nothing, a cut answer,
  * garbage, an answer too large) ends in one of four outcomes, decided in
  * one pure function, stripe_classify, so the rules can be tested without a
  * network.
@@ -24,6 +26,10 @@
 
 #include "err.h"
 #include "mem.h"
+
+/* How long one wait for any of many calls' sockets may last before curl
+ * is asked again (it also wakes on activity); timeouts are per call. */
+#define STRIPE_POLL_MS 100
 
 /* Sent as User-Agent, so Stripe's logs show which client called. */
 #define STRIPE_USER_AGENT "Billow/1"
@@ -175,6 +181,14 @@ void stripe_client_dispose(stripe_client_t *c)
     if (c->curl != NULL)
         curl_easy_cleanup(c->curl);
     c->curl = NULL;
+    for (size_t i = 0; i < STRIPE_PARALLEL_MAX; i++) {
+        if (c->pool[i] != NULL)
+            curl_easy_cleanup(c->pool[i]);
+        c->pool[i] = NULL;
+    }
+    if (c->multi != NULL)
+        curl_multi_cleanup(c->multi);
+    c->multi = NULL;
 }
 
 /* Copies src into dst (size n), cut if needed at a character boundary so a
@@ -387,55 +401,69 @@ static const char *call_mistake(const stripe_client_t *c, const char *api_key, b
     return NULL;
 }
 
-void stripe_call(stripe_client_t *c, const char *api_key, const char *method, const char *path,
-                 const stripe_form_t *form, const char *idempotency_key, stripe_response_t *out)
-{
-    char *encoded = NULL, *url = NULL, *auth = NULL, *idem = NULL;
-    struct curl_slist *headers = NULL;
-    answer_t answer = {0};
-    char curl_error[CURL_ERROR_SIZE] = "";
-    bool performed = false;
+/* One call on its way: everything its easy handle points at until the
+ * answer is read. */
+typedef struct {
+    stripe_response_t *out;
+    CURL *curl;    /* Its handle (borrowed), or NULL when the call was refused unsent. */
+    char *encoded; /* The form, encoded. */
+    char *url;     /* Base, path and (GET) query. */
+    char *auth;    /* "Authorization: Bearer …". */
+    char *idem;    /* "Idempotency-Key: …", or NULL. */
+    struct curl_slist *headers;
+    answer_t answer;
+    char curl_error[CURL_ERROR_SIZE];
+} call_t;
 
+/* Prepares req on curl into k (zeroed by the caller). Returns false, with
+ * k->out filled (REJECTED: a bug in the caller), when req cannot be sent. */
+static bool call_begin(call_t *k, const stripe_client_t *c, CURL *curl, const stripe_request_t *req)
+{
+    stripe_response_t *out = req->out;
     memset(out, 0, sizeof *out);
     out->outcome = STRIPE_REJECTED;
+    k->out = out;
+    const char *method = req->method;
     bool post = method != NULL && strcmp(method, "POST") == 0;
     bool get = method != NULL && strcmp(method, "GET") == 0;
     if (!post && !get) {
         set_message(out, "Billow calls Stripe with GET or POST only, not %s",
                     method != NULL ? method : "(none)");
-        goto fail;
+        return false;
     }
-    const char *mistake = call_mistake(c, api_key, post, path, form, idempotency_key);
+    const char *mistake =
+        call_mistake(c, req->api_key, post, req->path, req->form, req->idempotency_key);
     if (mistake != NULL) {
         set_message(out, "%s", mistake);
-        goto fail;
+        return false;
     }
 
-    encoded = stripe_form_encode(form);
-    if (get && encoded[0] != '\0')
-        url = mem_printf("%s%s?%s", c->base, path, encoded);
+    k->encoded = stripe_form_encode(req->form);
+    if (get && k->encoded[0] != '\0')
+        k->url = mem_printf("%s%s?%s", c->base, req->path, k->encoded);
     else
-        url = mem_printf("%s%s", c->base, path);
-    auth = mem_printf("Authorization: Bearer %s", api_key);
-    headers = curl_slist_append(headers, auth);
-    headers = curl_slist_append(headers, "Stripe-Version: " STRIPE_API_VERSION);
+        k->url = mem_printf("%s%s", c->base, req->path);
+    k->auth = mem_printf("Authorization: Bearer %s", req->api_key);
+    k->headers = curl_slist_append(k->headers, k->auth);
+    k->headers = curl_slist_append(k->headers, "Stripe-Version: " STRIPE_API_VERSION);
     if (post) {
-        idem = mem_printf("Idempotency-Key: %s", idempotency_key);
-        headers = curl_slist_append(headers, idem);
-        headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+        k->idem = mem_printf("Idempotency-Key: %s", req->idempotency_key);
+        k->headers = curl_slist_append(k->headers, k->idem);
+        k->headers =
+            curl_slist_append(k->headers, "Content-Type: application/x-www-form-urlencoded");
         /* No "Expect: 100-continue" round trip: Stripe answers forms at once. */
-        headers = curl_slist_append(headers, "Expect:");
+        k->headers = curl_slist_append(k->headers, "Expect:");
     }
-    if (headers == NULL) {
+    if (k->headers == NULL) {
         fputs("billow: curl_slist_append failed (out of memory)\n", stderr);
         abort();
     }
 
-    CURL *curl = c->curl;
+    k->curl = curl;
     curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_URL, k->url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, k->headers);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, STRIPE_USER_AGENT);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)STRIPE_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)STRIPE_TIMEOUT_MS);
@@ -443,43 +471,48 @@ void stripe_call(stripe_client_t *c, const char *api_key, const char *method, co
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)STRIPE_RESPONSE_MAX);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &k->answer);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, k->curl_error);
     if (post) {
         curl_easy_setopt(curl, CURLOPT_POST, 1L);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(encoded));
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, encoded);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(k->encoded));
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, k->encoded);
     } else {
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     }
+    return true;
+}
 
-    CURLcode res = curl_easy_perform(curl);
-    performed = true;
+/* Reads the answer of k's finished transfer (res) into k->out. */
+static void call_end(call_t *k, CURLcode res)
+{
+    stripe_response_t *out = k->out;
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    const char *request_id = answer_header(curl, "Request-Id");
+    curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
+    const char *request_id = answer_header(k->curl, "Request-Id");
     if (request_id != NULL)
         copy_text(out->request_id, sizeof out->request_id, request_id);
 
-    if (answer.too_large || res == CURLE_FILESIZE_EXCEEDED) {
+    if (k->answer.too_large || res == CURLE_FILESIZE_EXCEEDED) {
         out->status = status;
         set_message(out, "the answer (HTTP %ld) is larger than %d bytes: not Stripe's", status,
                     STRIPE_RESPONSE_MAX);
-        goto fail;
+        return;
     }
     if (res != CURLE_OK) {
         /* Nothing, or only part of an answer: whether Stripe acted is
          * unknown, and the idempotency key makes asking again safe. */
         out->outcome = STRIPE_RETRY;
         set_message(out, "no answer from Stripe: %s",
-                    curl_error[0] != '\0' ? curl_error : curl_easy_strerror(res));
-        goto fail;
+                    k->curl_error[0] != '\0' ? k->curl_error : curl_easy_strerror(res));
+        return;
     }
 
     out->status = status;
-    if (answer.len > 0)
-        out->body = json_loadb(answer.data, answer.len, 0, NULL);
-    out->outcome = stripe_classify(status, out->body, answer_header(curl, "Stripe-Should-Retry"));
+    if (k->answer.len > 0)
+        out->body = json_loadb(k->answer.data, k->answer.len, 0, NULL);
+    out->outcome =
+        stripe_classify(status, out->body, answer_header(k->curl, "Stripe-Should-Retry"));
     copy_error_fields(out);
     if (out->outcome != STRIPE_OK && out->message[0] == '\0') {
         if (!json_is_object(out->body))
@@ -487,19 +520,109 @@ void stripe_call(stripe_client_t *c, const char *api_key, const char *method, co
         else
             set_message(out, "Stripe answered HTTP %ld without an error message", status);
     }
+}
 
-fail:
-    /* The handle holds pointers to the headers, the body and curl_error,
-     * all freed or gone on return; reset drops them (and keeps the
-     * connection for the next call). */
-    if (performed)
-        curl_easy_reset(c->curl);
-    curl_slist_free_all(headers);
-    free(answer.data);
-    free(idem);
-    free(auth);
-    free(url);
-    free(encoded);
+/* Frees what k holds. The handle pointed at the headers, the body and
+ * curl_error: reset drops those (and keeps its connection for the next
+ * call). */
+static void call_dispose(call_t *k)
+{
+    if (k->curl != NULL)
+        curl_easy_reset(k->curl);
+    curl_slist_free_all(k->headers);
+    free(k->answer.data);
+    free(k->idem);
+    free(k->auth);
+    free(k->url);
+    free(k->encoded);
+    memset(k, 0, sizeof *k);
+}
+
+void stripe_call(stripe_client_t *c, const char *api_key, const char *method, const char *path,
+                 const stripe_form_t *form, const char *idempotency_key, stripe_response_t *out)
+{
+    stripe_request_t req = {api_key, method, path, form, idempotency_key, out};
+    call_t k;
+    memset(&k, 0, sizeof k);
+    if (call_begin(&k, c, c != NULL ? c->curl : NULL, &req))
+        call_end(&k, curl_easy_perform(k.curl));
+    call_dispose(&k);
+}
+
+/* The client's multi handle and its pool of easy handles, made on first
+ * use: a worker that never calls Stripe in parallel never has them. */
+static void many_ready(stripe_client_t *c)
+{
+    if (c->multi == NULL) {
+        c->multi = curl_multi_init();
+        if (c->multi == NULL) {
+            fputs("billow: curl_multi_init failed (out of memory)\n", stderr);
+            abort();
+        }
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)STRIPE_PARALLEL_MAX);
+    }
+    for (size_t i = 0; i < STRIPE_PARALLEL_MAX; i++) {
+        if (c->pool[i] == NULL && (c->pool[i] = curl_easy_init()) == NULL) {
+            fputs("billow: curl_easy_init failed (out of memory)\n", stderr);
+            abort();
+        }
+    }
+}
+
+void stripe_call_many(stripe_client_t *c, const stripe_request_t *reqs, size_t n, int parallel)
+{
+    call_t calls[STRIPE_PARALLEL_MAX];
+    size_t next = 0, running = 0;
+    if (parallel < 1)
+        parallel = 1;
+    if (parallel > STRIPE_PARALLEL_MAX)
+        parallel = STRIPE_PARALLEL_MAX;
+    if (c == NULL || c->curl == NULL) {
+        /* call_begin refuses each one with the same sentence. */
+        for (size_t i = 0; i < n; i++) {
+            call_t k;
+            memset(&k, 0, sizeof k);
+            (void)call_begin(&k, c, NULL, &reqs[i]);
+            call_dispose(&k);
+        }
+        return;
+    }
+    many_ready(c);
+    memset(calls, 0, sizeof calls);
+    for (;;) {
+        /* Fill the free slots (a slot's handle is pool[slot]). */
+        for (int slot = 0; slot < parallel && next < n; slot++) {
+            if (calls[slot].out != NULL)
+                continue;
+            if (!call_begin(&calls[slot], c, c->pool[slot], &reqs[next++])) {
+                call_dispose(&calls[slot]);
+                slot--; /* The slot is free still: try the next request in it. */
+                continue;
+            }
+            curl_easy_setopt(c->pool[slot], CURLOPT_PRIVATE, &calls[slot]);
+            curl_multi_add_handle(c->multi, c->pool[slot]);
+            running++;
+        }
+        if (running == 0)
+            break;
+        int still = 0;
+        curl_multi_perform(c->multi, &still);
+        CURLMsg *msg;
+        int left = 0;
+        while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            call_t *k = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&k);
+            CURLcode res = msg->data.result;
+            curl_multi_remove_handle(c->multi, msg->easy_handle);
+            call_end(k, res);
+            call_dispose(k);
+            running--;
+        }
+        if (still > 0)
+            curl_multi_poll(c->multi, NULL, 0, STRIPE_POLL_MS, NULL);
+    }
 }
 
 void stripe_response_dispose(stripe_response_t *r)

@@ -38,6 +38,10 @@
 #define STRIPE_RESPONSE_MAX (1024 * 1024)
 /* Most parameters in one form: Billow's calls use a few dozen. */
 #define STRIPE_FORM_MAX 128
+/* Most calls stripe_call_many has on the wire at once: Stripe allows an
+ * account about a hundred requests a second in live mode and less in test
+ * mode, so a charger with more would be answered 429. */
+#define STRIPE_PARALLEL_MAX 32
 
 /* A form under construction: key/value pairs in order. */
 typedef struct stripe_form_s stripe_form_t;
@@ -78,8 +82,10 @@ typedef struct {
 } stripe_response_t;
 
 typedef struct {
-    char base[STRIPE_BASE_MAX]; /* No trailing slash. */
-    CURL *curl;                 /* Reused between calls (keep-alive). */
+    char base[STRIPE_BASE_MAX];      /* No trailing slash. */
+    CURL *curl;                      /* Reused between calls (keep-alive). */
+    CURLM *multi;                    /* stripe_call_many's, made on first use. */
+    CURL *pool[STRIPE_PARALLEL_MAX]; /* Its easy handles, made on first use. */
 } stripe_client_t;
 
 /* Prepares c for base (NULL or "": STRIPE_DEFAULT_BASE). curl_global_init
@@ -94,6 +100,21 @@ void stripe_client_dispose(stripe_client_t *c);
 void stripe_call(stripe_client_t *c, const char *api_key, const char *method, const char *path,
                  const stripe_form_t *form, const char *idempotency_key, stripe_response_t *out);
 void stripe_response_dispose(stripe_response_t *r);
+
+/* One call of stripe_call_many: the arguments of stripe_call. */
+typedef struct {
+    const char *api_key;
+    const char *method;
+    const char *path;
+    const stripe_form_t *form;
+    const char *idempotency_key;
+    stripe_response_t *out; /* Filled as stripe_call fills it (dispose each). */
+} stripe_request_t;
+
+/* Makes the n calls of reqs, up to `parallel` (1..STRIPE_PARALLEL_MAX) at
+ * once, and returns when every one has its answer (or its failure), each
+ * in its out exactly as stripe_call would have filled it. */
+void stripe_call_many(stripe_client_t *c, const stripe_request_t *reqs, size_t n, int parallel);
 
 /* The outcome of an answer with HTTP status (0: none), parsed body (may be
  * NULL) and Stripe-Should-Retry header value (NULL when absent). Pure. */

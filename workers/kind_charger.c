@@ -20,6 +20,7 @@
 #include "fault.h"
 #include "handler_util.h"
 #include "ids.h"
+#include "mem.h"
 #include "payments.h"
 
 /* What a charge job found, for its result. */
@@ -36,6 +37,7 @@ static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id
         out = runtime_db_fault(job, res);
         json_decref(attempt);
     } else {
+        json_decref(job->result);
         job->result = json_pack("{s:s,s:o,s:o,s:s?}", "object", "charge_result", "invoice",
                                 json_loads(PQgetvalue(res, 0, 0), 0, NULL), "attempt",
                                 attempt ? attempt : json_null(), "skipped", skipped);
@@ -44,90 +46,125 @@ static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id
     return out;
 }
 
-/* Attempt `attempt` at invoice `invoice_id`, whose locks the caller holds:
- * the PaymentIntent, confirmed off-session with the customer's default
- * payment method, and its outcome applied. *attempt_obj gets the attempt
- * (or NULL), *skipped why nothing was attempted (or NULL). */
-static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_id, int attempt,
-                                        json_t **attempt_obj, const char **skipped)
-{
-    payments_invoice_t v;
-    char *key = NULL, stripe_customer[PAYMENTS_STRIPE_ID_MAX], idem[160];
+/* One attempt at an invoice, from its checks to its recorded outcome:
+ * charge_prepare decides whether Stripe is asked and builds the request,
+ * the caller makes the call (alone, or with a batch's others at once),
+ * charge_finish applies the answer. */
+typedef struct {
+    worker_job_t *job;
+    const char *invoice_id;
+    int attempt;
+    const char *key;      /* The tenant's Stripe key (borrowed). */
+    payments_invoice_t v; /* The invoice, under its locks. */
+    const char *skipped;  /* Why nothing is attempted, or NULL. */
+    bool send;            /* A Stripe call is prepared. */
+    stripe_form_t *form;
     char path[PAYMENTS_STRIPE_ID_MAX + 64];
-    stripe_form_t *form = NULL;
-    stripe_response_t r;
-    payments_outcome_t o = {.invoice_id = invoice_id, .attempt = attempt};
-    handler_outcome_t out;
+    char idem[160];
+    stripe_response_t r; /* Stripe's answer, once made. */
+    json_t *attempt_obj; /* The attempt recorded (owned), or NULL. */
+} charge_t;
 
-    memset(&r, 0, sizeof r);
-    memset(&v, 0, sizeof v);
-    *attempt_obj = NULL;
-    *skipped = NULL;
-    if ((out = payments_read_invoice(job, invoice_id, &v)) != HANDLER_OK)
-        goto done;
-    /* Jobs for one invoice can outlive their reason: the invoice was paid
-     * out of band or voided, or this attempt was made (its job delivered
-     * twice, or the webhook recorded it after a crash). */
-    if (strcmp(v.status, "open") != 0 || v.amount_remaining <= 0) {
-        *skipped = "invoice_not_open";
-        goto done;
+static void charge_dispose(charge_t *ch)
+{
+    stripe_form_free(ch->form);
+    stripe_response_dispose(&ch->r);
+    json_decref(ch->attempt_obj);
+    memset(ch, 0, sizeof *ch);
+}
+
+/* Prepares attempt ch->attempt at ch->invoice_id, whose locks the caller
+ * holds: the checks that may leave nothing to do (the invoice was paid out
+ * of band or voided, the attempt was made already: its job delivered
+ * twice, or the webhook recorded it after a crash), an attempt without a
+ * payment method recorded at once, or a request: a retry confirms the
+ * invoice's PaymentIntent again, a first attempt creates it (off-session,
+ * with the customer's default payment method). A first attempt for a
+ * customer with no Stripe customer yet makes one when may_create, else
+ * sets *deferred and prepares nothing. */
+static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *deferred)
+{
+    worker_job_t *job = ch->job;
+    char stripe_customer[PAYMENTS_STRIPE_ID_MAX];
+    handler_outcome_t out;
+    if (deferred)
+        *deferred = false;
+    if ((out = payments_read_invoice(job, ch->invoice_id, &ch->v)) != HANDLER_OK)
+        return out;
+    if (strcmp(ch->v.status, "open") != 0 || ch->v.amount_remaining <= 0) {
+        ch->skipped = "invoice_not_open";
+        return HANDLER_OK;
     }
-    if (attempt <= v.attempt_count) {
-        *skipped = "attempt_already_made";
-        goto done;
+    if (ch->attempt <= ch->v.attempt_count) {
+        ch->skipped = "attempt_already_made";
+        return HANDLER_OK;
     }
-    if (attempt != v.attempt_count + 1) {
-        *skipped = "attempt_out_of_order";
-        goto done;
+    if (ch->attempt != ch->v.attempt_count + 1) {
+        ch->skipped = "attempt_out_of_order";
+        return HANDLER_OK;
     }
-    if ((out = payments_stripe_key(job, &key)) != HANDLER_OK)
-        goto done;
-    if (v.payment_method[0] == '\0') {
-        o.status = "failed";
-        o.failure_code = "payment_method_missing";
-        o.failure_message = "The customer has no default payment method.";
-        out = payments_apply(job, &o, attempt_obj);
-        goto done;
+    if (ch->v.payment_method[0] == '\0') {
+        payments_outcome_t o = {.invoice_id = ch->invoice_id,
+                                .attempt = ch->attempt,
+                                .status = "failed",
+                                .failure_code = "payment_method_missing",
+                                .failure_message = "The customer has no default payment method."};
+        return payments_apply(job, &o, &ch->attempt_obj);
     }
-    snprintf(idem, sizeof idem, "billow:pi:%s:%d", invoice_id, attempt);
-    form = stripe_form_new();
-    stripe_form_add(form, "payment_method", v.payment_method);
-    stripe_form_add(form, "off_session", "true");
-    if (v.intent[0]) {
+    snprintf(ch->idem, sizeof ch->idem, "billow:pi:%s:%d", ch->invoice_id, ch->attempt);
+    if (ch->v.intent[0]) {
         /* A retry confirms the invoice's PaymentIntent again. */
-        snprintf(path, sizeof path, "/v1/payment_intents/%s/confirm", v.intent);
+        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents/%s/confirm", ch->v.intent);
     } else {
-        if ((out = payments_ensure_customer(job, key, v.customer, stripe_customer)) != HANDLER_OK)
-            goto done;
-        snprintf(path, sizeof path, "/v1/payment_intents");
-        stripe_form_add_int(form, "amount", v.amount_remaining);
-        stripe_form_add(form, "currency", v.currency);
-        stripe_form_add(form, "customer", stripe_customer);
-        stripe_form_add(form, "confirm", "true");
-        stripe_form_add(form, "description", v.description);
-        stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
-        stripe_form_add_metadata(form, "billow_invoice", invoice_id);
+        if (!may_create && !ch->v.stripe_customer[0]) {
+            *deferred = true;
+            return HANDLER_OK;
+        }
+        out = payments_ensure_customer(job, ch->key, ch->v.customer, stripe_customer);
+        if (out != HANDLER_OK)
+            return out;
+        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents");
     }
-    stripe_call(payments_stripe(), key, "POST", path, form, idem, &r);
+    ch->form = stripe_form_new();
+    stripe_form_add(ch->form, "payment_method", ch->v.payment_method);
+    stripe_form_add(ch->form, "off_session", "true");
+    if (!ch->v.intent[0]) {
+        stripe_form_add_int(ch->form, "amount", ch->v.amount_remaining);
+        stripe_form_add(ch->form, "currency", ch->v.currency);
+        stripe_form_add(ch->form, "customer", stripe_customer);
+        stripe_form_add(ch->form, "confirm", "true");
+        stripe_form_add(ch->form, "description", ch->v.description);
+        stripe_form_add_metadata(ch->form, "billow_tenant", job->env->tenant_id);
+        stripe_form_add_metadata(ch->form, "billow_invoice", ch->invoice_id);
+    }
+    ch->send = true;
+    return HANDLER_OK;
+}
+
+/* Applies Stripe's answer in ch->r to the attempt. */
+static handler_outcome_t charge_finish(charge_t *ch)
+{
+    stripe_response_t *r = &ch->r;
+    payments_outcome_t o = {.invoice_id = ch->invoice_id,
+                            .attempt = ch->attempt,
+                            .payment_method = ch->v.payment_method,
+                            .request_id = r->request_id};
     /* Stripe has answered and nothing is committed: the crash tests kill
      * the charger here. */
     fault_point("charger.after_stripe");
-
-    o.payment_method = v.payment_method;
-    o.request_id = r.request_id;
-    switch (r.outcome) {
+    switch (r->outcome) {
     case STRIPE_OK:
-        o.intent = r.body;
+        o.intent = r->body;
         break;
     case STRIPE_DECLINED:
-        o.intent = json_object_get(json_object_get(r.body, "error"), "payment_intent");
-        o.status = payments_needs_action(r.code, r.decline_code) ? "requires_action" : "failed";
-        o.failure_code = r.code[0] ? r.code : "card_declined";
-        o.decline_code = r.decline_code[0] ? r.decline_code : NULL;
-        o.failure_message = r.message;
+        o.intent = json_object_get(json_object_get(r->body, "error"), "payment_intent");
+        o.status = payments_needs_action(r->code, r->decline_code) ? "requires_action" : "failed";
+        o.failure_code = r->code[0] ? r->code : "card_declined";
+        o.decline_code = r->decline_code[0] ? r->decline_code : NULL;
+        o.failure_message = r->message;
         break;
     case STRIPE_REJECTED: {
-        const json_t *err = json_object_get(r.body, "error");
+        const json_t *err = json_object_get(r->body, "error");
         const json_t *pi = json_object_get(err, "payment_intent");
         const char *param = json_string_value(json_object_get(err, "param"));
         const char *pi_status = json_string_value(json_object_get(pi, "status"));
@@ -143,46 +180,65 @@ static handler_outcome_t attempt_charge(worker_job_t *job, const char *invoice_i
         if (param && strcmp(param, "payment_method") == 0) {
             o.status = "failed";
             o.failure_code = "payment_method_missing";
-            o.failure_message = r.message;
+            o.failure_message = r->message;
             break;
         }
-        out = payments_stripe_fault(job, &r);
-        goto done;
+        return payments_stripe_fault(ch->job, r);
     }
     case STRIPE_RETRY:
-        out = payments_stripe_fault(job, &r);
-        goto done;
+        return payments_stripe_fault(ch->job, r);
     }
-    out = payments_apply(job, &o, attempt_obj);
+    return payments_apply(ch->job, &o, &ch->attempt_obj);
+}
 
-done:
+/* One attempt, alone: prepared, called, applied. */
+static handler_outcome_t charge_alone(charge_t *ch)
+{
+    char *key = NULL;
+    handler_outcome_t out = payments_stripe_key(ch->job, &key);
+    ch->key = key;
+    if (out == HANDLER_OK)
+        out = charge_prepare(ch, true, NULL);
+    if (out == HANDLER_OK && ch->send) {
+        stripe_call(payments_stripe(), ch->key, "POST", ch->path, ch->form, ch->idem, &ch->r);
+        out = charge_finish(ch);
+    }
+    ch->key = NULL;
     free(key);
-    stripe_form_free(form);
-    stripe_response_dispose(&r);
     return out;
+}
+
+/* Reads payment.charge's payload {invoice, attempt} into ch. */
+static handler_outcome_t charge_payload(worker_job_t *job, charge_t *ch)
+{
+    const json_t *p = job->env->payload;
+    const json_t *a = json_object_get(p, "attempt");
+    ch->job = job;
+    ch->invoice_id = handler_util_req_string(p, "invoice");
+    if (ch->invoice_id == NULL || (a != NULL && !json_is_integer(a)))
+        return handler_util_bad_payload(job, "invoice is required; attempt is an integer");
+    ch->attempt = a ? (int)json_integer_value(a) : 1;
+    if (ch->attempt < 1)
+        return handler_util_bad_payload(job, "attempt counts from 1");
+    return HANDLER_OK;
 }
 
 /* payment.charge {invoice, attempt}: one attempt at an open invoice. */
 static handler_outcome_t payment_charge(worker_job_t *job)
 {
-    const json_t *p = job->env->payload;
-    const char *invoice_id = handler_util_req_string(p, "invoice");
-    const json_t *a = json_object_get(p, "attempt");
-    json_t *attempt_obj = NULL;
-    const char *skipped = NULL;
-    if (invoice_id == NULL || (a != NULL && !json_is_integer(a)))
-        return handler_util_bad_payload(job, "invoice is required; attempt is an integer");
-    int attempt = a ? (int)json_integer_value(a) : 1;
-    if (attempt < 1)
-        return handler_util_bad_payload(job, "attempt counts from 1");
-    handler_outcome_t out = payments_lock_invoice(job, invoice_id);
+    charge_t ch;
+    memset(&ch, 0, sizeof ch);
+    handler_outcome_t out = charge_payload(job, &ch);
     if (out == HANDLER_OK)
-        out = attempt_charge(job, invoice_id, attempt, &attempt_obj, &skipped);
-    if (out != HANDLER_OK) {
-        json_decref(attempt_obj);
-        return out;
+        out = payments_lock_invoice(job, ch.invoice_id);
+    if (out == HANDLER_OK)
+        out = charge_alone(&ch);
+    if (out == HANDLER_OK) {
+        out = charge_result(job, ch.invoice_id, ch.attempt_obj, ch.skipped);
+        ch.attempt_obj = NULL;
     }
-    return charge_result(job, invoice_id, attempt_obj, skipped);
+    charge_dispose(&ch);
+    return out;
 }
 
 /* A one-off invoice of one line, numbered from the tenant's sequence. */
@@ -210,9 +266,9 @@ static const char ONE_OFF_SQL[] =
     "   $3::bigint, inv.period_start, inv.period_start, 0 FROM inv "
     "RETURNING invoice_id";
 
-/* payment.create {id, customer, amount, currency, description?}: a one-off
- * invoice, charged at once (once: a one-time payment is not dunned). */
-static handler_outcome_t payment_create(worker_job_t *job)
+/* payment.create's one-off invoice (payload {id, customer, amount,
+ * currency, description?}), made and locked; ch is set for attempt 1. */
+static handler_outcome_t one_off_invoice(worker_job_t *job, charge_t *ch)
 {
     const json_t *p = job->env->payload;
     const char *id = handler_util_req_string(p, "id");
@@ -220,9 +276,10 @@ static handler_outcome_t payment_create(worker_job_t *job)
     const char *currency = handler_util_req_string(p, "currency");
     const char *description = NULL;
     const json_t *amount = json_object_get(p, "amount");
-    json_t *attempt_obj = NULL;
-    const char *skipped = NULL;
     char amount_s[24], line[IDS_MAX];
+    ch->job = job;
+    ch->invoice_id = id;
+    ch->attempt = 1;
     if (!id || !customer || !currency || !json_is_integer(amount) ||
         json_integer_value(amount) <= 0 || !handler_util_opt_string(p, "description", &description))
         return handler_util_bad_payload(job, "id, customer, currency and a positive amount are "
@@ -238,16 +295,14 @@ static handler_outcome_t payment_create(worker_job_t *job)
         out = runtime_reject(job, 404, "resource_missing", "customer",
                              "No such customer (or it is closed): '%s'.", customer);
     PQclear(res);
-    if (out == HANDLER_OK)
-        out = payments_lock_invoice(job, id);
-    if (out == HANDLER_OK)
-        out = attempt_charge(job, id, 1, &attempt_obj, &skipped);
-    if (out != HANDLER_OK) {
-        json_decref(attempt_obj);
-        return out;
-    }
+    return out == HANDLER_OK ? payments_lock_invoice(job, id) : out;
+}
+
+/* payment.create's answer: the invoice, its first attempt and its payment. */
+static handler_outcome_t one_off_result(worker_job_t *job, const char *id)
+{
     const char *p1[1] = {id};
-    res =
+    PGresult *res =
         PQexecParams(job->db,
                      "SELECT invoice_object(i)::text,"
                      " (SELECT payment_object(p)::text FROM payments p"
@@ -256,7 +311,7 @@ static handler_outcome_t payment_create(worker_job_t *job)
                      "   WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.attempt = 1)"
                      " FROM invoices i WHERE i.id = $1",
                      1, NULL, p1, NULL, NULL, 0);
-    json_decref(attempt_obj);
+    handler_outcome_t out = HANDLER_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         out = runtime_db_fault(job, res);
     } else {
@@ -264,12 +319,114 @@ static handler_outcome_t payment_create(worker_job_t *job)
             PQgetisnull(res, 0, 1) ? json_null() : json_loads(PQgetvalue(res, 0, 1), 0, NULL);
         json_t *att =
             PQgetisnull(res, 0, 2) ? json_null() : json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+        json_decref(job->result);
         job->result =
             json_pack("{s:s,s:o,s:o,s:o}", "object", "payment_result", "invoice",
                       json_loads(PQgetvalue(res, 0, 0), 0, NULL), "attempt", att, "payment", pay);
     }
     PQclear(res);
     return out;
+}
+
+/* payment.create {id, customer, amount, currency, description?}: a one-off
+ * invoice, charged at once (once: a one-time payment is not dunned). */
+static handler_outcome_t payment_create(worker_job_t *job)
+{
+    charge_t ch;
+    memset(&ch, 0, sizeof ch);
+    handler_outcome_t out = one_off_invoice(job, &ch);
+    if (out == HANDLER_OK)
+        out = charge_alone(&ch);
+    if (out == HANDLER_OK)
+        out = one_off_result(job, ch.invoice_id);
+    charge_dispose(&ch);
+    return out;
+}
+
+/* The set-based form of payment.charge and payment.create: the charges of
+ * a batch (one tenant's) are prepared one by one under their locks, sent
+ * to Stripe together (up to CHARGER_PARALLEL at once: one process charges
+ * as many invoices per second as Stripe answers in parallel, not one after
+ * another), and applied one by one, in the batch's one transaction. A
+ * charge that first needs a Stripe customer made, and a payment whose
+ * customer is not ready for one, are left to the one-by-one handler. */
+static handler_outcome_t charge_batch(worker_job_t *const *jobs, size_t n, bool *taken, bool create)
+{
+    charge_t *chs = mem_calloc(n, sizeof *chs);
+    stripe_request_t *reqs = mem_calloc(n, sizeof *reqs);
+    size_t *of = mem_calloc(n, sizeof *of);
+    size_t m = 0;
+    char *key = NULL;
+    handler_outcome_t out = n > 0 ? payments_stripe_key(jobs[0], &key) : HANDLER_OK;
+    if (out != HANDLER_OK) {
+        /* No Stripe account: each job is refused by the one-by-one handler. */
+        json_decref(jobs[0]->error);
+        jobs[0]->error = NULL;
+        out = HANDLER_OK;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        charge_t *ch = &chs[i];
+        bool deferred = false;
+        if (create) {
+            const char *customer = handler_util_req_string(jobs[i]->env->payload, "customer");
+            bool ready = false;
+            if (customer != NULL &&
+                (out = payments_customer_ready(jobs[i], customer, &ready)) != HANDLER_OK)
+                goto done;
+            if (!ready)
+                continue;
+            out = one_off_invoice(jobs[i], ch);
+        } else {
+            out = charge_payload(jobs[i], ch);
+            if (out == HANDLER_OK)
+                out = payments_lock_invoice(jobs[i], ch->invoice_id);
+        }
+        ch->key = key;
+        if (out == HANDLER_OK)
+            out = charge_prepare(ch, false, &deferred);
+        if (out != HANDLER_OK)
+            goto done; /* The pass is undone; the jobs run one by one. */
+        if (deferred)
+            continue;
+        taken[i] = true;
+        if (ch->send) {
+            reqs[m] = (stripe_request_t){key, "POST", ch->path, ch->form, ch->idem, &ch->r};
+            of[m++] = i;
+        }
+    }
+    stripe_call_many(payments_stripe(), reqs, m, payments_parallel());
+    for (size_t j = 0; j < m && out == HANDLER_OK; j++)
+        out = charge_finish(&chs[of[j]]);
+    for (size_t i = 0; i < n && out == HANDLER_OK; i++) {
+        if (!taken[i])
+            continue;
+        if (create) {
+            out = one_off_result(jobs[i], chs[i].invoice_id);
+        } else {
+            out = charge_result(jobs[i], chs[i].invoice_id, chs[i].attempt_obj, chs[i].skipped);
+            chs[i].attempt_obj = NULL;
+        }
+    }
+
+done:
+    for (size_t i = 0; i < n; i++)
+        charge_dispose(&chs[i]);
+    free(chs);
+    free(reqs);
+    free(of);
+    free(key);
+    return out;
+}
+
+static handler_outcome_t payment_charge_batch(worker_job_t *const *jobs, size_t n, bool *taken)
+{
+    return charge_batch(jobs, n, taken, false);
+}
+
+static handler_outcome_t payment_create_batch(worker_job_t *const *jobs, size_t n, bool *taken)
+{
+    return charge_batch(jobs, n, taken, true);
 }
 
 /* payment.refund {id, payment, amount?, reason?, metadata?}: a refund of
@@ -441,8 +598,8 @@ done:
 }
 
 const worker_handler_t kind_charger_handlers[] = {
-    {"payment.charge", payment_charge, false, NULL},
-    {"payment.create", payment_create, false, NULL},
+    {"payment.charge", payment_charge, false, payment_charge_batch},
+    {"payment.create", payment_create, false, payment_create_batch},
     {"payment.refund", payment_refund, false, NULL},
     {"payment.setup_intent", payment_setup_intent, false, NULL},
     {NULL, NULL, false, NULL},

@@ -21,6 +21,7 @@ static struct {
     bool ready;
     seal_key_t seal;
     stripe_client_t stripe;
+    int parallel;
 } P;
 
 int payments_init(const config_t *cfg)
@@ -33,6 +34,7 @@ int payments_init(const config_t *cfg)
         fprintf(stderr, "billow-worker: STRIPE_API_BASE must be an http(s):// URL\n");
         return -1;
     }
+    P.parallel = cfg->charger_parallel;
     P.ready = true;
     return 0;
 }
@@ -47,6 +49,29 @@ void payments_dispose(void)
 stripe_client_t *payments_stripe(void)
 {
     return &P.stripe;
+}
+
+int payments_parallel(void)
+{
+    return P.parallel > 0 ? P.parallel : 1;
+}
+
+handler_outcome_t payments_customer_ready(worker_job_t *job, const char *id, bool *ready)
+{
+    const char *params[1] = {id};
+    PGresult *res = PQexecParams(job->db,
+                                 "SELECT 1 FROM customers WHERE id = $1 AND status <> 'closed'"
+                                 " AND stripe_customer_id IS NOT NULL"
+                                 " AND default_payment_method IS NOT NULL",
+                                 1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    *ready = false;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        out = runtime_db_fault(job, res);
+    else
+        *ready = PQntuples(res) == 1;
+    PQclear(res);
+    return out;
 }
 
 handler_outcome_t payments_stripe_key(worker_job_t *job, char **key)
@@ -245,7 +270,8 @@ handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payme
         "  ELSE coalesce(i.description, 'Invoice ' || i.number) END,"
         " coalesce((SELECT a.stripe_payment_intent FROM payment_attempts a"
         "  WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id"
-        "   AND a.stripe_payment_intent IS NOT NULL ORDER BY a.attempt DESC LIMIT 1), '') "
+        "   AND a.stripe_payment_intent IS NOT NULL ORDER BY a.attempt DESC LIMIT 1), ''),"
+        " coalesce(c.stripe_customer_id, '') "
         "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
         "LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id "
         "WHERE i.id = $1",
@@ -269,6 +295,7 @@ handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payme
         snprintf(v->payment_method, sizeof v->payment_method, "%s", PQgetvalue(res, 0, 9));
         snprintf(v->description, sizeof v->description, "%s", PQgetvalue(res, 0, 10));
         snprintf(v->intent, sizeof v->intent, "%s", PQgetvalue(res, 0, 11));
+        snprintf(v->stripe_customer, sizeof v->stripe_customer, "%s", PQgetvalue(res, 0, 12));
     }
     PQclear(res);
     return out;

@@ -38,6 +38,13 @@ void payments_dispose(void);
 /* The process's Stripe client. */
 stripe_client_t *payments_stripe(void);
 
+/* How many calls to Stripe the process makes at once (CHARGER_PARALLEL). */
+int payments_parallel(void);
+
+/* Whether customer `id` can be charged without a call to make its Stripe
+ * customer: it has one, and a default payment method, and is not closed. */
+handler_outcome_t payments_customer_ready(worker_job_t *job, const char *id, bool *ready);
+
 /* The tenant's Stripe secret key, opened (free() it), into *key. No
  * account connected: rejects the job (409 stripe_not_configured). */
 handler_outcome_t payments_stripe_key(worker_job_t *job, char **key);
@@ -61,16 +68,17 @@ handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id);
 
 /* An invoice as collection sees it. */
 typedef struct {
-    char status[16];                             /* open, paid … */
-    char customer[IDS_MAX];                      /* cus_… */
-    char reason[40];                             /* billing_reason; "manual": one-off. */
-    int attempt_count;                           /* Attempts made. */
-    int scheduled_retries;                       /* Scheduled retries used. */
-    int64_t first_failed_at;                     /* Unix seconds, INT64_MIN when none. */
-    int64_t now;                                 /* The customer's clock. */
-    int64_t amount_remaining;                    /* What a charge asks for. */
-    char currency[8];                            /* Lower case. */
-    char payment_method[PAYMENTS_STRIPE_ID_MAX]; /* The customer's default, "" when none. */
+    char status[16];                              /* open, paid … */
+    char customer[IDS_MAX];                       /* cus_… */
+    char reason[40];                              /* billing_reason; "manual": one-off. */
+    int attempt_count;                            /* Attempts made. */
+    int scheduled_retries;                        /* Scheduled retries used. */
+    int64_t first_failed_at;                      /* Unix seconds, INT64_MIN when none. */
+    int64_t now;                                  /* The customer's clock. */
+    int64_t amount_remaining;                     /* What a charge asks for. */
+    char currency[8];                             /* Lower case. */
+    char payment_method[PAYMENTS_STRIPE_ID_MAX];  /* The customer's default, "" when none. */
+    char stripe_customer[PAYMENTS_STRIPE_ID_MAX]; /* The customer's in Stripe, "" when none yet. */
     /* The invoice's PaymentIntent (pi_…, made by its first attempt that
      * reached Stripe), "" before one: every later attempt confirms this
      * same intent again, as Stripe Billing does, so an invoice can be paid

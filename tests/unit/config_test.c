@@ -150,7 +150,7 @@ Test(config, every_setting_is_documented_and_its_default_loads)
 {
     size_t count = 0;
     const config_setting_t *s = config_settings(&count);
-    cr_assert_eq(count, 41);
+    cr_assert_eq(count, 42);
     for (size_t i = 0; i < count; i++) {
         cr_assert_gt(strlen(s[i].env), 0);
         cr_assert_gt(strlen(s[i].name), 0);

@@ -880,3 +880,197 @@ Test(stripe, client_init_checks_and_trims_the_base)
     cr_assert_eq(stripe_client_init(&c, long_base), BILLOW_EPARAM_INVALID);
     stripe_client_dispose(&c);
 }
+
+/* ---- stripe_call_many against a server of many connections ------------- */
+
+/* How long each answer is held back, so that calls overlap. */
+#define MANY_HOLD_MS 150
+/* Most connections the many-server serves. */
+#define MANY_MAX 16
+
+/* A test fixture: on 127.0.0.1, serves `expect` connections, one request
+ * each, each on its own thread, answering 200 {"key": "<the request's
+ * Idempotency-Key>"} (or a 402 card_error when the key ends in "-decline")
+ * after MANY_HOLD_MS; it records the most connections open at once. */
+typedef struct many_server_s many_server_t;
+typedef struct {
+    many_server_t *server;
+    int conn;
+} many_conn_t;
+struct many_server_s {
+    int fd, port, expect;
+    pthread_t acceptor;
+    pthread_t threads[MANY_MAX];
+    many_conn_t conns[MANY_MAX];
+    pthread_mutex_t lock;
+    int open, most;
+};
+
+static void *many_serve(void *arg)
+{
+    many_conn_t *c = arg;
+    many_server_t *s = c->server;
+    pthread_mutex_lock(&s->lock);
+    if (++s->open > s->most)
+        s->most = s->open;
+    pthread_mutex_unlock(&s->lock);
+    char req[REQUEST_ROOM] = "";
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(c->conn, req + len, sizeof req - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        req[len] = '\0';
+        const char *end = strstr(req, "\r\n\r\n");
+        const char *cl = strcasestr(req, "\r\nContent-Length:");
+        size_t body = cl != NULL && end != NULL && cl < end
+                          ? strtoul(cl + strlen("\r\nContent-Length:"), NULL, 10)
+                          : 0;
+        if (end != NULL && len >= (size_t)(end + 4 - req) + body)
+            break;
+    }
+    char key[128] = "";
+    const char *k = strcasestr(req, "\r\nIdempotency-Key: ");
+    if (k != NULL)
+        sscanf(k + strlen("\r\nIdempotency-Key: "), "%127[^\r]", key);
+    poll(NULL, 0, MANY_HOLD_MS);
+    bool decline = strlen(key) > 8 && strcmp(key + strlen(key) - 8, "-decline") == 0;
+    char *body = decline ? mem_printf("{\"error\": {\"type\": \"card_error\", \"code\": "
+                                      "\"card_declined\", \"decline_code\": \"%s\", "
+                                      "\"message\": \"Declined.\"}}",
+                                      key)
+                         : mem_printf("{\"key\": \"%s\"}", key);
+    char *answer = answer_with(decline ? "402 Payment Required" : "200 OK", "", body);
+    pthread_mutex_lock(&s->lock);
+    s->open--;
+    pthread_mutex_unlock(&s->lock);
+    (void)!send(c->conn, answer, strlen(answer), MSG_NOSIGNAL);
+    shutdown(c->conn, SHUT_WR);
+    close(c->conn);
+    free(answer);
+    free(body);
+    return NULL;
+}
+
+static void *many_accept(void *arg)
+{
+    many_server_t *s = arg;
+    for (int i = 0; i < s->expect; i++) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, ACCEPT_WAIT_MS) != 1)
+            break;
+        s->conns[i].server = s;
+        s->conns[i].conn = accept(s->fd, NULL, NULL);
+        if (s->conns[i].conn < 0 ||
+            pthread_create(&s->threads[i], NULL, many_serve, &s->conns[i]) != 0) {
+            s->expect = i;
+            break;
+        }
+    }
+    for (int i = 0; i < s->expect; i++)
+        pthread_join(s->threads[i], NULL);
+    return NULL;
+}
+
+static many_server_t *many_start(int expect)
+{
+    many_server_t *s = mem_calloc(1, sizeof *s);
+    s->fd = listen_loopback(&s->port);
+    cr_assert_eq(listen(s->fd, MANY_MAX), 0);
+    s->expect = expect;
+    pthread_mutex_init(&s->lock, NULL);
+    cr_assert_eq(pthread_create(&s->acceptor, NULL, many_accept, s), 0);
+    return s;
+}
+
+static void many_finish(many_server_t *s)
+{
+    pthread_join(s->acceptor, NULL);
+    close(s->fd);
+    pthread_mutex_destroy(&s->lock);
+}
+
+Test(stripe, many_calls_run_at_once_up_to_the_limit_each_with_its_own_answer)
+{
+    enum { N = 7, PARALLEL = 3 };
+    many_server_t *s = many_start(N);
+    char base[64], keys[N][32];
+    base_of(s->port, base, sizeof base);
+    stripe_client_t c;
+    cr_assert_eq(stripe_client_init(&c, base), 0);
+    stripe_form_t *form = stripe_form_new();
+    stripe_form_add(form, "amount", "100");
+    stripe_request_t reqs[N];
+    stripe_response_t outs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "billow:pi:in_%d%s", i, i == 4 ? "-decline" : "");
+        reqs[i] = (stripe_request_t){"sk_test_123", "POST",  "/v1/payment_intents",
+                                     form,          keys[i], &outs[i]};
+    }
+    stripe_call_many(&c, reqs, N, PARALLEL);
+    many_finish(s);
+    for (int i = 0; i < N; i++) {
+        if (i == 4) {
+            cr_assert_eq(outs[i].outcome, STRIPE_DECLINED);
+            cr_assert_str_eq(outs[i].decline_code, keys[i], "the answer of its own request");
+        } else {
+            cr_assert_eq(outs[i].outcome, STRIPE_OK, "call %d: %s", i, outs[i].message);
+            cr_assert_str_eq(json_string_value(json_object_get(outs[i].body, "key")), keys[i],
+                             "call %d got the answer of its own request", i);
+        }
+        stripe_response_dispose(&outs[i]);
+    }
+    cr_assert_eq(s->most, PARALLEL, "at most %d calls at once, and that many: %d", PARALLEL,
+                 s->most);
+    stripe_form_free(form);
+    stripe_client_dispose(&c);
+    free(s);
+}
+
+Test(stripe, many_calls_refuse_a_bad_one_unsent_and_make_the_others)
+{
+    many_server_t *s = many_start(2);
+    char base[64];
+    base_of(s->port, base, sizeof base);
+    stripe_client_t c;
+    cr_assert_eq(stripe_client_init(&c, base), 0);
+    stripe_response_t outs[3];
+    stripe_request_t reqs[3] = {
+        {"sk_test_123", "POST", "/v1/refunds", NULL, "billow:re:1", &outs[0]},
+        {"sk_test_123", "POST", "/v1/refunds", NULL, NULL, &outs[1]},
+        {"sk_test_123", "GET", "/v1/payment_intents/pi_1", NULL, NULL, &outs[2]},
+    };
+    stripe_call_many(&c, reqs, 3, STRIPE_PARALLEL_MAX + 5);
+    many_finish(s);
+    cr_assert_eq(outs[0].outcome, STRIPE_OK);
+    cr_assert_eq(outs[1].outcome, STRIPE_REJECTED);
+    cr_assert(strstr(outs[1].message, "idempotency key") != NULL, "%s", outs[1].message);
+    cr_assert_eq(outs[1].status, 0, "the bad call was never sent");
+    cr_assert_eq(outs[2].outcome, STRIPE_OK);
+    for (int i = 0; i < 3; i++)
+        stripe_response_dispose(&outs[i]);
+    stripe_client_dispose(&c);
+    free(s);
+}
+
+Test(stripe, many_calls_to_a_closed_port_are_each_a_passing_fault)
+{
+    char base[64];
+    base_of(closed_port(), base, sizeof base);
+    stripe_client_t c;
+    cr_assert_eq(stripe_client_init(&c, base), 0);
+    stripe_response_t outs[2];
+    stripe_request_t reqs[2] = {
+        {"sk_test_123", "POST", "/v1/refunds", NULL, "billow:re:1", &outs[0]},
+        {"sk_test_123", "POST", "/v1/refunds", NULL, "billow:re:2", &outs[1]},
+    };
+    stripe_call_many(&c, reqs, 2, 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(outs[i].outcome, STRIPE_RETRY);
+        cr_assert_eq(outs[i].status, 0);
+        cr_assert(strstr(outs[i].message, "no answer from Stripe") != NULL, "%s", outs[i].message);
+        stripe_response_dispose(&outs[i]);
+    }
+    stripe_client_dispose(&c);
+}

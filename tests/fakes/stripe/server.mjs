@@ -1234,7 +1234,11 @@ async function onRequest(req, res) {
     if (raw === null) {
       return send(res, 413, errorBody({ type: 'invalid_request_error', message: `Request bodies are limited to ${MAX_BODY} bytes.` }, ctx.reqId));
     }
-    if (url.pathname.startsWith('/v1/')) return await handleApi(req, res, url, raw, ctx);
+    if (url.pathname.startsWith('/v1/')) {
+      // Stripe's own time to answer, for benchmarks (--latency-ms).
+      if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
+      return await handleApi(req, res, url, raw, ctx);
+    }
     if (url.pathname.startsWith('/_fake/')) {
       try {
         const [status, body] = handleControl(req, url, raw, ctx);
@@ -1262,6 +1266,10 @@ function parseWebhookSpec(s) {
   return [s.slice(0, eq), s.slice(eq + 1, bar), s.slice(bar + 1)];
 }
 
+// Milliseconds every /v1 answer waits (--latency-ms): 0, or Stripe's own
+// few hundred when a benchmark wants the charger to meet real latency.
+let latencyMs = 0;
+
 function main(argv) {
   let port = process.env.STRIPE_FAKE_PORT ? Number(process.env.STRIPE_FAKE_PORT) : 0;
   const hooks = (process.env.STRIPE_FAKE_WEBHOOKS || '').split(/\s+/).filter(Boolean);
@@ -1270,10 +1278,15 @@ function main(argv) {
     const value = () => (inline !== undefined ? inline : argv[++i]);
     if (flag === '--port') port = Number(value());
     else if (flag === '--webhook') hooks.push(value());
+    else if (flag === '--latency-ms') latencyMs = Number(value());
     else {
-      console.error(`usage: server.mjs --port N [--webhook KEY=URL|SECRET]...  (unknown argument ${argv[i]})`);
+      console.error(`usage: server.mjs --port N [--latency-ms N] [--webhook KEY=URL|SECRET]...  (unknown argument ${argv[i]})`);
       process.exit(2);
     }
+  }
+  if (!Number.isInteger(latencyMs) || latencyMs < 0 || latencyMs > 60000) {
+    console.error(`stripe-fake: bad --latency-ms ${latencyMs}`);
+    process.exit(2);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     console.error(`stripe-fake: bad port ${port}`);

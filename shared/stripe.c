@@ -573,6 +573,8 @@ void stripe_call_many(stripe_client_t *c, const stripe_request_t *reqs, size_t n
 {
     call_t calls[STRIPE_PARALLEL_MAX];
     size_t next = 0, running = 0;
+    if (n == 0)
+        return;
     if (parallel < 1)
         parallel = 1;
     if (parallel > STRIPE_PARALLEL_MAX)

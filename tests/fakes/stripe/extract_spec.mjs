@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The operations Billow calls (notes/payments_contract.md) plus the reads
+// The operations Billow calls (docs/architecture.md, "Payments") plus the reads
 // and updates the fake serves for tests.
 export const OPERATIONS = [
   ['post', '/v1/customers'],

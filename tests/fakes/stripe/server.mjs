@@ -4,10 +4,10 @@
 // deliveries and /_fake/ control endpoints for tests. Tests and local runs
 // point Billow at it instead of api.stripe.com.
 //
-//   node tests/fakes/stripe/server.mjs --port N [--webhook KEY=URL|SECRET]...
+//   node tests/fakes/stripe/server.mjs --port N [--latency-ms N] [--webhook KEY=URL|SECRET]...
 //
-// The contract it implements is notes/payments_contract.md; README.md next
-// to this file describes the behaviour and the control endpoints. Node
+// README.md next to this file describes the behaviour and the control
+// endpoints. Node
 // built-ins only, so it runs wherever Billow's tests run.
 
 import crypto from 'node:crypto';

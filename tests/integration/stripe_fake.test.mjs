@@ -127,7 +127,7 @@ async function newCustomer(key, extra = {}) {
   return r.json;
 }
 
-// A PaymentIntent as Billow's charger creates it (notes/payments_contract.md).
+// A PaymentIntent as Billow's charger creates it (workers/kind_charger.c).
 function chargeParams(customer, paymentMethod, amount = 2000) {
   return {
     amount, currency: 'usd', customer, payment_method: paymentMethod, confirm: 'true', off_session: 'true',

@@ -597,10 +597,80 @@ done:
     return out;
 }
 
+/* payment.cancel_intent {invoice, intent}: the invoice was settled other
+ * than through Stripe (voided, or paid out of band), so its
+ * PaymentIntent, still waiting (for the customer's authentication, say),
+ * is canceled and can no longer take money. If the customer paid it in the
+ * meantime, Stripe refuses; its payment_intent.succeeded event records the
+ * payment against the settled invoice, for staff to refund. */
+static handler_outcome_t payment_cancel_intent(worker_job_t *job)
+{
+    const json_t *p = job->env->payload;
+    const char *invoice = handler_util_req_string(p, "invoice");
+    const char *intent = handler_util_req_string(p, "intent");
+    char *key = NULL, path[PAYMENTS_STRIPE_ID_MAX + 64], idem[PAYMENTS_STRIPE_ID_MAX + 32];
+    stripe_form_t *form = NULL;
+    stripe_response_t r;
+    const char *status = NULL;
+    handler_outcome_t out;
+
+    memset(&r, 0, sizeof r);
+    if (!invoice || !intent) {
+        out = handler_util_bad_payload(job, "invoice and intent are required");
+        goto done;
+    }
+    if ((out = payments_lock_invoice(job, invoice)) != HANDLER_OK ||
+        (out = payments_stripe_key(job, &key)) != HANDLER_OK)
+        goto done;
+    snprintf(path, sizeof path, "/v1/payment_intents/%s/cancel", intent);
+    snprintf(idem, sizeof idem, "billow:pi-cancel:%s", intent);
+    form = stripe_form_new();
+    stripe_form_add(form, "cancellation_reason", "abandoned");
+    stripe_call(payments_stripe(), key, "POST", path, form, idem, &r);
+    if (r.outcome == STRIPE_OK) {
+        status = "canceled";
+    } else if (r.outcome == STRIPE_REJECTED) {
+        status = json_string_value(json_object_get(
+            json_object_get(json_object_get(r.body, "error"), "payment_intent"), "status"));
+        if (status == NULL ||
+            (strcmp(status, "canceled") != 0 && strcmp(status, "succeeded") != 0)) {
+            out = payments_stripe_fault(job, &r);
+            goto done;
+        }
+    } else {
+        out = payments_stripe_fault(job, &r);
+        goto done;
+    }
+    if (strcmp(status, "canceled") == 0) {
+        const char *params[2] = {invoice, intent};
+        PGresult *res =
+            PQexecParams(job->db,
+                         "UPDATE payment_attempts SET status = 'failed',"
+                         " failure_code = 'payment_intent_canceled', updated_at = now() "
+                         "WHERE invoice_id = $1 AND stripe_payment_intent = $2"
+                         " AND status IN ('requires_action', 'processing')",
+                         2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            out = runtime_db_fault(job, res);
+        PQclear(res);
+        if (out != HANDLER_OK)
+            goto done;
+    }
+    job->result = json_pack("{s:s,s:s,s:s,s:s}", "object", "payment_intent_cancel", "invoice",
+                            invoice, "intent", intent, "status", status);
+
+done:
+    free(key);
+    stripe_form_free(form);
+    stripe_response_dispose(&r);
+    return out;
+}
+
 const worker_handler_t kind_charger_handlers[] = {
     {"payment.charge", payment_charge, false, payment_charge_batch},
     {"payment.create", payment_create, false, payment_create_batch},
     {"payment.refund", payment_refund, false, NULL},
     {"payment.setup_intent", payment_setup_intent, false, NULL},
+    {"payment.cancel_intent", payment_cancel_intent, false, NULL},
     {NULL, NULL, false, NULL},
 };

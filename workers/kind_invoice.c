@@ -33,6 +33,7 @@
 #include "handler_util.h"
 #include "invstate.h"
 #include "mem.h"
+#include "payments.h"
 #include "timeutil.h"
 
 /* The proration choices of Stripe's proration_behavior. */
@@ -1265,6 +1266,11 @@ static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
         goto done;
     }
     out = kind_invoice_settle(job, id, ev, false, &moved);
+    /* Voided or paid out of band, the invoice takes no more money through
+     * Stripe; written off, it may still be paid (a late authentication
+     * settles it), so its intent stays. */
+    if (out == HANDLER_OK && moved && ev != INVSTATE_EV_MARK_UNCOLLECTIBLE)
+        out = payments_invoice_settled_elsewhere(job, id);
     if (out != HANDLER_OK)
         goto done;
     res = PQexecParams(job->db, "SELECT invoice_object(i)::text FROM invoices i WHERE id = $1", 1,

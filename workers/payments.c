@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mem.h"
 #include "seal.h"
+#include "timeutil.h"
 
 /* The seal contexts of the tenant's Stripe secrets (as the api sealed them). */
 #define SEAL_CONTEXT_SECRET_KEY "stripe_secret_key"
@@ -194,6 +195,34 @@ handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id)
                                   id);
     }
     return HANDLER_OK;
+}
+
+handler_outcome_t payments_invoice_settled_elsewhere(worker_job_t *job, const char *invoice_id)
+{
+    const char *params[1] = {invoice_id};
+    PGresult *res = PQexecParams(
+        job->db,
+        "SELECT a.stripe_payment_intent FROM payment_attempts a WHERE a.invoice_id = $1"
+        " AND a.stripe_payment_intent IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM payment_attempts b WHERE b.invoice_id = $1"
+        "  AND b.status = 'succeeded') "
+        "ORDER BY a.attempt DESC LIMIT 1",
+        1, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = HANDLER_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        out = runtime_db_fault(job, res);
+    } else if (PQntuples(res) == 1) {
+        char key[PAYMENTS_STRIPE_ID_MAX + 32], id[IDS_MAX];
+        const char *intent = PQgetvalue(res, 0, 0);
+        snprintf(key, sizeof key, "payment.cancel_intent|%s", intent);
+        ids_derive("job", (uint64_t)timeutil_now_ms(), key, id);
+        if (runtime_followup_id(job, "payment.cancel_intent",
+                                json_pack("{s:s,s:s}", "invoice", invoice_id, "intent", intent),
+                                id) != 0)
+            out = HANDLER_RETRY;
+    }
+    PQclear(res);
+    return out;
 }
 
 handler_outcome_t payments_policy(worker_job_t *job, dunning_policy_t *p)
@@ -385,7 +414,10 @@ static handler_outcome_t record_success(worker_job_t *job, const payments_outcom
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         out = runtime_db_fault(job, res);
     PQclear(res);
-    if (out != HANDLER_OK || strcmp(v->status, "open") != 0)
+    /* An uncollectible invoice may still be paid: a late success (the
+     * customer finished authenticating) settles it too. */
+    if (out != HANDLER_OK ||
+        (strcmp(v->status, "open") != 0 && strcmp(v->status, "uncollectible") != 0))
         return out;
     bool moved = false;
     out = kind_invoice_settle(job, o->invoice_id, INVSTATE_EV_PAY, true, &moved);

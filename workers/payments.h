@@ -128,6 +128,13 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
 handler_outcome_t payments_notify(worker_job_t *job, const char *invoice_id, dunning_notify_t which,
                                   const char *template_name, json_t *data);
 
+/* Invoice `invoice_id` has left `open` other than through Stripe (voided,
+ * or paid out of band): if its PaymentIntent has not succeeded,
+ * a payment.cancel_intent follow-up asks Stripe to cancel it, so a
+ * customer cannot still pay it (finishing authentication on the tenant's
+ * page, say). */
+handler_outcome_t payments_invoice_settled_elsewhere(worker_job_t *job, const char *invoice_id);
+
 /* The tenant's dunning policy (defaults filled in). */
 handler_outcome_t payments_policy(worker_job_t *job, dunning_policy_t *p);
 

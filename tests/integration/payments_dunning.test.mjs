@@ -225,6 +225,36 @@ describe('authentication (SCA)', () => {
   });
 });
 
+describe('an invoice settled outside Stripe', () => {
+  it('paid out of band while its charge waits for authentication: the PaymentIntent is canceled and can take no money', async () => {
+    const ctx = await setUp();
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_authenticationRequired' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    const [waiting] = await attemptsOf(ctx, inv.id);
+    assert.equal(waiting.status, 'requires_action');
+    const pi = waiting.stripe_payment_intent;
+
+    const paid = await ctx.b.post('/v1/invoices/{id}/pay', { paid_out_of_band: true }, 200, { id: inv.id });
+    assert.equal(paid.status, 'paid');
+    const intentAtStripe = async () => (await fetch(`${fake.url}/v1/payment_intents/${pi}`, { headers: { Authorization: `Bearer ${ctx.key}` } })).json();
+    await until('the intent to be canceled at Stripe', async () => ((await intentAtStripe()).status === 'canceled' ? true : undefined));
+    assert.equal((await intentAtStripe()).cancellation_reason, 'abandoned');
+    const [after] = await attemptsOf(ctx, inv.id);
+    assert.deepEqual([after.status, after.failure_code], ['failed', 'payment_intent_canceled']);
+
+    // The customer, still on the authentication page, cannot pay it now.
+    const confirm = await fetch(`${fake.url}/v1/payment_intents/${pi}/confirm`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'payment_method=pm_card_authenticationRequired',
+    });
+    assert.equal(confirm.status, 400);
+    assert.equal((await ctx.b.get('/v1/payments', {}, { invoice: inv.id })).data.length, 0);
+    await until('the subscription to be active', async () => ((await subStatus(ctx, w.sub.id)) === 'active' ? true : undefined));
+  });
+});
+
 describe('a hard decline', () => {
   it('stops retries and asks for a new card; a card saved through a SetupIntent is tried at once and pays', async () => {
     const ctx = await setUp();

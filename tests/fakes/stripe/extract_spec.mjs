@@ -28,6 +28,7 @@ export const OPERATIONS = [
   ['post', '/v1/payment_intents'],
   ['get', '/v1/payment_intents/{intent}'],
   ['post', '/v1/payment_intents/{intent}/confirm'],
+  ['post', '/v1/payment_intents/{intent}/cancel'],
   ['post', '/v1/refunds'],
   ['get', '/v1/refunds/{refund}'],
   ['get', '/v1/charges/{charge}'],

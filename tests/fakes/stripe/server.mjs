@@ -742,6 +742,26 @@ function confirmIntent(ctx, pi, p) {
   return pi;
 }
 
+// Statuses a PaymentIntent may be canceled in (Stripe's list).
+const CANCELABLE = ['requires_payment_method', 'requires_capture', 'requires_confirmation', 'requires_action', 'processing'];
+const CANCELLATION_REASONS = new Set(['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned']);
+
+// Cancels an intent that has not succeeded: it can no longer be confirmed.
+function cancelIntent(ctx, pi, p) {
+  if (!CANCELABLE.includes(pi.status)) {
+    const err = invalid(`You cannot cancel this PaymentIntent because it has a status of ${pi.status}. Only a PaymentIntent `
+      + `with one of the following statuses may be canceled: ${CANCELABLE.join(', ')}.`, null, 'payment_intent_unexpected_state');
+    err.fields.payment_intent = clone(pi);
+    throw err;
+  }
+  if (p.cancellation_reason !== undefined && !CANCELLATION_REASONS.has(p.cancellation_reason)) {
+    throw invalid(`Invalid cancellation_reason: must be one of ${[...CANCELLATION_REASONS].join(', ')}`, 'cancellation_reason');
+  }
+  Object.assign(pi, { status: 'canceled', canceled_at: now(), cancellation_reason: p.cancellation_reason || null, next_action: null });
+  emit(ctx, 'payment_intent.canceled', pi);
+  return pi;
+}
+
 // The customer finished (outcome "succeed") or failed ("fail") 3-D Secure
 // on a requires_action intent.
 function authenticate(ctx, pi, outcome) {
@@ -887,6 +907,7 @@ const ROUTES = {
   'POST /v1/payment_intents': [createPaymentIntent, 'payment_intent'],
   'GET /v1/payment_intents/{intent}': [(ctx) => must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), 'payment_intent'],
   'POST /v1/payment_intents/{intent}/confirm': [(ctx) => confirmIntent(ctx, must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), ctx.params), 'payment_intent'],
+  'POST /v1/payment_intents/{intent}/cancel': [(ctx) => cancelIntent(ctx, must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), ctx.params), 'payment_intent'],
   'POST /v1/refunds': [createRefund, 'refund'],
   'GET /v1/refunds/{refund}': [(ctx) => must(ctx.acct, ctx.pathParams.refund, 'refund', 'refund'), 'refund'],
   'GET /v1/charges/{charge}': [(ctx) => must(ctx.acct, ctx.pathParams.charge, 'charge', 'charge'), 'charge'],

@@ -175,6 +175,15 @@ static handler_outcome_t charge_finish(charge_t *ch)
             o.intent = pi;
             break;
         }
+        /* Someone canceled the intent (in Stripe's dashboard): this
+         * attempt fails, and the next one makes a new intent. */
+        if (pi_status && strcmp(pi_status, "canceled") == 0) {
+            o.intent = pi;
+            o.status = "failed";
+            o.failure_code = "payment_intent_canceled";
+            o.failure_message = r->message;
+            break;
+        }
         /* The payment method on file is not one Stripe knows (deleted,
          * from another account): the customer must give a new one. */
         if (param && strcmp(param, "payment_method") == 0) {

@@ -83,7 +83,9 @@ typedef struct {
      * reached Stripe), "" before one: every later attempt confirms this
      * same intent again, as Stripe Billing does, so an invoice can be paid
      * through Stripe only once whoever confirms it (a retry, or the
-     * customer finishing authentication on the tenant's page). */
+     * customer finishing authentication on the tenant's page). An intent
+     * found canceled (in Stripe's dashboard) is not used again: the next
+     * attempt makes a new one. */
     char intent[PAYMENTS_STRIPE_ID_MAX];
     /* What the charge says. Every value that goes to Stripe must be the
      * same when an attempt is asked for again, or Stripe refuses the

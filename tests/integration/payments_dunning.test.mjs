@@ -255,6 +255,37 @@ describe('an invoice settled outside Stripe', () => {
   });
 });
 
+describe('an intent canceled in Stripe\'s dashboard', () => {
+  it('fails the attempt that meets it; the next attempt makes a new intent and pays', async () => {
+    const ctx = await setUp();
+    const w = await subscribed(ctx);
+    await fake.control('POST', '/_fake/payment_methods/pm_card_visa/script', { api_key: ctx.key, outcomes: ['insufficient_funds'] });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    const [first] = await attemptsOf(ctx, inv.id);
+    // Someone at the tenant cancels the intent in Stripe's dashboard.
+    const cancel = await fetch(`${fake.url}/v1/payment_intents/${first.stripe_payment_intent}/cancel`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'cancellation_reason=requested_by_customer',
+    });
+    assert.equal(cancel.status, 200, await cancel.text());
+
+    let now = await advanceTo(ctx, w, '2027-02-04T00:00:00Z', 2);
+    assert.equal(now.status, 'open');
+    assert.equal(now.next_payment_attempt, '2027-02-06T00:00:00Z', 'a soft failure: the schedule goes on');
+    now = await advanceTo(ctx, w, '2027-02-06T00:00:00Z', 3);
+    assert.equal(now.status, 'paid');
+    const attempts = await attemptsOf(ctx, inv.id);
+    assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.failure_code]), [
+      [1, 'failed', 'card_declined'],
+      [2, 'failed', 'payment_intent_canceled'],
+      [3, 'succeeded', null],
+    ]);
+    assert.equal(attempts[1].stripe_payment_intent, first.stripe_payment_intent);
+    assert.notEqual(attempts[2].stripe_payment_intent, first.stripe_payment_intent, 'a new intent');
+  });
+});
+
 describe('a hard decline', () => {
   it('stops retries and asks for a new card; a card saved through a SetupIntent is tried at once and pays', async () => {
     const ctx = await setUp();

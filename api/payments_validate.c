@@ -340,6 +340,9 @@ static bool event_type_ok(const char *s, size_t len)
     return true;
 }
 
+/* Latest `created` that fits the 48-bit millisecond time of an id. */
+#define EVENT_CREATED_MAX (INT64_C(0xFFFFFFFFFFFF) / 1000)
+
 int payments_validate_event(const char *body, size_t len, json_t **event, validate_error_t *e)
 {
     json_error_t jerr;
@@ -372,6 +375,16 @@ int payments_validate_event(const char *body, size_t len, json_t **event, valida
                            "The event's type must be a string of 1 to %d characters without "
                            "spaces (\"payment_intent.succeeded\").",
                            PAYMENTS_EVENT_TYPE_MAX);
+    /* The webhook worker orders events by `created` and applies
+     * data.object: an event without them could only die there. */
+    const json_t *created = json_object_get(ev, "created");
+    if (rc == 0 && (!json_is_integer(created) || json_integer_value(created) < 0 ||
+                    json_integer_value(created) > EVENT_CREATED_MAX))
+        rc = validate_fail(e, BILLOW_EEVENT_INVALID, "created",
+                           "The event's created must be a time in whole seconds since 1970.");
+    if (rc == 0 && !json_is_object(json_object_get(json_object_get(ev, "data"), "object")))
+        rc = validate_fail(e, BILLOW_EEVENT_INVALID, "data.object",
+                           "The event's data.object must be the object it tells of.");
     if (rc != 0) {
         json_decref(ev);
         return rc;
@@ -379,9 +392,6 @@ int payments_validate_event(const char *body, size_t len, json_t **event, valida
     *event = ev;
     return 0;
 }
-
-/* Latest `created` that fits the 48-bit millisecond time of an id. */
-#define EVENT_CREATED_MAX (INT64_C(0xFFFFFFFFFFFF) / 1000)
 
 void payments_validate_event_job_id(const char *tenant_id, const json_t *event, char out[IDS_MAX])
 {

@@ -162,7 +162,9 @@ describe('the signature', () => {
     const notJson = 'this is not json';
     assertError(await deliver(T.tenant.id, notJson, sign(notJson, SECRET)), 400, 'invalid_json');
     const noId = JSON.stringify({ object: 'event', type: 'x' });
-    assertError(await deliver(T.tenant.id, noId, sign(noId, SECRET)), 400, 'event_invalid');
+    assertError(await deliver(T.tenant.id, noId, sign(noId, SECRET)), 400, 'event_invalid', { param: 'id' });
+    const noObject = JSON.stringify({ id: 'evt_no_object', object: 'event', type: 'x', created: now() });
+    assertError(await deliver(T.tenant.id, noObject, sign(noObject, SECRET)), 400, 'event_invalid', { param: 'data.object' });
   });
 
   it('the accepted deliveries of one event are recorded once; the api keeps serving', async () => {

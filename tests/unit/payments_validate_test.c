@@ -513,13 +513,36 @@ Test(payments_validate, event_without_a_good_id_or_type_is_event_invalid)
         event_refused(cases[i].text, strlen(cases[i].text), BILLOW_EEVENT_INVALID, cases[i].param);
 }
 
+Test(payments_validate, event_without_a_time_or_an_object_is_event_invalid)
+{
+    static const struct {
+        const char *text;
+        const char *param;
+    } cases[] = {
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"data\":{\"object\":{}}}", "created"},
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"created\":\"1785000000\",\"data\":{\"object\":{}}}",
+         "created"},
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"created\":-1,\"data\":{\"object\":{}}}", "created"},
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"created\":99999999999999,\"data\":{\"object\":{}}}",
+         "created"},
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"created\":1785000000}", "data.object"},
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"created\":1785000000,\"data\":{}}", "data.object"},
+        {"{\"id\":\"evt_1\",\"type\":\"x\",\"created\":1785000000,\"data\":{\"object\":[]}}",
+         "data.object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        event_refused(cases[i].text, strlen(cases[i].text), BILLOW_EEVENT_INVALID, cases[i].param);
+}
+
 Test(payments_validate, event_job_id_is_the_same_for_every_delivery_of_one_event)
 {
     validate_error_t e;
     json_t *a = NULL, *b = NULL;
-    static const char other_event[] = "{\"id\":\"evt_2\",\"created\":1785000000,\"type\":\"x\"}";
+    static const char other_event[] =
+        "{\"id\":\"evt_2\",\"created\":1785000000,\"type\":\"x\",\"data\":{\"object\":{}}}";
     /* A redelivery: same event, other whitespace and member order. */
     static const char again[] = "{ \"type\": \"payment_intent.succeeded\", \"created\": 1785000000,"
+                                " \"data\": {\"object\": {\"id\": \"pi_1\"}},"
                                 " \"id\": \"evt_1NG8Du2eZvKYlo2CUI79vXWy\" }";
     cr_assert_eq(payments_validate_event(EVENT, strlen(EVENT), &a, &e), 0);
     cr_assert_eq(payments_validate_event(again, strlen(again), &b, &e), 0);

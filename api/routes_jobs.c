@@ -44,9 +44,13 @@ static const struct {
     {"tenant.", "api_keys:read"},
 };
 
-/* True when the job's envelope names actor as who asked. */
+/* True when the job names actor as who asked: the hash's actor field, or
+ * for a job enqueued before that field existed, its envelope's. */
 static bool asked_by(const redisReply *r, const char *actor)
 {
+    const char *who_field = jobq_reply_field(r, "actor");
+    if (who_field)
+        return strcmp(who_field, actor) == 0;
     const char *text = jobq_reply_field(r, "envelope");
     json_t *env = text ? json_loads(text, 0, NULL) : NULL;
     const char *who = json_string_value(json_object_get(env, "actor"));

@@ -90,7 +90,12 @@ int jobq_status_parse(const char *s)
 const char JOBQ_LIBRARY[] =
     "#!lua name=billow\n"
     /* KEYS: status, stream[, idem]. ARGV: id, envelope, now_ms, kind, type,
-     * tenant, trace, fingerprint, idem_ttl. */
+     * tenant, trace, fingerprint, idem_ttl, actor. The envelope goes into
+     * the stream only: the hash gets it when the job is retried or dies,
+     * the two states that put it back in a stream (billow_promote,
+     * billow_replay). A job's bytes are written (and fsynced, and carried
+     * through every AOF rewrite) once, not twice. Attempts and deliveries
+     * start absent (0). */
     "local function enqueue(keys, args)\n"
     "  local id = args[1]\n"
     "  if keys[3] then\n"
@@ -105,8 +110,8 @@ const char JOBQ_LIBRARY[] =
     "  if redis.call('EXISTS', keys[1]) == 1 then return {'exists', id} end\n"
     "  if keys[3] then redis.call('SET', keys[3], args[8] .. ' ' .. id, 'EX', args[9]) end\n"
     "  redis.call('HSET', keys[1], 'id', id, 'type', args[5], 'kind', args[4],\n"
-    "    'tenant_id', args[6], 'status', 'queued', 'attempts', '0', 'deliveries', '0',\n"
-    "    'envelope', args[2], 'request_id', args[7], 'enqueued_at', args[3])\n"
+    "    'tenant_id', args[6], 'actor', args[10] or '', 'status', 'queued',\n"
+    "    'request_id', args[7], 'enqueued_at', args[3])\n"
     "  redis.call('XADD', keys[2], '*', 'job', args[2])\n"
     "  return {'enqueued', id}\n"
     "end\n"
@@ -279,6 +284,7 @@ int jobq_enqueue_cmd(jobq_cmd_t *cmd, const envelope_t *env, const char *envelop
     arg(cmd, env->trace);
     arg(cmd, fingerprint ? fingerprint : "");
     arg(cmd, cmd->nums[1]);
+    arg(cmd, env->actor);
     return 0;
 }
 

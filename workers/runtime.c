@@ -1033,13 +1033,23 @@ static int append_decided(runtime_t *rt, batch_job_t *bj, long long now, int *n)
         break;
     }
     case RUNTIME_ACT_DEAD: {
-        bool ok = redisAppendCommand(c, "HSET %s status dead error %s attempts %d finished_at %lld",
-                                     key, err, bj->env.attempt + 1, now) == REDIS_OK &&
+        /* The enqueue left the envelope in the stream only; billow_replay
+         * takes it from here. */
+        char *envelope = envelope_encode(&bj->env);
+        if (envelope == NULL) {
+            rc = BILLOW_EINTERNAL;
+            break;
+        }
+        bool ok = redisAppendCommand(c,
+                                     "HSET %s envelope %s status dead error %s attempts %d "
+                                     "finished_at %lld",
+                                     key, envelope, err, bj->env.attempt + 1, now) == REDIS_OK &&
                   redisAppendCommand(c, "HDEL %s next_attempt_at", key) == REDIS_OK &&
                   redisAppendCommand(c, "ZADD %s %lld %s", rt->dead, now, id) == REDIS_OK &&
                   redisAppendCommand(c, "PUBLISH %s %s:%s", JOBQ_DONE_CHANNEL, id, bj->env.type) ==
                       REDIS_OK;
         *n += 4;
+        free(envelope);
         rc = ok ? 0 : BILLOW_EUNAVAILABLE;
         break;
     }

@@ -32,16 +32,23 @@ before(async () => {
   const p = await stack.startApi();
   apiUrl = p.url;
   api = client(p);
-  stack.startWorker('domain');
   const res = await api.post('/v1/customers', {
     token: DEMO_API_KEY,
     json: { email: 'template@example.com', metadata: { role: 'template' } },
   });
   assert.equal(res.status, 202, res.text);
-  await waitJob(api, res.json.id, DEMO_API_KEY);
+  // A queued job's envelope is in the stream only (its hash gets one when
+  // it is retried or dies): read it there before a worker takes it.
   const hash = await hgetall(S.redisDb, `job:${res.json.id}`);
-  assert.ok(hash.envelope, `job:${res.json.id} has an envelope field: ${JSON.stringify(hash)}`);
-  template = JSON.parse(hash.envelope);
+  assert.equal(hash.envelope, undefined, `a queued job's hash holds no envelope: ${JSON.stringify(hash)}`);
+  assert.equal(hash.actor, 'key_0000000000000000000000DEM0', JSON.stringify(hash));
+  // redis-cli prints an entry as its id, then field and value lines.
+  const lines = await redis(S.redisDb, 'XRANGE', 'jobs:domain', '-', '+');
+  const text = lines.find((l) => l.startsWith('{') && JSON.parse(l).id === res.json.id);
+  assert.ok(text, `jobs:domain holds job ${res.json.id}: ${lines.join(' ').slice(0, 500)}`);
+  template = JSON.parse(text);
+  stack.startWorker('domain');
+  await waitJob(api, res.json.id, DEMO_API_KEY);
 });
 
 after(async () => {
@@ -77,7 +84,7 @@ async function enqueuePoison() {
     payload: { ...freshIds(template.payload), email: `${mark}@example.com`, metadata: { poison: mark } },
   };
   const reply = await redis(S.redisDb, 'FCALL', 'billow_enqueue', 2, `job:${jobId}`, 'jobs:domain',
-    jobId, JSON.stringify(env), Date.now(), 'domain', 'customer.create', tenantId, trace, '', 86400);
+    jobId, JSON.stringify(env), Date.now(), 'domain', 'customer.create', tenantId, trace, '', 86400, 'platform');
   assert.deepEqual(reply, ['enqueued', jobId]);
   return { jobId, tenantId, mark };
 }

@@ -185,6 +185,8 @@ Test(jobq, enqueue_declares_the_idempotency_key_only_when_given)
     cr_assert_eq(jobq_enqueue_cmd(&cmd, &env, "{}", "platform", "key-1", "abc", 1), 0);
     cr_assert_str_eq(cmd.argv[2], "3");
     cr_assert_str_eq(cmd.argv[5], "idem:platform:key-1");
+    cr_assert_eq(cmd.argc, JOBQ_CMD_ARGS, "every slot is used with an idempotency key");
+    cr_assert_str_eq(cmd.argv[cmd.argc - 1], env.actor, "the actor comes last");
     for (int i = 0; i < cmd.argc; i++)
         cr_assert_eq(cmd.argvlen[i], strlen(cmd.argv[i]));
     envelope_dispose(&env);

@@ -20,8 +20,15 @@
 #include "fault.h"
 #include "handler_util.h"
 #include "ids.h"
+#include "log.h"
 #include "mem.h"
 #include "payments.h"
+#include "timeutil.h"
+
+/* How long after a job was enqueued its first attempt's Idempotency-Key is
+ * still trusted. Stripe keeps a key for 24 hours from its first use, which
+ * is never before the job existed; the hour spare covers clocks. */
+#define CHARGE_KEY_TRUSTED_MS (23LL * 3600 * 1000)
 
 /* What a charge job found, for its result. */
 static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id, json_t *attempt,
@@ -73,6 +80,63 @@ static void charge_dispose(charge_t *ch)
     memset(ch, 0, sizeof *ch);
 }
 
+/* Looks in Stripe for a PaymentIntent made for invoice_id (its metadata
+ * names the invoice) that Billow never recorded: the one a first attempt
+ * made before its job died unrecorded, when the job runs again after
+ * Stripe has forgotten the attempt's Idempotency-Key. Copies into found
+ * the id of one that succeeded, else the newest one not canceled, else "".
+ * Stripe's search is eventually consistent (about a minute behind), which
+ * is no concern for an intent made a day before. */
+static handler_outcome_t find_unrecorded_intent(worker_job_t *job, const char *key,
+                                                const char *invoice_id,
+                                                char found[PAYMENTS_STRIPE_ID_MAX])
+{
+    char query[128];
+    found[0] = '\0';
+    snprintf(query, sizeof query, "metadata['billow_invoice']:'%s'", invoice_id);
+    stripe_form_t *form = stripe_form_new();
+    stripe_form_add(form, "query", query);
+    stripe_form_add(form, "limit", "100");
+    stripe_response_t r;
+    stripe_call(payments_stripe(), key, "GET", "/v1/payment_intents/search", form, NULL, &r);
+    stripe_form_free(form);
+    if (r.outcome != STRIPE_OK) {
+        handler_outcome_t out = payments_stripe_fault(job, &r);
+        stripe_response_dispose(&r);
+        return out;
+    }
+    const json_t *pick = NULL;
+    json_int_t newest = -1;
+    size_t i;
+    const json_t *pi;
+    json_array_foreach(json_object_get(r.body, "data"), i, pi)
+    {
+        const char *status = json_string_value(json_object_get(pi, "status"));
+        const char *meta =
+            json_string_value(json_object_get(json_object_get(pi, "metadata"), "billow_invoice"));
+        json_int_t created = json_integer_value(json_object_get(pi, "created"));
+        if (status == NULL || meta == NULL || strcmp(meta, invoice_id) != 0 ||
+            strcmp(status, "canceled") == 0)
+            continue;
+        if (strcmp(status, "succeeded") == 0) {
+            pick = pi;
+            break;
+        }
+        if (created > newest) {
+            newest = created;
+            pick = pi;
+        }
+    }
+    const char *id = json_string_value(json_object_get(pick, "id"));
+    if (id != NULL && strlen(id) < PAYMENTS_STRIPE_ID_MAX) {
+        strcpy(found, id);
+        log_write(LOG_WARN, "stripe_intent_adopted", "{s:s,s:s,s:s}", "job_id", job->env->id,
+                  "invoice", invoice_id, "payment_intent", id);
+    }
+    stripe_response_dispose(&r);
+    return HANDLER_OK;
+}
+
 /* Prepares attempt ch->attempt at ch->invoice_id, whose locks the caller
  * holds: the checks that may leave nothing to do (the invoice was paid out
  * of band or voided, the attempt was made already: its job delivered
@@ -112,10 +176,7 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
         return payments_apply(job, &o, &ch->attempt_obj);
     }
     snprintf(ch->idem, sizeof ch->idem, "billow:pi:%s:%d", ch->invoice_id, ch->attempt);
-    if (ch->v.intent[0]) {
-        /* A retry confirms the invoice's PaymentIntent again. */
-        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents/%s/confirm", ch->v.intent);
-    } else {
+    if (!ch->v.intent[0]) {
         if (!may_create && !ch->v.stripe_customer[0]) {
             *deferred = true;
             return HANDLER_OK;
@@ -123,8 +184,21 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
         out = payments_ensure_customer(job, ch->key, ch->v.customer, stripe_customer);
         if (out != HANDLER_OK)
             return out;
-        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents");
+        /* A job older than the key's life (replayed from dead, or run after
+         * a long outage) may follow a try whose intent Stripe made and
+         * Billow never recorded; creating another under the forgotten key
+         * would charge twice. That intent is confirmed instead. */
+        if (timeutil_now_ms() - job->env->enqueued_at_ms > CHARGE_KEY_TRUSTED_MS) {
+            out = find_unrecorded_intent(job, ch->key, ch->invoice_id, ch->v.intent);
+            if (out != HANDLER_OK)
+                return out;
+        }
     }
+    /* A retry confirms the invoice's PaymentIntent again. */
+    if (ch->v.intent[0])
+        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents/%s/confirm", ch->v.intent);
+    else
+        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents");
     ch->form = stripe_form_new();
     stripe_form_add(ch->form, "payment_method", ch->v.payment_method);
     stripe_form_add(ch->form, "off_session", "true");

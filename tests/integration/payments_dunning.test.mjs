@@ -9,12 +9,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { createCustomer, createPrice, createProduct, createTenant } from './lib/billow.mjs';
+import { createCustomer, createPrice, createProduct, createTenant, waitJob } from './lib/billow.mjs';
 import { billingClient } from './lib/billing.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
 import { connectStripe, startStripeFake } from './lib/payments.mjs';
+import { hgetall, redis } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { checkRequest } from './lib/stripe_spec.mjs';
 import { until } from './lib/util.mjs';
@@ -370,6 +371,48 @@ describe('one-time payments and refunds', () => {
     const stats = await fake.stats(ctx.key);
     assert.equal(stats.charges[`billow:pi:${res.invoice.id}:1`], 1, 'the effect of the lost answers was replayed, not repeated');
     assert.equal(stats.succeeded_total, 1);
+  });
+
+  it('a payment replayed after Stripe forgot its key confirms the intent its lost try made, and charges once', async () => {
+    // No webhook endpoint: nothing tells Billow of what its lost answers did.
+    const T = await createTenant(api);
+    const { key } = await connectStripe(api, null, T);
+    const b = billingClient(api, T.secret);
+    const customer = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
+    // Stripe makes the intent and charges the card, and every answer is
+    // lost until the job is dead (4 attempts), its invoice never written.
+    await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents', count: 1000, status: 500, mode: 'after' });
+    const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customer.id, amount: 3100, currency: 'usd' } });
+    assert.equal(res.status, 202, res.text);
+    const jobId = res.json.id;
+    await waitJob(api, jobId, T.secret, { status: 'dead' });
+    await fake.control('DELETE', `/_fake/faults?api_key=${encodeURIComponent(key)}`);
+    const env = JSON.parse((await hgetall(S.redisDb, `job:${jobId}`)).envelope);
+    const invoice = env.payload.id;
+    assert.equal((await fake.stats(key)).succeeded_total, 1, 'Stripe charged the card once');
+    assert.equal((await api.get('/v1/invoices/{id}', { params: { id: invoice }, token: T.secret })).status, 404);
+
+    // Two days later: the envelope says so, and Stripe has forgotten the key.
+    env.enqueued_at = new Date(Date.now() - 48 * 3600 * 1000).toISOString();
+    await redis(S.redisDb, 'HSET', `job:${jobId}`, 'envelope', JSON.stringify(env));
+    const { expired } = await fake.control('POST', '/_fake/idempotency/expire', { api_key: key });
+    assert.ok(expired >= 1, `keys forgotten: ${expired}`);
+    const replay = await api.post('/v1/jobs/{id}/replay', { params: { id: jobId }, token: T.secret });
+    assert.equal(replay.status, 200, replay.text);
+    await waitJob(api, jobId, T.secret);
+
+    const paid = await b.get('/v1/invoices/{id}', { id: invoice });
+    assert.equal(paid.status, 'paid');
+    const stats = await fake.stats(key);
+    assert.equal(stats.succeeded_total, 1, `no second charge: ${JSON.stringify(stats)}`);
+    const log = await fake.requests(key);
+    const made = log.filter((r) => r.method === 'POST' && r.path === '/v1/payment_intents' && !r.idempotent_replayed);
+    assert.equal(made.length, 1, 'one intent was ever made: before the job died, none after its replay');
+    const search = log.find((r) => r.method === 'GET' && r.path === '/v1/payment_intents/search');
+    assert.ok(search, 'Billow looked for the intent before making one');
+    assert.equal(search.params.query, `metadata['billow_invoice']:'${invoice}'`);
+    const payments = await b.get('/v1/payments', {}, { invoice });
+    assert.equal(payments.data.length, 1);
   });
 
   it('an invalid request is permanent: the job is dead with Stripe\'s message kept', async () => {

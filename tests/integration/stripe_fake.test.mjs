@@ -395,6 +395,31 @@ describe('the Stripe fake', () => {
     assert.equal(stats.amount_succeeded, 3000);
   });
 
+  it('searches intents by metadata, and forgets idempotency keys when told (as Stripe does after 24 h)', async () => {
+    const key = newKey('search');
+    const cus = await newCustomer(key);
+    const first = await api(key, 'POST', '/v1/payment_intents', { ...chargeParams(cus.id, 'pm_card_visa'), metadata: { billow_invoice: 'inv_s1' } }, { idem: 'billow:pi:inv_s1:1' });
+    assert.equal(first.status, 200, first.text);
+    await api(key, 'POST', '/v1/payment_intents', { ...chargeParams(cus.id, 'pm_card_visa'), metadata: { billow_invoice: 'inv_s2' } }, { idem: 'billow:pi:inv_s2:1' });
+    const found = await api(key, 'GET', '/v1/payment_intents/search', { query: "metadata['billow_invoice']:'inv_s1'" });
+    assert.equal(found.status, 200, found.text);
+    assert.equal(found.json.object, 'search_result');
+    assert.deepEqual(found.json.data.map((pi) => pi.id), [first.json.id]);
+    const both = await api(key, 'GET', '/v1/payment_intents/search', { query: `customer:'${cus.id}' AND status:'succeeded'`, limit: 1 });
+    assert.equal(both.json.data.length, 1);
+    const none = await api(newKey('other'), 'GET', '/v1/payment_intents/search', { query: "metadata['billow_invoice']:'inv_s1'" });
+    assert.deepEqual(none.json.data, [], 'another key sees none of them');
+    assertError(await api(key, 'GET', '/v1/payment_intents/search', { query: 'amount>100' }), 400, 'invalid_request_error', 'parameter_invalid_string', 'query');
+    assertError(await api(key, 'GET', '/v1/payment_intents/search', {}), 400, 'invalid_request_error', undefined, 'query');
+
+    const expired = await ctl('POST', '/_fake/idempotency/expire', { api_key: key });
+    assert.deepEqual([expired.status, expired.json.expired], [200, 3], 'the customer and both intents');
+    const again = await api(key, 'POST', '/v1/payment_intents', { ...chargeParams(cus.id, 'pm_card_visa'), metadata: { billow_invoice: 'inv_s1' } }, { idem: 'billow:pi:inv_s1:1' });
+    assert.equal(again.headers.get('idempotent-replayed'), null);
+    assert.notEqual(again.json.id, first.json.id, 'a forgotten key executes anew');
+    assert.equal((await ctl('GET', `/_fake/stats?api_key=${key}`)).json.succeeded_total, 3);
+  });
+
   it('refunds part, refuses more than what remains, then refunds the rest', async () => {
     const key = newKey('re');
     const secret = await hook(key);
@@ -507,6 +532,11 @@ describe('the Stripe fake', () => {
   });
 
   it('injects faults before and after the work is done', async () => {
+    const gone = newKey('faultgone');
+    await ctl('POST', '/_fake/faults', { api_key: gone, path_prefix: '/v1/customers', count: 5, status: 503 });
+    assert.deepEqual((await ctl('DELETE', `/_fake/faults?api_key=${gone}`)).json, { deleted: 1 });
+    assert.equal((await api(gone, 'POST', '/v1/customers', { email: 'f@example.com' }, { idem: 'gone-1' })).status, 200, 'a deleted fault no longer applies');
+
     const key = newKey('flt');
     const cus = await newCustomer(key);
     const params = chargeParams(cus.id, 'pm_card_visa');

@@ -26,6 +26,7 @@ export const OPERATIONS = [
   ['post', '/v1/setup_intents'],
   ['get', '/v1/setup_intents/{intent}'],
   ['post', '/v1/payment_intents'],
+  ['get', '/v1/payment_intents/search'],
   ['get', '/v1/payment_intents/{intent}'],
   ['post', '/v1/payment_intents/{intent}/confirm'],
   ['post', '/v1/payment_intents/{intent}/cancel'],

@@ -897,6 +897,28 @@ function completeSetup(ctx, si, pm) {
   emit(ctx, 'setup_intent.succeeded', si);
 }
 
+// GET /v1/payment_intents/search: the clauses of Stripe's search query
+// language that name a field exactly — metadata['key']:'value', status:'x',
+// customer:'cus_…' — joined by AND; anything else is refused as Stripe
+// refuses a query it cannot parse. Newest first, as Stripe answers.
+const SEARCH_CLAUSE = /^(?:metadata\['([^'\\]+)'\]|(status|customer|currency)):'([^'\\]*)'$/;
+function searchPaymentIntents(ctx) {
+  const { acct, params: p } = ctx;
+  const limit = p.limit ?? 10;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw invalid('Invalid integer: limit must be between 1 and 100', 'limit');
+  if (p.page !== undefined) throw invalid('This fake answers every search in one page; page is not supported.', 'page');
+  const clauses = String(p.query).split(/\s+AND\s+/).map((c) => {
+    const m = SEARCH_CLAUSE.exec(c.trim());
+    if (!m) throw invalid(`We could not parse your search query: ${c.trim()}`, 'query', 'parameter_invalid_string');
+    return m[1] !== undefined ? (pi) => pi.metadata?.[m[1]] === m[3] : (pi) => String(pi[m[2]] ?? '') === m[3];
+  });
+  const data = [...acct.objects.values()]
+    .filter((o) => o.object === 'payment_intent' && clauses.every((ok) => ok(o)))
+    .sort((a, b) => b.created - a.created)
+    .slice(0, limit);
+  return { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/payment_intents/search' };
+}
+
 // Operation (as in spec_subset.json) → [handler, type of object answered].
 const ROUTES = {
   'POST /v1/customers': [(ctx) => newCustomer(ctx.acct, ctx.params), 'customer'],
@@ -905,6 +927,7 @@ const ROUTES = {
   'POST /v1/setup_intents': [createSetupIntent, 'setup_intent'],
   'GET /v1/setup_intents/{intent}': [(ctx) => must(ctx.acct, ctx.pathParams.intent, 'setup_intent', 'intent'), 'setup_intent'],
   'POST /v1/payment_intents': [createPaymentIntent, 'payment_intent'],
+  'GET /v1/payment_intents/search': [searchPaymentIntents, 'search_result'],
   'GET /v1/payment_intents/{intent}': [(ctx) => must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), 'payment_intent'],
   'POST /v1/payment_intents/{intent}/confirm': [(ctx) => confirmIntent(ctx, must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), ctx.params), 'payment_intent'],
   'POST /v1/payment_intents/{intent}/cancel': [(ctx) => cancelIntent(ctx, must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), ctx.params), 'payment_intent'],
@@ -1224,6 +1247,15 @@ function handleControl(req, url, raw, ctx) {
       emit(ctx, 'charge.dispute.created', dp);
       return [200, dp];
     }
+    case 'POST /_fake/idempotency/expire': {
+      // Stripe forgets an Idempotency-Key 24 hours after its first use:
+      // every key of api_key is forgotten now, as if that time had passed.
+      if (!b.api_key) throw invalid('api_key is required.', 'api_key');
+      const a = accounts.get(b.api_key);
+      const expired = a ? a.idempotency.size : 0;
+      if (a) a.idempotency.clear();
+      return [200, { expired }];
+    }
     case 'GET /_fake/stats':
       return [200, sumStats(q.api_key)];
     case 'GET /_fake/requests':
@@ -1234,6 +1266,11 @@ function handleControl(req, url, raw, ctx) {
       return [200, addFault(b)];
     case 'GET /_fake/faults':
       return [200, faults];
+    case 'DELETE /_fake/faults': {
+      const before = faults.length;
+      faults = faults.filter((f) => q.api_key && f.api_key !== q.api_key);
+      return [200, { deleted: before - faults.length }];
+    }
     case 'POST /_fake/reset':
       reset(b.api_key);
       return [200, { reset: true }];

@@ -48,6 +48,7 @@ export function loadSpec() {
 export function findOperation(spec, method, urlPath) {
   const want = method.toUpperCase();
   const segs = urlPath.split('/');
+  let best = null;
   for (const [key, op] of Object.entries(spec.operations)) {
     const [m, template] = key.split(' ');
     if (m !== want) continue;
@@ -60,9 +61,11 @@ export function findOperation(spec, method, urlPath) {
       if (t && segs[i] !== '') pathParams[t[1]] = decodeURIComponent(segs[i]);
       else ok = tsegs[i] === segs[i];
     }
-    if (ok) return { key, op, pathParams };
+    // A literal segment beats a parameter: /v1/payment_intents/search is
+    // not the intent "search".
+    if (ok && (!best || Object.keys(pathParams).length < Object.keys(best.pathParams).length)) best = { key, op, pathParams };
   }
-  return null;
+  return best;
 }
 
 const isPlainObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);

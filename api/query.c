@@ -4,44 +4,7 @@
 #include <string.h>
 
 #include "decimal.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes s[0..len) into out; '+' is a space as in forms. */
-static int decode(const char *s, size_t len, char *out, size_t out_len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return BILLOW_EPARAM_INVALID;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return BILLOW_EPARAM_INVALID;
-            c = (char)(hi * 16 + lo);
-            if (c == '\0')
-                return BILLOW_EPARAM_INVALID;
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (o + 1 >= out_len)
-            return BILLOW_EPARAM_INVALID;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
+#include "percent.h"
 
 /* One "key=value" pair of a query string. */
 typedef struct {
@@ -75,7 +38,7 @@ int query_get(const char *query, const char *name, char *out, size_t out_len)
     pair_t pair;
     while (next_pair(&query, &pair)) {
         if (pair.key_len == nlen && memcmp(pair.key, name, nlen) == 0) {
-            int rc = decode(pair.value, pair.value_len, out, out_len);
+            int rc = percent_decode(pair.value, pair.value_len, true, out, out_len);
             return rc < 0 ? rc : 1;
         }
     }

@@ -30,18 +30,21 @@ typedef enum {
 } rc_state_t;
 
 struct redis_conn_s {
-    uv_loop_t *loop;             /* The loop. */
-    char host[256];              /* From the URL. */
-    int port;                    /* From the URL. */
-    int db;                      /* Database number. */
-    char *channel;               /* Subscriber channel, or NULL. */
-    redis_message_cb on_message; /* Subscriber callback. */
-    void *data;                  /* For on_message. */
-    redisAsyncContext *ac;       /* Current context, or NULL when DOWN. */
-    rc_state_t state;            /* See above. */
-    uint64_t delay_ms;           /* Next reconnect delay. */
-    uv_timer_t timer;            /* Reconnect timer; its close frees the struct. */
-    int destroying;              /* redis_conn_destroy() was called. */
+    uv_loop_t *loop;                   /* The loop. */
+    char host[256];                    /* From the URL. */
+    int port;                          /* From the URL. */
+    int db;                            /* Database number. */
+    char user[REDIS_URL_CRED_MAX];     /* AUTH user, "" for the default user. */
+    char password[REDIS_URL_CRED_MAX]; /* AUTH password, "" for no AUTH. */
+    char *channel;                     /* Subscriber channel, or NULL. */
+    redis_message_cb on_message;       /* Subscriber callback. */
+    void *data;                        /* For on_message. */
+    redisAsyncContext *ac;             /* Current context, or NULL when DOWN. */
+    rc_state_t state;                  /* See above. */
+    uint64_t delay_ms;                 /* Next reconnect delay. */
+    uv_timer_t timer;                  /* Reconnect timer; its close frees the struct. */
+    int destroying;                    /* redis_conn_destroy() was called. */
+    bool setup_failed;                 /* A set-up command was refused on this connection. */
 };
 
 typedef struct {
@@ -74,22 +77,35 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
         rc->on_message(rc->data, r->element[1]->str, r->element[2]->str, r->element[2]->len);
 }
 
-static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
+/* The answer to a set-up command (AUTH, SELECT, FUNCTION LOAD): an error
+ * ends the connection, logged once (the commands sent behind a refused
+ * AUTH only repeat it as NOAUTH); the last command's success makes the
+ * connection ready. */
+static void setup_reply(redisAsyncContext *ac, redisReply *r, redis_conn_t *rc, bool last)
 {
-    redis_conn_t *rc = privdata;
-    redisReply *r = reply;
-    if (r == NULL)
+    if (r == NULL || rc->setup_failed)
         return; /* Disconnected: the disconnect callback reconnects. */
     if (r->type == REDIS_REPLY_ERROR) {
+        rc->setup_failed = true;
         log_write(LOG_ERROR, "redis_setup_failed", "{s:s}", "error", r->str);
         redisAsyncDisconnect(ac);
         return;
     }
-    if (rc->channel == NULL) {
+    if (last) {
         rc->state = RC_READY;
         rc->delay_ms = RECONNECT_MIN_MS;
         log_write(LOG_INFO, "redis_ready", NULL);
     }
+}
+
+static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    setup_reply(ac, reply, privdata, false);
+}
+
+static void on_setup_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    setup_reply(ac, reply, privdata, true);
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
@@ -103,6 +119,10 @@ static void on_connect(const redisAsyncContext *cac, int status)
         schedule_reconnect(rc);
         return;
     }
+    const char *auth[3];
+    int auth_argc = redis_url_auth_argv(rc->user, rc->password, auth);
+    if (auth_argc > 0) /* First: nothing else is allowed before it. */
+        redisAsyncCommandArgv(ac, on_setup, rc, auth_argc, auth, NULL);
     if (rc->db != 0) {
         char db[8];
         snprintf(db, sizeof(db), "%d", rc->db);
@@ -113,7 +133,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     } else {
         jobq_cmd_t cmd;
         jobq_load_library_cmd(&cmd);
-        redisAsyncCommandArgv(ac, on_setup, rc, cmd.argc, cmd.argv, cmd.argvlen);
+        redisAsyncCommandArgv(ac, on_setup_done, rc, cmd.argc, cmd.argv, cmd.argvlen);
     }
 }
 
@@ -143,6 +163,7 @@ static void connect_now(redis_conn_t *rc)
     ac->data = rc;
     rc->ac = ac;
     rc->state = RC_CONNECTING;
+    rc->setup_failed = false;
     redisLibuvAttach(ac, rc->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -165,7 +186,8 @@ int redis_conn_create(uv_loop_t *loop, const char *url, const char *channel,
                       redis_message_cb on_msg, void *data, redis_conn_t **out)
 {
     redis_conn_t *rc = mem_calloc(1, sizeof(*rc));
-    if (redis_url_parse(url, rc->host, sizeof(rc->host), &rc->port, &rc->db) != 0) {
+    if (redis_url_parse(url, rc->host, sizeof(rc->host), &rc->port, &rc->db) != 0 ||
+        redis_url_credentials(url, rc->user, rc->password) != 0) {
         free(rc);
         return BILLOW_EPARAM_INVALID;
     }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "redis_url.h"
 
 #define STR(field, env, def, secret, meaning)                                                      \
     {                                                                                              \
@@ -41,7 +42,9 @@ static const config_setting_t settings[] = {
         "Postgres URL of the api's read path (read-only role billow_api); may point at a "
         "replica."),
     STR(redis_url, "REDIS_URL", "redis://127.0.0.1:16379/0", 1,
-        "Redis URL: job queues, job status, idempotency keys."),
+        "Redis URL: job queues, job status, idempotency keys. "
+        "`redis://[[user]:password@]host[:port][/db]`: with a password every connection "
+        "sends AUTH first (with a user: a Redis ACL user); both percent-encoded."),
     STR(host, "HOST", "127.0.0.1", 0, "Address the api listens on."),
     INT(port, "PORT", 8080, 1, 65535, "Port the api listens on."),
     STR(platform_admin_token, "PLATFORM_ADMIN_TOKEN", "", 1,
@@ -229,6 +232,15 @@ int config_load_from(config_t *cfg, const char *(*getter)(const char *name, void
         key_hex = isxdigit((unsigned char)cfg->encryption_key[i]) != 0;
     if (klen > 0 && !key_hex) {
         set_error(err, err_len, "ENCRYPTION_KEY must be 64 hex digits (32 bytes).");
+        goto fail;
+    }
+    char host[REDIS_URL_HOST_MAX];
+    int port, db;
+    if (redis_url_parse(cfg->redis_url, host, sizeof host, &port, &db) != 0) {
+        /* The URL may hold a password: it is not repeated. */
+        set_error(err, err_len,
+                  "REDIS_URL must look like redis://[[user]:password@]host[:port][/db] (user and "
+                  "password percent-encoded).");
         goto fail;
     }
     if (cfg->backoff_base_ms > cfg->backoff_max_ms) {

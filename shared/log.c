@@ -76,6 +76,11 @@ static void emit(log_level_t level, const char *event, json_t *fields)
     free(text);
     fputs(out, stderr);
     free(out);
+    /* A process's error is often its last word: it must not wait in a
+     * buffer (the api's is flushed once per loop turn) for an exit that
+     * may never flush it. */
+    if (level >= LOG_ERROR)
+        fflush(stderr);
 }
 
 void log_write(log_level_t level, const char *event, const char *fmt, ...)

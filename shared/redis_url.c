@@ -1,25 +1,32 @@
 /* redis_url: REDIS_URL, read the same way by the api and the workers.
  *
- * "redis://host[:port][/db]", host possibly a bracketed IPv6 address. A URL
- * with credentials is refused rather than half-honoured: Billow's Redis runs
- * on loopback or a private network and the client sends no AUTH.
+ * "redis://[[user]:password@]host[:port][/db]", host possibly a bracketed
+ * IPv6 address. With a password every connection authenticates first (AUTH
+ * password, or AUTH user password for a Redis 6 ACL user); the user and the
+ * password are percent-encoded as in any URL ("p%40ss" for "p@ss").
  */
 #include "redis_url.h"
 
 #include <string.h>
 
 #include "decimal.h"
+#include "percent.h"
 
 int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int *db)
 {
     static const char scheme[] = "redis://";
     const size_t scheme_len = sizeof scheme - 1;
-    if (url == NULL || strncmp(url, scheme, scheme_len) != 0)
+    char user[REDIS_URL_CRED_MAX], password[REDIS_URL_CRED_MAX];
+    if (redis_url_credentials(url, user, password) != 0)
         return BILLOW_EPARAM_INVALID;
     const char *auth = url + scheme_len;
     const char *end = auth + strcspn(auth, "/?#");
-    if (memchr(auth, '@', (size_t)(end - auth)) != NULL)
-        return BILLOW_EPARAM_INVALID;
+    const char *at = NULL;
+    for (const char *c = auth; c < end; c++)
+        if (*c == '@')
+            at = c;
+    if (at != NULL)
+        auth = at + 1; /* The credentials: redis_url_credentials. */
 
     const char *h = auth, *h_end, *port_at = NULL;
     if (*auth == '[') {
@@ -58,4 +65,45 @@ int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int
     *port = (int)p;
     *db = (int)d;
     return 0;
+}
+
+int redis_url_credentials(const char *url, char user[REDIS_URL_CRED_MAX],
+                          char password[REDIS_URL_CRED_MAX])
+{
+    static const char scheme[] = "redis://";
+    user[0] = password[0] = '\0';
+    if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0)
+        return BILLOW_EPARAM_INVALID;
+    const char *auth = url + sizeof scheme - 1;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *c = auth; c < end; c++)
+        if (*c == '@')
+            at = c;
+    if (at == NULL)
+        return 0;
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon == NULL || colon + 1 == at)
+        return BILLOW_EPARAM_INVALID; /* A user without a password. */
+    if (percent_decode(auth, (size_t)(colon - auth), false, user, REDIS_URL_CRED_MAX) != 0 ||
+        percent_decode(colon + 1, (size_t)(at - colon - 1), false, password, REDIS_URL_CRED_MAX) !=
+            0) {
+        user[0] = password[0] = '\0';
+        return BILLOW_EPARAM_INVALID;
+    }
+    return 0;
+}
+
+int redis_url_auth_argv(const char *user, const char *password, const char *argv[3])
+{
+    if (password == NULL || password[0] == '\0')
+        return 0;
+    argv[0] = "AUTH";
+    if (user == NULL || user[0] == '\0') {
+        argv[1] = password;
+        return 2;
+    }
+    argv[1] = user;
+    argv[2] = password;
+    return 3;
 }

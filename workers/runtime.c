@@ -1508,9 +1508,11 @@ int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *h
     snprintf(rt.conn.stream, sizeof rt.conn.stream, "%s", rt.stream);
     int rc = redis_url_parse(cfg->redis_url, rt.conn.redis_host, sizeof rt.conn.redis_host,
                              &rt.conn.redis_port, &rt.conn.redis_db);
+    if (rc == 0)
+        rc = redis_url_credentials(cfg->redis_url, rt.conn.redis_user, rt.conn.redis_password);
     if (rc != 0) {
         log_write(LOG_ERROR, "worker_start_failed", "{s:s}", "error",
-                  "REDIS_URL must look like redis://host:port/db");
+                  "REDIS_URL must look like redis://[[user]:password@]host:port/db");
         return rc;
     }
     stop_requested = 0;

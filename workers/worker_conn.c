@@ -84,6 +84,17 @@ static int redis_connect(worker_conn_t *c)
         why = "cannot set the socket timeout";
         goto fail;
     }
+    const char *auth[3];
+    int auth_argc = redis_url_auth_argv(c->redis_user, c->redis_password, auth);
+    if (auth_argc > 0) {
+        reply = redisCommandArgv(r, auth_argc, auth, NULL);
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            why = reply ? reply->str : r->errstr;
+            goto fail;
+        }
+        freeReplyObject(reply);
+        reply = NULL;
+    }
     if (c->redis_db != 0) {
         reply = redisCommand(r, "SELECT %d", c->redis_db);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {

@@ -23,20 +23,23 @@
 
 #include "err.h"
 #include "jobq.h"
+#include "redis_url.h"
 
 /* Longest Redis host name accepted in REDIS_URL. */
 #define WORKER_CONN_HOST_MAX 256
 
 typedef struct {
-    const char *database_url;              /* Postgres URL (role billow_worker); borrowed. */
-    const char *app_name;                  /* Postgres application_name; borrowed. */
-    char redis_host[WORKER_CONN_HOST_MAX]; /* From REDIS_URL. */
-    int redis_port;                        /* From REDIS_URL. */
-    int redis_db;                          /* From REDIS_URL. */
-    int redis_timeout_ms;                  /* Longest wait for a reply (BLOCK time + grace). */
-    char stream[JOBQ_KEY_MAX];             /* The stream whose consumer group must exist. */
-    PGconn *db;                            /* NULL while disconnected. */
-    redisContext *redis;                   /* NULL while disconnected. */
+    const char *database_url;                /* Postgres URL (role billow_worker); borrowed. */
+    const char *app_name;                    /* Postgres application_name; borrowed. */
+    char redis_host[WORKER_CONN_HOST_MAX];   /* From REDIS_URL. */
+    int redis_port;                          /* From REDIS_URL. */
+    int redis_db;                            /* From REDIS_URL. */
+    char redis_user[REDIS_URL_CRED_MAX];     /* From REDIS_URL: AUTH user, or "". */
+    char redis_password[REDIS_URL_CRED_MAX]; /* From REDIS_URL: AUTH password, or "". */
+    int redis_timeout_ms;                    /* Longest wait for a reply (BLOCK time + grace). */
+    char stream[JOBQ_KEY_MAX];               /* The stream whose consumer group must exist. */
+    PGconn *db;                              /* NULL while disconnected. */
+    redisContext *redis;                     /* NULL while disconnected. */
 } worker_conn_t;
 
 /* Connects whichever of the two is not connected (or has failed), retrying

@@ -5,8 +5,9 @@
  * exactly REDIS_URL_HOST_MAX bytes so AddressSanitizer sees any overflow.
  * Checked for every accepted URL: port and db are in their documented
  * ranges; the host is non-empty, NUL-terminated, and holds nothing that ends
- * the authority part; and writing the result back as a URL and parsing that
- * gives the same host, port and db.
+ * the authority part; the credentials read too, each NUL-terminated within
+ * REDIS_URL_CRED_MAX, with no user without a password; and writing the
+ * result back as a URL and parsing that gives the same host, port and db.
  */
 #include <stdbool.h>
 
@@ -31,6 +32,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(memchr(host, '\0', REDIS_URL_HOST_MAX) != NULL, "host not terminated: %s", url);
     FUZZ_CHECK(host[0] != '\0', "empty host: %s", url);
     FUZZ_CHECK(strpbrk(host, "/?#@") == NULL, "host \"%s\" holds a delimiter: %s", host, url);
+    char *user = mem_alloc(REDIS_URL_CRED_MAX);
+    char *password = mem_alloc(REDIS_URL_CRED_MAX);
+    int crc = redis_url_credentials(url, user, password);
+    FUZZ_CHECK(crc == 0, "%s was accepted but its credentials are refused", url);
+    FUZZ_CHECK(memchr(user, '\0', REDIS_URL_CRED_MAX) != NULL &&
+                   memchr(password, '\0', REDIS_URL_CRED_MAX) != NULL,
+               "credentials not terminated: %s", url);
+    FUZZ_CHECK(password[0] != '\0' || user[0] == '\0', "a user without a password: %s", url);
+    free(password);
+    free(user);
 
     /* A host with ":" (IPv6) or starting with "[" can only be written back
      * bracketed; any other host is written bare. */

@@ -139,6 +139,21 @@ Test(config, a_backoff_base_above_its_max_is_refused)
     cr_assert_not_null(strstr(err, "BACKOFF_BASE_MS"), "%s", err);
 }
 
+Test(config, a_malformed_redis_url_is_refused_without_repeating_its_password)
+{
+    static const char *const env[] = {"REDIS_URL", "redis://billow:s3cret%zz@cache:6379/0", NULL};
+    config_t cfg;
+    char err[256] = "";
+    cr_assert_eq(load(&cfg, env, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert_not_null(strstr(err, "REDIS_URL"), "%s", err);
+    cr_assert_null(strstr(err, "s3cret"), "%s", err);
+
+    static const char *const ok[] = {"REDIS_URL", "redis://billow:s3cret@cache:6379/0", NULL};
+    cr_assert_eq(load(&cfg, ok, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(cfg.redis_url, "redis://billow:s3cret@cache:6379/0");
+    config_dispose(&cfg);
+}
+
 Test(config, a_failed_load_with_no_error_buffer_still_fails)
 {
     static const char *const env[] = {"PORT", "x", NULL};

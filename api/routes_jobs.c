@@ -187,19 +187,22 @@ typedef struct scan_s scan_t;
 typedef void (*scan_done_fn)(scan_t *scan);
 
 struct scan_s {
-    api_req_t *ar;      /* The request. */
-    char kind[32];      /* Only this kind, or "" for all. */
-    char type[64];      /* Only this type, or "". */
-    int64_t since_ms;   /* Died at or after (0: no bound). */
-    int64_t until_ms;   /* Died at or before (0: no bound). */
-    dead_item_t *items; /* Collected. */
-    size_t nitems, cap; /* Used and allocated. */
-    int pending;        /* Replies due. */
-    int failed;         /* A Redis call failed. */
-    scan_done_fn done;  /* Called once all is read. */
-    int limit;          /* For listings. */
-    size_t replayed;    /* For bulk replays. */
-    json_t *ids;        /* For bulk replays. */
+    api_req_t *ar;          /* The request. */
+    char kind[32];          /* Only this kind, or "" for all. */
+    char type[64];          /* Only this type, or "". */
+    int64_t since_ms;       /* Died at or after (0: no bound). */
+    int64_t until_ms;       /* Died before (0: no bound). */
+    int64_t after_ms;       /* A listing's cursor: died at or before (0: none)… */
+    char after_id[IDS_MAX]; /* …and, at that time, an id below this one. */
+    int truncated;          /* A dead set had more in range than one scan reads. */
+    dead_item_t *items;     /* Collected. */
+    size_t nitems, cap;     /* Used and allocated. */
+    int pending;            /* Replies due. */
+    int failed;             /* A Redis call failed. */
+    scan_done_fn done;      /* Called once all is read. */
+    int limit;              /* For listings. */
+    size_t replayed;        /* For bulk replays. */
+    json_t *ids;            /* For bulk replays. */
 };
 
 typedef struct {
@@ -250,9 +253,15 @@ static void on_dead_ids(void *data, redisReply *r)
         scan_step_done(s);
         return;
     }
+    if (r->elements / 2 >= JOBS_DEAD_SCAN_MAX)
+        s->truncated = 1;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         int64_t died = strtoll(r->element[i + 1]->str, NULL, 10);
-        if ((s->since_ms && died < s->since_ms) || (s->until_ms && died > s->until_ms))
+        if ((s->since_ms && died < s->since_ms) || (s->until_ms && died >= s->until_ms))
+            continue;
+        /* After the cursor: older, or as old with a lower id (by_death_desc). */
+        if (s->after_ms && (died > s->after_ms ||
+                            (died == s->after_ms && strcmp(r->element[i]->str, s->after_id) >= 0)))
             continue;
         if (s->nitems == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 64;
@@ -279,21 +288,39 @@ static void on_dead_ids(void *data, redisReply *r)
     scan_step_done(s);
 }
 
+/* Reads, for each kind in scope, the newest JOBS_DEAD_SCAN_MAX ids dead
+ * within the time bounds and before the cursor: from the kind's set for the
+ * platform, from the tenant's own set (dead:<kind>:<tenant>) for a tenant,
+ * so no other tenant's dead jobs crowd a tenant's out. */
 static void scan_start(scan_t *s)
 {
+    /* until is exclusive ("(" in ZRANGEBYSCORE); the cursor's time is
+     * inclusive, its ties told apart by id in on_dead_ids. */
+    char hi[24] = "+inf", lo[24] = "-inf", count[16];
+    if (s->after_ms && (s->until_ms == 0 || s->after_ms < s->until_ms))
+        snprintf(hi, sizeof hi, "%lld", (long long)s->after_ms);
+    else if (s->until_ms)
+        snprintf(hi, sizeof hi, "(%lld", (long long)s->until_ms);
+    if (s->since_ms)
+        snprintf(lo, sizeof lo, "%lld", (long long)s->since_ms);
+    snprintf(count, sizeof count, "%d", JOBS_DEAD_SCAN_MAX);
     s->pending = 1;
     for (size_t i = 0; JOBQ_KINDS[i]; i++) {
         if (s->kind[0] && strcmp(s->kind, JOBQ_KINDS[i]) != 0)
             continue;
-        char key[JOBQ_KEY_MAX], stop[16];
-        jobq_dead_key(JOBQ_KINDS[i], key);
-        snprintf(stop, sizeof(stop), "%d", JOBS_DEAD_SCAN_MAX - 1);
-        const char *argv[5] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
-        size_t lens[5];
-        for (int k = 0; k < 5; k++)
+        if (s->type[0] && strcmp(jobq_kind_for_type(s->type), JOBQ_KINDS[i]) != 0)
+            continue;
+        char key[JOBQ_KEY_MAX];
+        if (s->ar->auth.kind == AUTH_PLATFORM)
+            jobq_dead_key(JOBQ_KINDS[i], key);
+        else
+            jobq_dead_tenant_key(JOBQ_KINDS[i], s->ar->auth.tenant_id, key);
+        const char *argv[8] = {"ZREVRANGEBYSCORE", key, hi, lo, "WITHSCORES", "LIMIT", "0", count};
+        size_t lens[8];
+        for (int k = 0; k < 8; k++)
             lens[k] = strlen(argv[k]);
         s->pending++;
-        if (redis_conn_command(s->ar->app->redis, on_dead_ids, s, 5, argv, lens) != 0) {
+        if (redis_conn_command(s->ar->app->redis, on_dead_ids, s, 8, argv, lens) != 0) {
             s->failed = 1;
             s->pending--;
         }
@@ -318,7 +345,7 @@ static void list_done(scan_t *s)
     if (s->nitems > 0)
         qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
     json_t *data = json_array();
-    int has_more = 0;
+    int has_more = s->truncated;
     for (size_t i = 0; i < s->nitems; i++) {
         if (s->items[i].job == NULL)
             continue;
@@ -354,10 +381,36 @@ static int scan_filters_or_respond(api_req_t *ar, scan_t *s, const char *kind, c
     return 0;
 }
 
+/* The cursor job's hash: a dead job the caller can see sets where the
+ * listing resumes; anything else is the caller's mistake. */
+static void on_cursor_job(void *data, redisReply *r)
+{
+    scan_t *s = data;
+    api_req_t *ar = s->ar;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        scan_free(s);
+        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
+        return;
+    }
+    const char *status = jobq_reply_field(r, "status");
+    const char *finished = jobq_reply_field(r, "finished_at");
+    if (jobq_reply_field(r, "id") == NULL || !visible(ar, r) || status == NULL ||
+        strcmp(status, "dead") != 0 || finished == NULL) {
+        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
+                      "starting_after must be the id of a dead job listed before: '%s' is not.",
+                      s->after_id);
+        scan_free(s);
+        return;
+    }
+    s->after_ms = strtoll(finished, NULL, 10);
+    scan_start(s);
+}
+
 void routes_jobs_list(api_req_t *ar)
 {
-    static const char *const allowed[] = {"status", "type", "kind", "limit", NULL};
-    char unknown[64], status[16], type[64], kind[32];
+    static const char *const allowed[] = {"status", "type",           "kind",
+                                          "limit",  "starting_after", NULL};
+    char unknown[64], status[16], type[64], kind[32], after[IDS_MAX];
     if (query_unknown(ar->http->query, allowed, unknown, sizeof(unknown))) {
         respond_error(ar, BILLOW_EPARAM_UNKNOWN, unknown, "Unknown query parameter '%s'.", unknown);
         return;
@@ -389,7 +442,26 @@ void routes_jobs_list(api_req_t *ar)
         scan_free(s);
         return;
     }
-    scan_start(s);
+    int has_after = query_get(ar->http->query, "starting_after", after, sizeof(after));
+    if (has_after == 0) {
+        scan_start(s);
+        return;
+    }
+    if (has_after < 0 || !ids_valid("job", after)) {
+        scan_free(s);
+        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
+                      "starting_after must be a job id (job_…).");
+        return;
+    }
+    snprintf(s->after_id, sizeof s->after_id, "%s", after);
+    char key[JOBQ_KEY_MAX];
+    jobq_status_key(after, key);
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, strlen(key)};
+    if (redis_conn_command(ar->app->redis, on_cursor_job, s, 2, argv, lens) != 0) {
+        scan_free(s);
+        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
+    }
 }
 
 static void replay_step_done(scan_t *s)
@@ -404,12 +476,13 @@ static void replay_step_done(scan_t *s)
     }
     json_t *ids = json_incref(s->ids);
     size_t n = s->replayed;
+    int more = s->truncated;
     scan_free(s);
     log_write(LOG_INFO, "jobs_replayed", "{s:I,s:s,s:s}", "count", (json_int_t)n, "actor",
               ar->auth.actor, "request_id", ar->http->request_id);
-    respond_json(
-        ar, 200,
-        json_pack("{s:s,s:I,s:o}", "object", "replay", "replayed", (json_int_t)n, "ids", ids));
+    respond_json(ar, 200,
+                 json_pack("{s:s,s:I,s:o,s:b}", "object", "replay", "replayed", (json_int_t)n,
+                           "ids", ids, "has_more", more));
 }
 
 typedef struct {

@@ -132,10 +132,12 @@ const char JOBQ_LIBRARY[] =
     "end\n"
     /* KEYS: status. ARGV: actor, now_ms. */
     "local function replay(keys, args)\n"
-    "  local st = redis.call('HMGET', keys[1], 'status', 'envelope', 'kind', 'id')\n"
+    "  local st = redis.call('HMGET', keys[1], 'status', 'envelope', 'kind', 'id', 'tenant_id')\n"
     "  if not st[1] then return -1 end\n"
     "  if st[1] ~= 'dead' then return 0 end\n"
     "  redis.call('ZREM', 'dead:' .. st[3], st[4])\n"
+    "  if st[5] and st[5] ~= '' then redis.call('ZREM', 'dead:' .. st[3] .. ':' .. st[5], st[4]) "
+    "end\n"
     "  redis.call('HSET', keys[1], 'status', 'queued', 'replayed_by', args[1],\n"
     "    'replayed_at', args[2], 'attempts', '0', 'deliveries', '0')\n"
     "  redis.call('HINCRBY', keys[1], 'replays', 1)\n"
@@ -244,6 +246,11 @@ void jobq_delayed_key(const char *kind, char out[JOBQ_KEY_MAX])
 void jobq_dead_key(const char *kind, char out[JOBQ_KEY_MAX])
 {
     snprintf(out, JOBQ_KEY_MAX, "dead:%s", kind);
+}
+
+void jobq_dead_tenant_key(const char *kind, const char *tenant_id, char out[JOBQ_KEY_MAX])
+{
+    snprintf(out, JOBQ_KEY_MAX, "dead:%s:%s", kind, tenant_id);
 }
 
 void jobq_idem_key(const char *scope, const char *key, char out[JOBQ_KEY_MAX])

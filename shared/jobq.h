@@ -125,6 +125,10 @@ void jobq_stream_key(const char *kind, char out[JOBQ_KEY_MAX]);
 void jobq_status_key(const char *job_id, char out[JOBQ_KEY_MAX]);
 void jobq_delayed_key(const char *kind, char out[JOBQ_KEY_MAX]);
 void jobq_dead_key(const char *kind, char out[JOBQ_KEY_MAX]);
+/* dead:<kind>:<tenant>: the tenant's own dead jobs of kind, by time of
+ * death (beside dead:<kind>, which holds every tenant's), so a tenant's
+ * listing reads its own jobs only. */
+void jobq_dead_tenant_key(const char *kind, const char *tenant_id, char out[JOBQ_KEY_MAX]);
 void jobq_idem_key(const char *scope, const char *key, char out[JOBQ_KEY_MAX]);
 
 /* The API's job object from the reply of HGETALL job:<id> (an array of

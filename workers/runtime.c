@@ -1033,6 +1033,11 @@ static int append_decided(runtime_t *rt, batch_job_t *bj, long long now, int *n)
         break;
     }
     case RUNTIME_ACT_DEAD: {
+        /* Listed in the kind's dead set and, for a tenant's job, in the
+         * tenant's own (a platform job, of no tenant, only in the first). */
+        char tenant_dead[JOBQ_KEY_MAX];
+        bool tenant = bj->env.tenant_id[0] != '\0';
+        jobq_dead_tenant_key(rt->kind, bj->env.tenant_id, tenant_dead);
         /* The enqueue left the envelope in the stream only; billow_replay
          * takes it from here. */
         char *envelope = envelope_encode(&bj->env);
@@ -1046,9 +1051,11 @@ static int append_decided(runtime_t *rt, batch_job_t *bj, long long now, int *n)
                                      key, envelope, err, bj->env.attempt + 1, now) == REDIS_OK &&
                   redisAppendCommand(c, "HDEL %s next_attempt_at", key) == REDIS_OK &&
                   redisAppendCommand(c, "ZADD %s %lld %s", rt->dead, now, id) == REDIS_OK &&
+                  (!tenant ||
+                   redisAppendCommand(c, "ZADD %s %lld %s", tenant_dead, now, id) == REDIS_OK) &&
                   redisAppendCommand(c, "PUBLISH %s %s:%s", JOBQ_DONE_CHANNEL, id, bj->env.type) ==
                       REDIS_OK;
-        *n += 4;
+        *n += tenant ? 5 : 4;
         free(envelope);
         rc = ok ? 0 : BILLOW_EUNAVAILABLE;
         break;

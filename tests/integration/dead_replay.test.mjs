@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 
 import { waitJob } from './lib/billow.mjs';
 import { lit, superuser, superValue } from './lib/db.mjs';
-import { DEMO_API_KEY, PLATFORM_ADMIN_TOKEN, ROOT, slot } from './lib/env.mjs';
+import { DEMO_API_KEY, DEMO_TENANT_ID, PLATFORM_ADMIN_TOKEN, ROOT, slot } from './lib/env.mjs';
 import { assertError, client } from './lib/http.mjs';
-import { hgetall, redis } from './lib/redis.mjs';
+import { hgetall, redis, redisValue } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { newId, rfc3339, tag } from './lib/util.mjs';
 
@@ -87,6 +87,22 @@ async function enqueuePoison() {
     jobId, JSON.stringify(env), Date.now(), 'domain', 'customer.create', tenantId, trace, '', 86400, 'platform');
   assert.deepEqual(reply, ['enqueued', jobId]);
   return { jobId, tenantId, mark };
+}
+
+// A customer.create of the demo tenant whose payload names no customer id:
+// the worker refuses it for good, so it dies at its first run. Returns its id.
+async function enqueueDemoDead() {
+  const jobId = newId('job');
+  const trace = newId('req');
+  const env = {
+    ...template, id: jobId, tenant_id: DEMO_TENANT_ID, actor: 'platform', idempotency_key: null, attempt: 0,
+    enqueued_at: new Date().toISOString(), trace, payload: { email: `${tag('nocus')}@example.com` },
+  };
+  const reply = await redis(S.redisDb, 'FCALL', 'billow_enqueue', 2, `job:${jobId}`, 'jobs:domain',
+    jobId, JSON.stringify(env), Date.now(), 'domain', 'customer.create', DEMO_TENANT_ID, trace, '', 86400, 'platform');
+  assert.deepEqual(reply, ['enqueued', jobId]);
+  await waitJob(api, jobId, PLATFORM_ADMIN_TOKEN, { status: 'dead' });
+  return jobId;
 }
 
 // The fix: the missing tenant row, inserted as the superuser.
@@ -171,7 +187,7 @@ describe('dead jobs and replays', () => {
       json: { type: 'customer.create', until: rfc3339(before - 60000) },
     });
     assert.equal(early.status, 200, early.text);
-    assert.deepEqual(early.json, { object: 'replay', replayed: 0, ids: [] });
+    assert.deepEqual(early.json, { object: 'replay', replayed: 0, ids: [], has_more: false });
     assert.equal((await api.get('/v1/jobs/{id}', { params: { id: poison.jobId }, token: PLATFORM_ADMIN_TOKEN })).json.status, 'dead');
 
     const otherType = await api.post('/v1/jobs/replay', { token: PLATFORM_ADMIN_TOKEN, json: { type: 'tenant.create', since: rfc3339(before) } });
@@ -183,8 +199,51 @@ describe('dead jobs and replays', () => {
       json: { type: 'customer.create', since: rfc3339(before), until: rfc3339(Date.now() + 60000) },
     });
     assert.equal(res.status, 200, res.text);
-    assert.deepEqual(res.json, { object: 'replay', replayed: 1, ids: [poison.jobId] });
+    assert.deepEqual(res.json, { object: 'replay', replayed: 1, ids: [poison.jobId], has_more: false });
     await assertRecovered(poison);
+  });
+
+  it('a tenant lists its own dead jobs however many other tenants\' died since, page by page', async () => {
+    const mine = [];
+    for (let i = 0; i < 3; i++) mine.push(await enqueueDemoDead());
+    const score = (key, id) => redisValue(S.redisDb, 'ZSCORE', key, id);
+    for (const id of mine) assert.match(await score(`dead:domain:${DEMO_TENANT_ID}`, id), /^\d+$/, `${id} is in the tenant's own dead set`);
+    // 1,500 newer deaths of other tenants: more than one scan of a kind's set reads.
+    const now = Date.now() + 60000;
+    const flood = ['ZADD', 'dead:domain'];
+    for (let i = 0; i < 1500; i++) flood.push(now + i, newId('job'));
+    await redis(S.redisDb, ...flood);
+
+    const seen = [];
+    let after;
+    for (let page = 0; page < 5; page++) {
+      const res = await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', limit: 1, ...(after ? { starting_after: after } : {}) } });
+      assert.equal(res.status, 200, res.text);
+      seen.push(...res.json.data.map((j) => j.id));
+      if (!res.json.has_more) break;
+      after = res.json.data.at(-1).id;
+    }
+    assert.deepEqual(seen.filter((id) => mine.includes(id)), [...mine].reverse(), 'each of the tenant\'s dead jobs once, the latest death first');
+
+    assertError(await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', starting_after: 'job_nope' } }), 400, 'parameter_invalid', { param: 'starting_after' });
+    assertError(await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', starting_after: newId('job') } }), 400, 'parameter_invalid', { param: 'starting_after' });
+
+    // The platform reads the kind's whole set: the flood fills its scan, so it says there is more.
+    const platform = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { status: 'dead', kind: 'domain', limit: 5 } });
+    assert.equal(platform.status, 200, platform.text);
+    assert.equal(platform.json.has_more, true);
+
+    await redis(S.redisDb, 'ZREMRANGEBYSCORE', 'dead:domain', now, now + 1500);
+
+    // A replay takes the job out of both sets (no worker runs meanwhile: it
+    // would only kill the job again).
+    await stack.stopWorkers();
+    const replay = await api.post('/v1/jobs/{id}/replay', { params: { id: mine[0] }, token: PLATFORM_ADMIN_TOKEN });
+    assert.equal(replay.status, 200, replay.text);
+    assert.equal(await score(`dead:domain:${DEMO_TENANT_ID}`, mine[0]), '');
+    assert.equal(await score('dead:domain', mine[0]), '');
+    assert.match(await score(`dead:domain:${DEMO_TENANT_ID}`, mine[1]), /^\d+$/, 'the others stay');
+    stack.startWorker('domain');
   });
 
   it('scripts/jobs list-dead shows a dead job and scripts/jobs replay ID brings it back', async () => {

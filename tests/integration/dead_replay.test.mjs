@@ -284,4 +284,37 @@ describe('dead jobs and replays', () => {
     assert.ok(res.stdout.includes(poison.jobId) || /\b1\b/.test(res.stdout), `the CLI reports what it replayed:\n${res.stdout}`);
     await assertRecovered(poison);
   });
+
+  it('scripts/jobs replay calls again while the api says has_more: 1,200 deaths, two calls', async () => {
+    // No worker: the replayed jobs stay queued, so none dies again meanwhile.
+    await stack.stopWorkers();
+    const tenantId = newId('ten');
+    const since = Date.now();
+    const ids = Array.from({ length: 1200 }, () => newId('job'));
+    const envelope = JSON.stringify({ ...template, id: 'JOBID', tenant_id: tenantId, actor: 'platform', attempt: 0, trace: newId('req') });
+    // 1,200 dead jobs as the runtime records them (status hash with the
+    // envelope, the kind's dead set and the tenant's), in one script.
+    await redis(S.redisDb, 'EVAL', `
+      for i, id in ipairs(ARGV) do
+        if i > 3 then
+          local died = tonumber(ARGV[1]) + i
+          redis.call('HSET', 'job:' .. id, 'id', id, 'type', 'customer.create', 'kind', 'domain',
+            'tenant_id', ARGV[2], 'status', 'dead', 'finished_at', died,
+            'envelope', (string.gsub(ARGV[3], 'JOBID', id)))
+          redis.call('ZADD', 'dead:domain', died, id)
+          redis.call('ZADD', 'dead:domain:' .. ARGV[2], died, id)
+        end
+      end
+      return 1`, 0, since, tenantId, envelope, ...ids);
+
+    const res = await jobsCli('replay', '--kind', 'domain', '--since', rfc3339(since));
+    assert.equal(res.code, 0, res.stderr);
+    const answers = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(answers.map((a) => [a.replayed, a.has_more]), [[1000, true], [200, false]], res.stdout.slice(0, 300));
+    assert.deepEqual(new Set(answers.flatMap((a) => a.ids)), new Set(ids), 'each of them once');
+    assert.equal(await redisValue(S.redisDb, 'ZCOUNT', `dead:domain:${tenantId}`, '-inf', '+inf'), '0');
+    assert.ok(Number(await redisValue(S.redisDb, 'XLEN', 'jobs:domain')) >= 1200, 'all of them queued again');
+
+    await redis(S.redisDb, 'DEL', 'jobs:domain', ...ids.map((id) => `job:${id}`));
+  });
 });

@@ -198,6 +198,7 @@ int main(int argc, char **argv)
     setvbuf(stderr, log_buffer, _IOFBF, sizeof(log_buffer));
     if (router_check(err, sizeof(err)) != 0) {
         log_write(LOG_ERROR, "routes_invalid", "{s:s}", "error", err);
+        config_dispose(&cfg);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
         log_write(LOG_ERROR, "openapi_missing", "{s:s}", "error",
                   "openapi.json must be next to the billow-api executable (the build puts it "
                   "there)");
+        config_dispose(&cfg);
         return 1;
     }
     uv_loop_t *loop = uv_default_loop();
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
     loop->data = &app;
     if (pwhash_init(&app, cfg.password_hash_concurrency) != 0) {
         log_write(LOG_ERROR, "pwhash_failed", "{s:s}", "error", "scrypt is not available");
+        free(app.openapi_json);
+        config_dispose(&cfg);
         return 1;
     }
 
@@ -234,13 +238,15 @@ int main(int argc, char **argv)
     app.auth_cache = auth_cache_create();
     app.waiters = waiters_create(loop);
 
+    int exit_code = 0;
     if (pg_pool_create(loop, cfg.database_read_url, cfg.pg_pool_size, &app.pg) != 0 ||
         redis_conn_create(loop, cfg.redis_url, NULL, NULL, NULL, &app.redis) != 0 ||
         redis_conn_create(loop, cfg.redis_url, JOBQ_DONE_CHANNEL, on_job_done, &app,
                           &app.redis_sub) != 0) {
         log_write(LOG_ERROR, "backends_invalid", "{s:s}", "error",
                   "DATABASE_READ_URL or REDIS_URL is not usable");
-        return 1;
+        exit_code = 1;
+        goto unwind;
     }
 
     http_limits_t limits = {
@@ -256,7 +262,8 @@ int main(int argc, char **argv)
     if (rc != 0) {
         log_write(LOG_ERROR, "listen_failed", "{s:s,s:i,s:s}", "host", cfg.host, "port", cfg.port,
                   "error", uv_strerror(rc));
-        return 1;
+        exit_code = 1;
+        goto unwind;
     }
     uv_signal_init(loop, &app.sigterm);
     uv_signal_init(loop, &app.sigint);
@@ -269,6 +276,17 @@ int main(int argc, char **argv)
               http_server_port(app.http));
 
     uv_run(loop, UV_RUN_DEFAULT);
+    goto done;
+
+unwind:
+    /* A start that failed half-way lets go of what it made, as a stop does,
+     * so it exits with its reason and nothing else. */
+    waiters_destroy(app.waiters);
+    pg_pool_destroy(app.pg);
+    redis_conn_destroy(app.redis);
+    redis_conn_destroy(app.redis_sub);
+    uv_run(loop, UV_RUN_DEFAULT);
+done:
     rc = uv_loop_close(loop);
     if (rc != 0)
         log_write(LOG_WARN, "loop_not_closed", "{s:s}", "error", uv_strerror(rc));
@@ -278,5 +296,5 @@ int main(int argc, char **argv)
     free(names);
     free(app.openapi_json);
     config_dispose(&cfg);
-    return 0;
+    return exit_code;
 }

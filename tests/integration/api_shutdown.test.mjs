@@ -3,6 +3,7 @@
 // exits 0 (no sanitizer report, nothing left behind).
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
 import { waitJob } from './lib/billow.mjs';
@@ -85,5 +86,21 @@ describe('api SIGTERM', () => {
     const api = client(p);
     for (let i = 0; i < 5; i++) assert.equal((await api.get('/healthz')).status, 200);
     await p.stop();
+  });
+});
+
+describe('api start-up failure', () => {
+  it('a port already taken: exits 1 saying so, having let go of everything it made', async () => {
+    const first = await stack.startApi();
+    const second = await stack.startApi({}, { port: first.port, waitReady: false });
+    second.expectDeath();
+    const exit = await second.waitExit();
+    assert.equal(exit.code, 1, JSON.stringify(exit));
+    const log = fs.readFileSync(second.logFile, 'utf8');
+    assert.match(log, /"event":"listen_failed".*"error":"address already in use"/);
+    // The sanitizer build reports any leak at exit: the log must hold none.
+    second.assertNoSanitizerReport();
+    assert.equal((await client(first).get('/healthz')).status, 200, 'the first api serves on');
+    await first.stop();
   });
 });

@@ -12,19 +12,29 @@
 #include "decimal.h"
 #include "percent.h"
 
-int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int *db)
+/* Finds the authority of a redis:// URL: *auth its start, *end where the
+ * path begins, *at its last "@" (the end of the credentials) or NULL.
+ * Returns 0, or BILLOW_EPARAM_INVALID for another scheme. */
+static int authority(const char *url, const char **auth, const char **end, const char **at)
 {
     static const char scheme[] = "redis://";
-    const size_t scheme_len = sizeof scheme - 1;
-    char user[REDIS_URL_CRED_MAX], password[REDIS_URL_CRED_MAX];
-    if (redis_url_credentials(url, user, password) != 0)
+    if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0)
         return BILLOW_EPARAM_INVALID;
-    const char *auth = url + scheme_len;
-    const char *end = auth + strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *c = auth; c < end; c++)
+    *auth = url + sizeof scheme - 1;
+    *end = *auth + strcspn(*auth, "/?#");
+    *at = NULL;
+    for (const char *c = *auth; c < *end; c++)
         if (*c == '@')
-            at = c;
+            *at = c;
+    return 0;
+}
+
+int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int *db)
+{
+    char user[REDIS_URL_CRED_MAX], password[REDIS_URL_CRED_MAX];
+    const char *auth, *end, *at;
+    if (redis_url_credentials(url, user, password) != 0 || authority(url, &auth, &end, &at) != 0)
+        return BILLOW_EPARAM_INVALID;
     if (at != NULL)
         auth = at + 1; /* The credentials: redis_url_credentials. */
 
@@ -70,16 +80,10 @@ int redis_url_parse(const char *url, char *host, size_t host_len, int *port, int
 int redis_url_credentials(const char *url, char user[REDIS_URL_CRED_MAX],
                           char password[REDIS_URL_CRED_MAX])
 {
-    static const char scheme[] = "redis://";
+    const char *auth, *end, *at;
     user[0] = password[0] = '\0';
-    if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0)
+    if (authority(url, &auth, &end, &at) != 0)
         return BILLOW_EPARAM_INVALID;
-    const char *auth = url + sizeof scheme - 1;
-    const char *end = auth + strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *c = auth; c < end; c++)
-        if (*c == '@')
-            at = c;
     if (at == NULL)
         return 0;
     const char *colon = memchr(auth, ':', (size_t)(at - auth));

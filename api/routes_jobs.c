@@ -22,9 +22,17 @@
 #include "routes.h"
 #include "timeutil.h"
 
-/* Dead jobs looked at per kind in one listing or bulk replay: bounds the
- * work of one request; a larger backlog is replayed in several calls. */
-#define JOBS_DEAD_SCAN_MAX 1000
+/* Entries of a dead set read per Redis call, and reads of one set in one
+ * listing or bulk replay (50,000 dead jobs per worker kind): they bound the
+ * work of one request; the answer's next_starting_after resumes a longer
+ * scan. */
+#define JOBS_DEAD_SCAN_BATCH  1000
+#define JOBS_DEAD_SCAN_ROUNDS 50
+/* Jobs one bulk replay puts back per worker kind; more is done in several
+ * calls. */
+#define JOBS_REPLAY_MAX 1000
+/* Dead sets one scan reads: one per worker kind. */
+#define JOBS_DEAD_SETS_MAX 16
 #define JOBS_LIST_DEFAULT  20
 #define JOBS_LIST_MAX      100
 
@@ -175,63 +183,145 @@ void routes_jobs_replay(api_req_t *ar)
     get_job(ar, on_replay_check);
 }
 
-/* A scan of the dead sets: ids with their time of death, then their
- * status hashes, filtered by tenant, type and time. */
+/* A scan of the dead sets. Each set in scope (one per worker kind: the
+ * kind's for the platform, the tenant's own for a tenant) is read newest
+ * death first, JOBS_DEAD_SCAN_BATCH entries at a time, and each entry's
+ * status hash is read and filtered (tenant, role, type, still dead). A set
+ * is read again until it has given `want` matching jobs, has nothing more
+ * in range, or has been read JOBS_DEAD_SCAN_ROUNDS times; so jobs that do
+ * not match (another type, or hidden from the caller's role) never stop a
+ * scan from reaching older ones that do, and one request's work is bounded.
+ *
+ * Where a set stopped early is its frontier. The newest frontier of all the
+ * sets is where the answer stops (a listing lists nothing older, since an
+ * unread job of that set may come before it) and where the next request
+ * resumes: the answer's next_starting_after. */
 typedef struct {
     char id[IDS_MAX]; /* Job id. */
-    int64_t died_ms;  /* Score in dead:<kind>. */
+    int64_t died_ms;  /* Score in the dead set. */
     json_t *job;      /* The job object once read, if it passes the filters. */
 } dead_item_t;
 
 typedef struct scan_s scan_t;
 typedef void (*scan_done_fn)(scan_t *scan);
 
-struct scan_s {
-    api_req_t *ar;          /* The request. */
-    char kind[32];          /* Only this kind, or "" for all. */
-    char type[64];          /* Only this type, or "". */
-    int64_t since_ms;       /* Died at or after (0: no bound). */
-    int64_t until_ms;       /* Died before (0: no bound). */
-    int64_t after_ms;       /* A listing's cursor: died at or before (0: none)… */
-    char after_id[IDS_MAX]; /* …and, at that time, an id below this one. */
-    int truncated;          /* A dead set had more in range than one scan reads. */
-    dead_item_t *items;     /* Collected. */
+/* One dead set being read. */
+typedef struct {
+    scan_t *scan;           /* The scan it belongs to. */
+    char key[JOBQ_KEY_MAX]; /* dead:<kind> or dead:<kind>:<tenant>. */
+    dead_item_t *items;     /* Matching jobs, then the current read's entries. */
     size_t nitems, cap;     /* Used and allocated. */
-    int pending;            /* Replies due. */
-    int failed;             /* A Redis call failed. */
-    scan_done_fn done;      /* Called once all is read. */
-    int limit;              /* For listings. */
-    size_t replayed;        /* For bulk replays. */
-    json_t *ids;            /* For bulk replays. */
+    size_t read_from;       /* First item of the current read. */
+    size_t due;             /* Hash replies due for the current read. */
+    int reads;              /* Reads so far. */
+    bool exhausted;         /* Nothing more in range. */
+    bool positioned;        /* pos_ms/pos_id hold the last entry read. */
+    int64_t pos_ms;         /* Death of the last entry read… */
+    char pos_id[IDS_MAX];   /* …its id… */
+    long ties;              /* …and how many entries read died in that same ms. */
+    bool kept;              /* keep_ms/keep_id hold the last entry read that did not match. */
+    int64_t keep_ms;        /* Its death… */
+    char keep_id[IDS_MAX];  /* …and id. */
+} dead_set_t;
+
+struct scan_s {
+    api_req_t *ar;                       /* The request. */
+    char kind[32];                       /* Only this kind, or "" for all. */
+    char type[64];                       /* Only this type, or "". */
+    int64_t since_ms;                    /* Died at or after (0: no bound). */
+    int64_t until_ms;                    /* Died before (0: no bound). */
+    bool has_after;                      /* A cursor: resume after… */
+    int64_t after_ms;                    /* …the job that died then… */
+    char after_id[IDS_MAX];              /* …with this id (ties: lower ids come after). */
+    size_t want;                         /* Matching jobs wanted from each set. */
+    dead_set_t sets[JOBS_DEAD_SETS_MAX]; /* One per kind in scope. */
+    size_t nsets;                        /* Used. */
+    size_t reading;                      /* Sets not finished yet. */
+    int failed;                          /* A Redis call failed. */
+    scan_done_fn done;                   /* Called once every set is finished. */
+    int limit;                           /* For listings. */
+    size_t pending;                      /* For bulk replays: replies due. */
+    size_t replayed;                     /* For bulk replays. */
+    json_t *ids;                         /* For bulk replays. */
 };
 
 typedef struct {
-    scan_t *scan; /* The scan. */
-    size_t index; /* Item the reply is for. */
+    dead_set_t *set; /* The set. */
+    size_t index;    /* Item the reply is for. */
 } scan_ref_t;
 
 static void scan_free(scan_t *s)
 {
-    for (size_t i = 0; i < s->nitems; i++)
-        if (s->items[i].job)
-            json_decref(s->items[i].job);
-    free(s->items);
+    for (size_t k = 0; k < s->nsets; k++) {
+        dead_set_t *d = &s->sets[k];
+        for (size_t i = 0; i < d->nitems; i++)
+            if (d->items[i].job)
+                json_decref(d->items[i].job);
+        free(d->items);
+    }
     if (s->ids)
         json_decref(s->ids);
     free(s);
 }
 
-static void scan_step_done(scan_t *s)
+/* Newest death first; the same millisecond by id, highest first (as Redis
+ * orders a sorted set's equal scores, backwards). */
+static int by_death_desc(const void *a, const void *b)
 {
-    if (--s->pending == 0)
+    const dead_item_t *x = a, *y = b;
+    return x->died_ms < y->died_ms ? 1 : x->died_ms > y->died_ms ? -1 : strcmp(y->id, x->id);
+}
+
+/* True when the job (died_ms, id) comes after the position (ms, pos_id) in
+ * that order: it died earlier, or in the same millisecond with a lower id. */
+static bool comes_after(int64_t died_ms, const char *id, int64_t ms, const char *pos_id)
+{
+    return died_ms < ms || (died_ms == ms && strcmp(id, pos_id) < 0);
+}
+
+static void set_read(dead_set_t *d);
+
+static void set_finished(dead_set_t *d)
+{
+    scan_t *s = d->scan;
+    if (--s->reading == 0)
         s->done(s);
+}
+
+/* Every hash of the current read is in: keeps the matching jobs, then
+ * reads on or stops. */
+static void set_read_done(dead_set_t *d)
+{
+    scan_t *s = d->scan;
+    size_t keep = d->read_from;
+    for (size_t i = d->read_from; i < d->nitems; i++) {
+        if (d->items[i].job) {
+            d->items[keep++] = d->items[i];
+            continue;
+        }
+        d->kept = true;
+        d->keep_ms = d->items[i].died_ms;
+        snprintf(d->keep_id, sizeof d->keep_id, "%s", d->items[i].id);
+    }
+    d->nitems = keep;
+    if (s->failed || d->exhausted || d->nitems >= s->want || d->reads >= JOBS_DEAD_SCAN_ROUNDS)
+        set_finished(d);
+    else
+        set_read(d);
+}
+
+static void set_read_step(dead_set_t *d)
+{
+    if (--d->due == 0)
+        set_read_done(d);
 }
 
 static void on_dead_hash(void *data, redisReply *r)
 {
     scan_ref_t *ref = data;
-    scan_t *s = ref->scan;
-    dead_item_t *it = &s->items[ref->index];
+    dead_set_t *d = ref->set;
+    scan_t *s = d->scan;
+    dead_item_t *it = &d->items[ref->index];
     free(ref);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         s->failed = 1;
@@ -242,96 +332,173 @@ static void on_dead_hash(void *data, redisReply *r)
             (s->type[0] == '\0' || (type && strcmp(type, s->type) == 0)))
             it->job = jobq_status_json(r);
     }
-    scan_step_done(s);
+    set_read_step(d);
 }
 
 static void on_dead_ids(void *data, redisReply *r)
 {
-    scan_t *s = data;
+    dead_set_t *d = data;
+    scan_t *s = d->scan;
+    d->reads++;
+    d->read_from = d->nitems;
+    d->due = 1;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         s->failed = 1;
-        scan_step_done(s);
+        set_read_step(d);
         return;
     }
-    if (r->elements / 2 >= JOBS_DEAD_SCAN_MAX)
-        s->truncated = 1;
+    if (r->elements / 2 < JOBS_DEAD_SCAN_BATCH)
+        d->exhausted = true;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *id = r->element[i]->str;
         int64_t died = strtoll(r->element[i + 1]->str, NULL, 10);
-        if ((s->since_ms && died < s->since_ms) || (s->until_ms && died >= s->until_ms))
-            continue;
-        /* After the cursor: older, or as old with a lower id (by_death_desc). */
-        if (s->after_ms && (died > s->after_ms ||
-                            (died == s->after_ms && strcmp(r->element[i]->str, s->after_id) >= 0)))
-            continue;
-        if (s->nitems == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 64;
-            s->items = mem_realloc(s->items, s->cap * sizeof(dead_item_t));
+        if (d->positioned && died == d->pos_ms) {
+            d->ties++;
+        } else {
+            d->pos_ms = died;
+            d->ties = 1;
         }
-        dead_item_t *it = &s->items[s->nitems];
+        d->positioned = true;
+        snprintf(d->pos_id, sizeof d->pos_id, "%s", id);
+        if (s->has_after && !comes_after(died, id, s->after_ms, s->after_id))
+            continue;
+        if (d->nitems == d->cap) {
+            d->cap = d->cap ? d->cap * 2 : 64;
+            d->items = mem_realloc(d->items, d->cap * sizeof(dead_item_t));
+        }
+        dead_item_t *it = &d->items[d->nitems];
         memset(it, 0, sizeof(*it));
-        snprintf(it->id, sizeof(it->id), "%s", r->element[i]->str);
+        snprintf(it->id, sizeof(it->id), "%s", id);
         it->died_ms = died;
         scan_ref_t *ref = mem_alloc(sizeof(*ref));
-        ref->scan = s;
-        ref->index = s->nitems++;
+        ref->set = d;
+        ref->index = d->nitems++;
         char key[JOBQ_KEY_MAX];
         jobq_status_key(it->id, key);
         const char *argv[2] = {"HGETALL", key};
         size_t lens[2] = {7, strlen(key)};
-        s->pending++;
+        d->due++;
         if (redis_conn_command(s->ar->app->redis, on_dead_hash, ref, 2, argv, lens) != 0) {
             free(ref);
             s->failed = 1;
-            s->pending--;
+            d->due--;
         }
     }
-    scan_step_done(s);
+    set_read_step(d);
 }
 
-/* Reads, for each kind in scope, the newest JOBS_DEAD_SCAN_MAX ids dead
- * within the time bounds and before the cursor: from the kind's set for the
- * platform, from the tenant's own set (dead:<kind>:<tenant>) for a tenant,
- * so no other tenant's dead jobs crowd a tenant's out. */
-static void scan_start(scan_t *s)
+/* Reads the set's next JOBS_DEAD_SCAN_BATCH entries within the time bounds:
+ * after the last entry read (the ties of its millisecond skipped by count),
+ * else from the cursor's millisecond or the upper bound. until is exclusive
+ * ("(" in ZRANGEBYSCORE); a millisecond resumed is inclusive, and what of it
+ * comes before the cursor is passed over in on_dead_ids. */
+static void set_read(dead_set_t *d)
 {
-    /* until is exclusive ("(" in ZRANGEBYSCORE); the cursor's time is
-     * inclusive, its ties told apart by id in on_dead_ids. */
-    char hi[24] = "+inf", lo[24] = "-inf", count[16];
-    if (s->after_ms && (s->until_ms == 0 || s->after_ms < s->until_ms))
+    scan_t *s = d->scan;
+    char hi[24] = "+inf", lo[24] = "-inf", offset[24], count[16];
+    long skip = 0;
+    if (d->positioned) {
+        snprintf(hi, sizeof hi, "%lld", (long long)d->pos_ms);
+        skip = d->ties;
+    } else if (s->has_after && (s->until_ms == 0 || s->after_ms < s->until_ms)) {
         snprintf(hi, sizeof hi, "%lld", (long long)s->after_ms);
-    else if (s->until_ms)
+    } else if (s->until_ms) {
         snprintf(hi, sizeof hi, "(%lld", (long long)s->until_ms);
+    }
     if (s->since_ms)
         snprintf(lo, sizeof lo, "%lld", (long long)s->since_ms);
-    snprintf(count, sizeof count, "%d", JOBS_DEAD_SCAN_MAX);
-    s->pending = 1;
-    for (size_t i = 0; JOBQ_KINDS[i]; i++) {
+    snprintf(offset, sizeof offset, "%ld", skip);
+    snprintf(count, sizeof count, "%d", JOBS_DEAD_SCAN_BATCH);
+    const char *argv[8] = {"ZREVRANGEBYSCORE", d->key,  hi,     lo,
+                           "WITHSCORES",       "LIMIT", offset, count};
+    size_t lens[8];
+    for (int k = 0; k < 8; k++)
+        lens[k] = strlen(argv[k]);
+    if (redis_conn_command(s->ar->app->redis, on_dead_ids, d, 8, argv, lens) != 0) {
+        s->failed = 1;
+        set_finished(d);
+    }
+}
+
+/* Starts reading every dead set in scope; s->done runs once all are read. */
+static void scan_start(scan_t *s)
+{
+    for (size_t i = 0; JOBQ_KINDS[i] && s->nsets < JOBS_DEAD_SETS_MAX; i++) {
         if (s->kind[0] && strcmp(s->kind, JOBQ_KINDS[i]) != 0)
             continue;
         if (s->type[0] && strcmp(jobq_kind_for_type(s->type), JOBQ_KINDS[i]) != 0)
             continue;
-        char key[JOBQ_KEY_MAX];
+        dead_set_t *d = &s->sets[s->nsets++];
+        d->scan = s;
         if (s->ar->auth.kind == AUTH_PLATFORM)
-            jobq_dead_key(JOBQ_KINDS[i], key);
+            jobq_dead_key(JOBQ_KINDS[i], d->key);
         else
-            jobq_dead_tenant_key(JOBQ_KINDS[i], s->ar->auth.tenant_id, key);
-        const char *argv[8] = {"ZREVRANGEBYSCORE", key, hi, lo, "WITHSCORES", "LIMIT", "0", count};
-        size_t lens[8];
-        for (int k = 0; k < 8; k++)
-            lens[k] = strlen(argv[k]);
-        s->pending++;
-        if (redis_conn_command(s->ar->app->redis, on_dead_ids, s, 8, argv, lens) != 0) {
-            s->failed = 1;
-            s->pending--;
-        }
+            jobq_dead_tenant_key(JOBQ_KINDS[i], s->ar->auth.tenant_id, d->key);
     }
-    scan_step_done(s);
+    s->reading = s->nsets + 1;
+    for (size_t k = 0; k < s->nsets; k++)
+        set_read(&s->sets[k]);
+    if (--s->reading == 0)
+        s->done(s);
 }
 
-static int by_death_desc(const void *a, const void *b)
+/* A place in the order of deaths. */
+typedef struct {
+    int64_t ms;     /* Death. */
+    const char *id; /* Job id. */
+} dead_pos_t;
+
+/* The newest frontier among the sets that stopped before their end: false
+ * when every set was read to its end. A listing's frontier is a set's last
+ * entry read. A bulk replay's is its last entry read that stays dead (did
+ * not match): the matching ones are gone from the set once replayed, and a
+ * set whose every entry read matched needs no resuming place at all. */
+static bool scan_frontier(const scan_t *s, bool replaying, dead_pos_t *out)
 {
-    const dead_item_t *x = a, *y = b;
-    return x->died_ms < y->died_ms ? 1 : x->died_ms > y->died_ms ? -1 : strcmp(y->id, x->id);
+    bool found = false;
+    for (size_t k = 0; k < s->nsets; k++) {
+        const dead_set_t *d = &s->sets[k];
+        if (d->exhausted || !(replaying ? d->kept : d->positioned))
+            continue;
+        dead_pos_t p =
+            replaying ? (dead_pos_t){d->keep_ms, d->keep_id} : (dead_pos_t){d->pos_ms, d->pos_id};
+        if (!found || comes_after(out->ms, out->id, p.ms, p.id))
+            *out = p;
+        found = true;
+    }
+    return found;
+}
+
+/* True when some set stopped before its end. */
+static bool scan_unfinished(const scan_t *s)
+{
+    for (size_t k = 0; k < s->nsets; k++)
+        if (!s->sets[k].exhausted)
+            return true;
+    return false;
+}
+
+/* Every matching job the sets gave, newest death first; those after
+ * `frontier` (when not NULL) left out. *n is set to the count. */
+static dead_item_t *scan_matches(const scan_t *s, const dead_pos_t *frontier, size_t *n)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < s->nsets; k++)
+        total += s->sets[k].nitems;
+    dead_item_t *all = mem_alloc((total ? total : 1) * sizeof(dead_item_t));
+    *n = 0;
+    for (size_t k = 0; k < s->nsets; k++) {
+        const dead_set_t *d = &s->sets[k];
+        for (size_t i = 0; i < d->nitems; i++) {
+            const dead_item_t *it = &d->items[i];
+            if (frontier && comes_after(it->died_ms, it->id, frontier->ms, frontier->id))
+                continue;
+            all[(*n)++] = *it;
+        }
+    }
+    if (*n > 1)
+        qsort(all, *n, sizeof(dead_item_t), by_death_desc);
+    return all;
 }
 
 static void list_done(scan_t *s)
@@ -342,23 +509,25 @@ static void list_done(scan_t *s)
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
         return;
     }
-    if (s->nitems > 0)
-        qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
+    dead_pos_t frontier = {0, ""};
+    bool stopped = scan_frontier(s, false, &frontier);
+    size_t n;
+    dead_item_t *matches = scan_matches(s, stopped ? &frontier : NULL, &n);
+    size_t shown = n < (size_t)s->limit ? n : (size_t)s->limit;
     json_t *data = json_array();
-    int has_more = s->truncated;
-    for (size_t i = 0; i < s->nitems; i++) {
-        if (s->items[i].job == NULL)
-            continue;
-        if ((int)json_array_size(data) == s->limit) {
-            has_more = 1;
-            break;
-        }
-        json_array_append(data, s->items[i].job);
-    }
+    for (size_t i = 0; i < shown; i++)
+        json_array_append(data, matches[i].job);
+    bool has_more = stopped || n > shown;
+    /* A full page resumes after its last job; a short one (what lay between
+     * was not the caller's to see) after the frontier. */
+    json_t *next = json_null();
+    if (has_more)
+        next = json_string(shown == (size_t)s->limit ? matches[shown - 1].id : frontier.id);
+    free(matches);
     scan_free(s);
     respond_json(ar, 200,
-                 json_pack("{s:s,s:s,s:o,s:b}", "object", "list", "url", "/v1/jobs", "data", data,
-                           "has_more", has_more));
+                 json_pack("{s:s,s:s,s:o,s:b,s:o}", "object", "list", "url", "/v1/jobs", "data",
+                           data, "has_more", has_more, "next_starting_after", next));
 }
 
 /* Reads kind and type filters (query or body) into s; answers on error. */
@@ -381,8 +550,10 @@ static int scan_filters_or_respond(api_req_t *ar, scan_t *s, const char *kind, c
     return 0;
 }
 
-/* The cursor job's hash: a dead job the caller can see sets where the
- * listing resumes; anything else is the caller's mistake. */
+/* The cursor job's hash. Any dead job of the caller's tenant (any at all
+ * for the platform) sets where the scan resumes, also one the caller's role
+ * may not read: a short page's next_starting_after is where the scan
+ * stopped, which may be such a job. Anything else is the caller's mistake. */
 static void on_cursor_job(void *data, redisReply *r)
 {
     scan_t *s = data;
@@ -394,7 +565,10 @@ static void on_cursor_job(void *data, redisReply *r)
     }
     const char *status = jobq_reply_field(r, "status");
     const char *finished = jobq_reply_field(r, "finished_at");
-    if (jobq_reply_field(r, "id") == NULL || !visible(ar, r) || status == NULL ||
+    const char *tenant = jobq_reply_field(r, "tenant_id");
+    bool ours = ar->auth.kind == AUTH_PLATFORM ||
+                (tenant != NULL && strcmp(tenant, ar->auth.tenant_id) == 0);
+    if (jobq_reply_field(r, "id") == NULL || !ours || status == NULL ||
         strcmp(status, "dead") != 0 || finished == NULL) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
                       "starting_after must be the id of a dead job listed before: '%s' is not.",
@@ -402,8 +576,35 @@ static void on_cursor_job(void *data, redisReply *r)
         scan_free(s);
         return;
     }
+    s->has_after = true;
     s->after_ms = strtoll(finished, NULL, 10);
     scan_start(s);
+}
+
+/* Starts the scan, after the dead job `after` when it is not NULL (read
+ * first, to know when it died). Answers on error. */
+static void scan_resume(scan_t *s, const char *after)
+{
+    api_req_t *ar = s->ar;
+    if (after == NULL) {
+        scan_start(s);
+        return;
+    }
+    if (!ids_valid("job", after)) {
+        scan_free(s);
+        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
+                      "starting_after must be a job id (job_…).");
+        return;
+    }
+    snprintf(s->after_id, sizeof s->after_id, "%s", after);
+    char key[JOBQ_KEY_MAX];
+    jobq_status_key(after, key);
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, strlen(key)};
+    if (redis_conn_command(ar->app->redis, on_cursor_job, s, 2, argv, lens) != 0) {
+        scan_free(s);
+        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
+    }
 }
 
 void routes_jobs_list(api_req_t *ar)
@@ -434,34 +635,22 @@ void routes_jobs_list(api_req_t *ar)
                       JOBS_LIST_MAX);
         return;
     }
+    int has_after = query_get(ar->http->query, "starting_after", after, sizeof(after));
+    if (has_after < 0) {
+        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
+                      "starting_after must be a job id (job_…).");
+        return;
+    }
     scan_t *s = mem_calloc(1, sizeof(*s));
     s->ar = ar;
     s->limit = limit;
+    s->want = (size_t)limit + 1;
     s->done = list_done;
     if (scan_filters_or_respond(ar, s, has_kind ? kind : NULL, has_type ? type : NULL) != 0) {
         scan_free(s);
         return;
     }
-    int has_after = query_get(ar->http->query, "starting_after", after, sizeof(after));
-    if (has_after == 0) {
-        scan_start(s);
-        return;
-    }
-    if (has_after < 0 || !ids_valid("job", after)) {
-        scan_free(s);
-        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
-                      "starting_after must be a job id (job_…).");
-        return;
-    }
-    snprintf(s->after_id, sizeof s->after_id, "%s", after);
-    char key[JOBQ_KEY_MAX];
-    jobq_status_key(after, key);
-    const char *argv[2] = {"HGETALL", key};
-    size_t lens[2] = {7, strlen(key)};
-    if (redis_conn_command(ar->app->redis, on_cursor_job, s, 2, argv, lens) != 0) {
-        scan_free(s);
-        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
-    }
+    scan_resume(s, has_after ? after : NULL);
 }
 
 static void replay_step_done(scan_t *s)
@@ -476,13 +665,15 @@ static void replay_step_done(scan_t *s)
     }
     json_t *ids = json_incref(s->ids);
     size_t n = s->replayed;
-    int more = s->truncated;
+    dead_pos_t frontier = {0, ""};
+    json_t *next = scan_frontier(s, true, &frontier) ? json_string(frontier.id) : json_null();
+    bool has_more = scan_unfinished(s);
     scan_free(s);
     log_write(LOG_INFO, "jobs_replayed", "{s:I,s:s,s:s}", "count", (json_int_t)n, "actor",
               ar->auth.actor, "request_id", ar->http->request_id);
     respond_json(ar, 200,
-                 json_pack("{s:s,s:I,s:o,s:b}", "object", "replay", "replayed", (json_int_t)n,
-                           "ids", ids, "has_more", more));
+                 json_pack("{s:s,s:I,s:o,s:b,s:o}", "object", "replay", "replayed", (json_int_t)n,
+                           "ids", ids, "has_more", has_more, "next_starting_after", next));
 }
 
 typedef struct {
@@ -504,26 +695,25 @@ static void on_bulk_replayed(void *data, redisReply *r)
     replay_step_done(s);
 }
 
+/* Replays every matching job the scan found, newest death first; the next
+ * call resumes after the scan's frontier. */
 static void replay_scan_done(scan_t *s)
 {
+    s->ids = json_array();
+    s->pending = 1;
     if (s->failed) {
-        s->pending = 1;
         replay_step_done(s);
         return;
     }
-    s->ids = json_array();
-    s->pending = 1;
     int64_t now = timeutil_now_ms();
-    if (s->nitems > 0)
-        qsort(s->items, s->nitems, sizeof(dead_item_t), by_death_desc);
-    for (size_t i = 0; i < s->nitems; i++) {
-        if (s->items[i].job == NULL)
-            continue;
+    size_t n;
+    dead_item_t *matches = scan_matches(s, NULL, &n);
+    for (size_t i = 0; i < n; i++) {
         replay_ref_t *ref = mem_alloc(sizeof(*ref));
         ref->scan = s;
-        snprintf(ref->id, sizeof(ref->id), "%s", s->items[i].id);
+        snprintf(ref->id, sizeof(ref->id), "%s", matches[i].id);
         jobq_cmd_t cmd;
-        jobq_replay_cmd(&cmd, s->items[i].id, s->ar->auth.actor, now);
+        jobq_replay_cmd(&cmd, matches[i].id, s->ar->auth.actor, now);
         s->pending++;
         if (redis_conn_command(s->ar->app->redis, on_bulk_replayed, ref, cmd.argc, cmd.argv,
                                cmd.argvlen) != 0) {
@@ -532,9 +722,9 @@ static void replay_scan_done(scan_t *s)
             s->pending--;
         }
     }
+    free(matches);
     replay_step_done(s);
 }
-
 /* An optional RFC 3339 time field of the body into *ms; answers on error. */
 static int time_field_or_respond(api_req_t *ar, const char *name, int64_t *ms)
 {
@@ -551,7 +741,7 @@ static int time_field_or_respond(api_req_t *ar, const char *name, int64_t *ms)
 
 void routes_jobs_replay_many(api_req_t *ar)
 {
-    static const char *const allowed[] = {"type", "kind", "since", "until", NULL};
+    static const char *const allowed[] = {"type", "kind", "since", "until", "starting_after", NULL};
     json_t *body = ar->body;
     const char *key;
     json_t *v;
@@ -571,6 +761,7 @@ void routes_jobs_replay_many(api_req_t *ar)
     }
     scan_t *s = mem_calloc(1, sizeof(*s));
     s->ar = ar;
+    s->want = JOBS_REPLAY_MAX;
     s->done = replay_scan_done;
     if (time_field_or_respond(ar, "since", &s->since_ms) != 0 ||
         time_field_or_respond(ar, "until", &s->until_ms) != 0) {
@@ -582,5 +773,5 @@ void routes_jobs_replay_many(api_req_t *ar)
         scan_free(s);
         return;
     }
-    scan_start(s);
+    scan_resume(s, json_string_value(json_object_get(body, "starting_after")));
 }

@@ -105,6 +105,44 @@ async function enqueueDemoDead() {
   return jobId;
 }
 
+// Dead jobs as the runtime records them (status hash with the envelope, the
+// kind's dead set and the tenant's), made by one script: `count` jobs of
+// `type` for `tenantId`, asked for by `actor`, dying a millisecond apart
+// after `died` (the last one newest). Returns their ids, oldest first.
+async function seedDead({ count, type, kind, tenantId, actor = 'platform', died }) {
+  const stem = `job_${newId('job').slice(4, 14)}`;
+  const trace = newId('req');
+  const envelope = JSON.stringify({ ...template, id: 'JOBID', type, tenant_id: tenantId, actor, attempt: 0, trace });
+  await redis(S.redisDb, 'EVAL', `
+    for i = 1, tonumber(ARGV[1]) do
+      local id = ARGV[2] .. string.format('%016d', i)
+      local t = tonumber(ARGV[3]) + i
+      redis.call('HSET', 'job:' .. id, 'id', id, 'type', ARGV[4], 'kind', ARGV[5], 'tenant_id', ARGV[6],
+        'actor', ARGV[7], 'status', 'dead', 'request_id', ARGV[9], 'enqueued_at', t, 'finished_at', t,
+        'envelope', (string.gsub(ARGV[8], 'JOBID', id)))
+      redis.call('ZADD', 'dead:' .. ARGV[5], t, id)
+      redis.call('ZADD', 'dead:' .. ARGV[5] .. ':' .. ARGV[6], t, id)
+    end
+    return 1`, 0, count, stem, died, type, kind, tenantId, actor, envelope, trace);
+  return Array.from({ length: count }, (_, i) => `${stem}${String(i + 1).padStart(16, '0')}`);
+}
+
+// Takes jobs made by seedDead out of Redis again (hashes and dead sets).
+async function dropDead(ids, kind, tenantId) {
+  for (let i = 0; i < ids.length; i += 5000) {
+    const part = ids.slice(i, i + 5000);
+    await redis(S.redisDb, 'EVAL', `
+      for _, id in ipairs(ARGV) do
+        if _ > 2 then
+          redis.call('DEL', 'job:' .. id)
+          redis.call('ZREM', 'dead:' .. ARGV[1], id)
+          redis.call('ZREM', 'dead:' .. ARGV[1] .. ':' .. ARGV[2], id)
+        end
+      end
+      return 1`, 0, kind, tenantId, ...part);
+  }
+}
+
 // The fix: the missing tenant row, inserted as the superuser.
 async function insertTenant(tenantId) {
   await superuser(`INSERT INTO tenants (id, name, slug) VALUES (${lit(tenantId)}, 'Recovered', ${lit(tag('fix'))})`);
@@ -187,7 +225,7 @@ describe('dead jobs and replays', () => {
       json: { type: 'customer.create', until: rfc3339(before - 60000) },
     });
     assert.equal(early.status, 200, early.text);
-    assert.deepEqual(early.json, { object: 'replay', replayed: 0, ids: [], has_more: false });
+    assert.deepEqual(early.json, { object: 'replay', replayed: 0, ids: [], has_more: false, next_starting_after: null });
     assert.equal((await api.get('/v1/jobs/{id}', { params: { id: poison.jobId }, token: PLATFORM_ADMIN_TOKEN })).json.status, 'dead');
 
     const otherType = await api.post('/v1/jobs/replay', { token: PLATFORM_ADMIN_TOKEN, json: { type: 'tenant.create', since: rfc3339(before) } });
@@ -199,7 +237,7 @@ describe('dead jobs and replays', () => {
       json: { type: 'customer.create', since: rfc3339(before), until: rfc3339(Date.now() + 60000) },
     });
     assert.equal(res.status, 200, res.text);
-    assert.deepEqual(res.json, { object: 'replay', replayed: 1, ids: [poison.jobId], has_more: false });
+    assert.deepEqual(res.json, { object: 'replay', replayed: 1, ids: [poison.jobId], has_more: false, next_starting_after: null });
     await assertRecovered(poison);
   });
 
@@ -228,10 +266,11 @@ describe('dead jobs and replays', () => {
     assertError(await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', starting_after: 'job_nope' } }), 400, 'parameter_invalid', { param: 'starting_after' });
     assertError(await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', starting_after: newId('job') } }), 400, 'parameter_invalid', { param: 'starting_after' });
 
-    // The platform reads the kind's whole set: the flood fills its scan, so it says there is more.
-    const platform = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { status: 'dead', kind: 'domain', limit: 5 } });
+    // The platform reads the kind's whole set: past the flood (ids with no
+    // job behind them, which no listing shows) to the tenant's jobs.
+    const platform = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { status: 'dead', kind: 'domain', limit: 100 } });
     assert.equal(platform.status, 200, platform.text);
-    assert.equal(platform.json.has_more, true);
+    assert.deepEqual(platform.json.data.map((j) => j.id).filter((id) => mine.includes(id)), [...mine].reverse());
 
     await redis(S.redisDb, 'ZREMRANGEBYSCORE', 'dead:domain', now, now + 1500);
 
@@ -283,6 +322,95 @@ describe('dead jobs and replays', () => {
     assert.equal(res.code, 0, res.stderr);
     assert.ok(res.stdout.includes(poison.jobId) || /\b1\b/.test(res.stdout), `the CLI reports what it replayed:\n${res.stdout}`);
     await assertRecovered(poison);
+  });
+
+  it('a type filter reaches past 50,500 newer deaths of another type, listing and through scripts/jobs replay', async () => {
+    // No worker: the replayed jobs stay queued (their tenant is in no table,
+    // so a worker would only kill them again).
+    await stack.stopWorkers();
+    const tenantId = newId('ten');
+    // Two hours ahead: no real death falls among them.
+    const base = Date.now() + 7200000;
+    const creates = await seedDead({ count: 3, type: 'customer.create', kind: 'domain', tenantId, died: base });
+    const updates = await seedDead({ count: 50500, type: 'customer.update', kind: 'domain', tenantId, died: base + 10 });
+
+    // One listing reads at most 50,000 of a kind's deaths: the first page
+    // stops among the updates, empty, and says where to go on.
+    const query = { status: 'dead', type: 'customer.create', limit: 2 };
+    const first = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query });
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(first.json.data, []);
+    assert.equal(first.json.has_more, true);
+    assert.equal(first.json.next_starting_after, updates[500], 'the scan stopped at the 50,000th newest update');
+    const seen = [];
+    let after = first.json.next_starting_after;
+    for (let page = 0; page < 5 && after; page++) {
+      const res = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { ...query, starting_after: after } });
+      assert.equal(res.status, 200, res.text);
+      seen.push(...res.json.data.map((j) => j.id));
+      after = res.json.next_starting_after;
+      assert.equal(res.json.has_more, after !== null);
+      if (after) assert.equal(after, res.json.data[1].id, 'a full page goes on after its last job');
+    }
+    assert.deepEqual(seen.filter((id) => creates.includes(id)), [...creates].reverse(), 'each create once, the latest death first');
+
+    // scripts/jobs replay follows next_starting_after past the updates.
+    const res = await jobsCli('replay', '--type', 'customer.create', '--since', rfc3339(base));
+    assert.equal(res.code, 0, res.stderr);
+    const answers = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(answers.map((a) => [a.replayed, a.has_more, a.next_starting_after]),
+      [[0, true, updates[500]], [3, false, null]], res.stdout.slice(0, 600));
+    assert.deepEqual(answers[1].ids, [...creates].reverse());
+    for (const id of creates) assert.equal(await redisValue(S.redisDb, 'HGET', `job:${id}`, 'status'), 'queued');
+    assert.equal(await redisValue(S.redisDb, 'HGET', `job:${updates[0]}`, 'status'), 'dead', 'the updates stay dead');
+
+    await dropDead([...creates, ...updates], 'domain', tenantId);
+    await redis(S.redisDb, 'DEL', 'jobs:domain');
+  });
+
+  it('a role that may read few dead jobs pages past 50,500 it may not, across kinds', async () => {
+    stack.startWorker('access');
+    const made = await api.post('/v1/api_keys', { token: DEMO_API_KEY, headers: { Prefer: 'wait=20' }, json: { name: tag('analyst'), role: 'analyst' } });
+    assert.equal(made.status, 201, made.text);
+    const analyst = made.json;
+    await stack.stopWorkers();
+    const base = Date.now() + 3 * 3600000;
+    // Visible to an analyst: an access job it asked for itself, and a
+    // product's job (any role reads those). Hidden: staff users' jobs
+    // others asked for, all newer than both.
+    const [ownJob] = await seedDead({ count: 1, type: 'user.invite', kind: 'access', tenantId: DEMO_TENANT_ID, actor: analyst.id, died: base + 5000 });
+    const [productJob] = await seedDead({ count: 1, type: 'product.create', kind: 'domain', tenantId: DEMO_TENANT_ID, died: base + 7000 });
+    const hidden = await seedDead({ count: 50500, type: 'user.invite', kind: 'access', tenantId: DEMO_TENANT_ID, died: base + 10000 });
+
+    // The access set's scan stops after 50,000 hidden deaths. The product's
+    // job died before that point, so it waits for the next page: listing it
+    // now would pass over any visible access job between the two.
+    const first = await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', limit: 20 } });
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(first.json.data, []);
+    assert.equal(first.json.has_more, true);
+    assert.equal(first.json.next_starting_after, hidden[500]);
+    // A job the caller may not read serves as the place to go on from…
+    const second = await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', limit: 20, starting_after: hidden[500] } });
+    assert.equal(second.status, 200, second.text);
+    const ids = second.json.data.map((j) => j.id);
+    assert.deepEqual(ids.filter((id) => id === ownJob || id === productJob), [productJob, ownJob], 'both, the latest death first');
+    assert.ok(!ids.some((id) => hidden.includes(id)), 'no hidden job is listed');
+    // …but it is still not readable.
+    assertError(await api.get('/v1/jobs/{id}', { params: { id: hidden[500] }, token: analyst.secret }), 404, 'resource_missing');
+    // Another tenant's dead job is no place to start from.
+    const otherTenant = newId('ten');
+    const elsewhere = await seedDead({ count: 1, type: 'product.create', kind: 'domain', tenantId: otherTenant, died: base });
+    assertError(await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', starting_after: elsewhere[0] } }), 400, 'parameter_invalid', { param: 'starting_after' });
+    // The owner's key reads them all: a full page of the newest.
+    const owner = await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', limit: 3 } });
+    assert.equal(owner.status, 200, owner.text);
+    assert.deepEqual(owner.json.data.map((j) => j.id), hidden.slice(-3).reverse());
+    assert.equal(owner.json.next_starting_after, hidden.at(-3));
+
+    await dropDead([ownJob, ...hidden], 'access', DEMO_TENANT_ID);
+    await dropDead([productJob], 'domain', DEMO_TENANT_ID);
+    await dropDead(elsewhere, 'domain', otherTenant);
   });
 
   it('scripts/jobs replay calls again while the api says has_more: 1,200 deaths, two calls', async () => {

@@ -69,6 +69,32 @@ int body_id(const json_t *obj, const char *key, const char *param, const char *p
     return 0;
 }
 
+int body_currency_value(const json_t *v, const char *param, bool required,
+                        const money_currency_t **out, validate_error_t *e)
+{
+    *out = NULL;
+    if (v == NULL) {
+        if (required)
+            return validate_fail(e, BILLOW_EPARAM_MISSING, param,
+                                 "%s is required: a three-letter ISO 4217 code such as \"usd\".",
+                                 param);
+        return 0;
+    }
+    *out = json_is_string(v) ? money_currency_find(json_string_value(v)) : NULL;
+    if (*out == NULL)
+        return validate_fail(e, BILLOW_EPARAM_INVALID, param,
+                             "%s must be a three-letter ISO 4217 code Billow supports, such as "
+                             "\"usd\".",
+                             param);
+    return 0;
+}
+
+int body_currency(const json_t *obj, const char *key, bool required, const money_currency_t **out,
+                  validate_error_t *e)
+{
+    return body_currency_value(json_object_get(obj, key), key, required, out, e);
+}
+
 int body_time(const json_t *obj, const char *key, const char *param, int64_t *ms,
               char canon[TIMEUTIL_RFC3339_MAX], bool *present, validate_error_t *e)
 {

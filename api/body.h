@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ids.h"
+#include "money.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -35,6 +36,16 @@ int body_enum(const json_t *obj, const char *key, const char *param, const char 
  * borrowed from obj, NULL when absent. */
 int body_id(const json_t *obj, const char *key, const char *param, const char *prefix,
             bool required, const char **out, validate_error_t *e);
+
+/* Reads member key as a currency Billow supports (an ISO 4217 code, any
+ * case); *out is its entry in the currency table, NULL when absent (which
+ * is refused when required). */
+int body_currency(const json_t *obj, const char *key, bool required, const money_currency_t **out,
+                  validate_error_t *e);
+
+/* The same for a value v already read (NULL: absent) named param. */
+int body_currency_value(const json_t *v, const char *param, bool required,
+                        const money_currency_t **out, validate_error_t *e);
 
 /* Reads member key as an RFC 3339 time into *ms and writes its canonical
  * form (UTC, seconds, "Z") into canon; absent leaves both untouched and

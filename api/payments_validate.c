@@ -57,7 +57,6 @@ static int metadata_of(const json_t *body, json_t **out, validate_error_t *e)
 int payments_validate_payment(const json_t *body, json_t **payload, validate_error_t *e)
 {
     const char *customer = NULL, *description = NULL;
-    const json_t *currency = json_object_get(body, "currency");
     const money_currency_t *known;
     int64_t amount = 0;
     bool has_amount = false;
@@ -73,15 +72,8 @@ int payments_validate_payment(const json_t *body, json_t **payload, validate_err
         return validate_fail(e, BILLOW_EPARAM_MISSING, "amount",
                              "amount is required: a positive integer in the currency's minor "
                              "units (cents for usd).");
-    if (currency == NULL)
-        return validate_fail(e, BILLOW_EPARAM_MISSING, "currency",
-                             "currency is required: a three-letter ISO 4217 code such as \"usd\".");
-    known = json_is_string(currency) ? money_currency_find(json_string_value(currency)) : NULL;
-    if (known == NULL)
-        return validate_fail(e, BILLOW_EPARAM_INVALID, "currency",
-                             "currency must be a three-letter ISO 4217 code Billow supports, such "
-                             "as \"usd\".");
-    if ((rc = validate_string_member(body, "description", false, PAYMENTS_DESCRIPTION_MAX,
+    if ((rc = body_currency(body, "currency", true, &known, e)) != 0 ||
+        (rc = validate_string_member(body, "description", false, PAYMENTS_DESCRIPTION_MAX,
                                      &description, e)) != 0 ||
         (description &&
          (rc = validate_text("description", description, PAYMENTS_DESCRIPTION_MAX, e)) != 0) ||

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "body.h"
 #include "calendar.h"
 #include "ids.h"
 #include "money.h"
@@ -386,7 +387,6 @@ static json_t *tiers_json(const pricing_t *p)
 static int check_price(const json_t *body, json_t **out, validate_error_t *e)
 {
     const char *product;
-    const json_t *currency = json_object_get(body, "currency");
     const json_t *metadata = json_object_get(body, "metadata");
     const json_t *nickname = json_object_get(body, "nickname");
     const json_t *active = json_object_get(body, "active");
@@ -402,14 +402,8 @@ static int check_price(const json_t *body, json_t **out, validate_error_t *e)
     if (!ids_valid("prod", product))
         return validate_fail(e, BILLOW_EPARAM_INVALID, "product",
                              "product must be a product id (prod_…).");
-    if (currency == NULL)
-        return validate_fail(e, BILLOW_EPARAM_MISSING, "currency",
-                             "currency is required: a three-letter ISO 4217 code such as \"usd\".");
-    known = json_is_string(currency) ? money_currency_find(json_string_value(currency)) : NULL;
-    if (known == NULL)
-        return validate_fail(e, BILLOW_EPARAM_INVALID, "currency",
-                             "currency must be a three-letter ISO 4217 code Billow supports, such "
-                             "as \"usd\".");
+    if ((rc = body_currency(body, "currency", true, &known, e)) != 0)
+        return rc;
     if ((rc = pricing_parse(body, &pricing, param, why)) != 0)
         return validate_fail(e, rc, param, "%s", why);
     if ((rc = check_recurring(json_object_get(body, "recurring"), &recurring, e)) != 0 ||

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "body.h"
 #include "ids.h"
 #include "mem.h"
 #include "money.h"
@@ -135,13 +136,11 @@ static int check_billing_string(const char *key, const json_t *v, json_t *payloa
 {
     const char *s = json_string_value(v);
     if (strcmp(key, "currency") == 0) {
-        const money_currency_t *known = s ? money_currency_find(s) : NULL;
-        if (known == NULL)
-            return validate_fail(e, BILLOW_EPARAM_INVALID, key,
-                                 "currency must be a three-letter ISO 4217 code Billow supports, "
-                                 "such as \"usd\".");
-        json_object_set_new(payload, key, json_string(known->code));
-        return 0;
+        const money_currency_t *known;
+        int rc = body_currency_value(v, key, true, &known, e);
+        if (rc == 0)
+            json_object_set_new(payload, key, json_string(known->code));
+        return rc;
     }
     if (s == NULL)
         return validate_fail(e, BILLOW_EPARAM_INVALID, key, "%s must be a string%s.", key,

@@ -68,6 +68,30 @@ Test(body, id_checks_the_prefix_and_says_when_one_is_required)
     json_decref(o);
 }
 
+Test(body, currency_is_one_billow_supports_in_any_case)
+{
+    json_t *o = obj("{\"c\": \"EUR\", \"jpy\": \"jpy\", \"x\": \"xyz\", \"n\": 978}");
+    validate_error_t e;
+    const money_currency_t *c = NULL;
+    cr_assert_eq(body_currency(o, "c", true, &c, &e), 0);
+    cr_assert_str_eq(c->code, "eur");
+    cr_assert_eq(body_currency(o, "jpy", false, &c, &e), 0);
+    cr_assert_eq(c->exponent, 0);
+    cr_assert_eq(body_currency(o, "x", false, &c, &e), BILLOW_EPARAM_INVALID);
+    cr_assert_null(c);
+    cr_assert_str_eq(e.param, "x");
+    cr_assert_str_eq(e.message,
+                     "x must be a three-letter ISO 4217 code Billow supports, such as \"usd\".");
+    cr_assert_eq(body_currency(o, "n", false, &c, &e), BILLOW_EPARAM_INVALID,
+                 "a number is no code");
+    cr_assert_eq(body_currency(o, "absent", false, &c, &e), 0);
+    cr_assert_null(c);
+    cr_assert_eq(body_currency(o, "absent", true, &c, &e), BILLOW_EPARAM_MISSING);
+    cr_assert_str_eq(e.message,
+                     "absent is required: a three-letter ISO 4217 code such as \"usd\".");
+    json_decref(o);
+}
+
 Test(body, time_is_kept_to_the_second_in_utc)
 {
     json_t *o = obj("{\"t\": \"2027-01-31T10:00:00.999+02:00\", \"bad\": \"31/01/2027\"}");

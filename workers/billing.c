@@ -40,17 +40,6 @@ static const char *opt_time(num_t *n, int64_t v)
     return v == BILLING_UNSET ? NULL : num(n, v);
 }
 
-/* Runs sql; on failure records the fault on job. *res (caller clears) is
- * set either way. */
-static handler_outcome_t run(worker_job_t *job, const char *sql, int n, const char *const *params,
-                             ExecStatusType want, PGresult **res)
-{
-    *res = PQexecParams(job->db, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(*res) != want)
-        return runtime_db_fault(job, *res);
-    return HANDLER_OK;
-}
-
 static int64_t time_col(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col))
@@ -186,7 +175,7 @@ handler_outcome_t billing_sub_load(worker_job_t *job, const char *id, const char
     char *arr = runtime_pg_array(&id, 1);
     const char *params[1] = {arr};
     PGresult *res = NULL;
-    handler_outcome_t out = run(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    handler_outcome_t out = handler_util_exec(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK && PQntuples(res) == 0)
         out =
             runtime_reject(job, 404, "resource_missing", param, "No such subscription: '%s'.", id);
@@ -203,7 +192,7 @@ handler_outcome_t billing_subs_load(worker_job_t *job, const char *const *ids, s
     char *arr = runtime_pg_array(ids, n);
     const char *params[1] = {arr};
     PGresult *res = NULL;
-    handler_outcome_t out = run(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    handler_outcome_t out = handler_util_exec(job, LOAD_SQL, 1, params, PGRES_TUPLES_OK, &res);
     for (size_t i = 0; i < n; i++)
         found[i] = false;
     for (int row = 0; out == HANDLER_OK && row < PQntuples(res); row++) {
@@ -243,9 +232,7 @@ handler_outcome_t billing_sub_insert(worker_job_t *job, billing_sub_t *s, const 
                             s->test_clock_id,
                             md,
                             num(&now, s->now)};
-    PGresult *res = NULL;
-    handler_outcome_t out = run(job, INSERT_SQL, 12, params, PGRES_COMMAND_OK, &res);
-    PQclear(res);
+    handler_outcome_t out = handler_util_exec(job, INSERT_SQL, 12, params, PGRES_COMMAND_OK, NULL);
     free(md);
     s->items_changed = true;
     return out;
@@ -265,19 +252,17 @@ static handler_outcome_t save_items(worker_job_t *job, billing_sub_t *s)
     char *text = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     const char *params[2] = {s->id, text};
-    PGresult *res = NULL;
-    handler_outcome_t out = run(job, "DELETE FROM subscription_items WHERE subscription_id = $1", 1,
-                                params, PGRES_COMMAND_OK, &res);
-    PQclear(res);
-    res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job, "DELETE FROM subscription_items WHERE subscription_id = $1", 1,
+                          params, PGRES_COMMAND_OK, NULL);
     if (out == HANDLER_OK)
-        out = run(job,
-                  "INSERT INTO subscription_items (tenant_id, id, subscription_id, price_id,"
-                  " quantity) SELECT current_setting('app.tenant_id'), x.id, $1, x.price,"
-                  " x.quantity FROM jsonb_to_recordset($2::jsonb) AS x(id text, price text,"
-                  " quantity bigint)",
-                  2, params, PGRES_COMMAND_OK, &res);
-    PQclear(res);
+        out = handler_util_exec(
+            job,
+            "INSERT INTO subscription_items (tenant_id, id, subscription_id, price_id,"
+            " quantity) SELECT current_setting('app.tenant_id'), x.id, $1, x.price,"
+            " x.quantity FROM jsonb_to_recordset($2::jsonb) AS x(id text, price text,"
+            " quantity bigint)",
+            2, params, PGRES_COMMAND_OK, NULL);
     free(text);
     return out;
 }
@@ -321,7 +306,7 @@ handler_outcome_t billing_sub_save(worker_job_t *job, billing_sub_t *s)
                             pending,
                             s->latest_invoice_id};
     PGresult *res = NULL;
-    out = run(job, SAVE_SQL, 16, params, PGRES_TUPLES_OK, &res);
+    out = handler_util_exec(job, SAVE_SQL, 16, params, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK)
         out = handler_util_take_result(job, res);
     PQclear(res);
@@ -367,7 +352,7 @@ handler_outcome_t billing_items_resolve(worker_job_t *job, const json_t *wanted,
     }
     arr = runtime_pg_array(ids, n);
     const char *params[1] = {arr};
-    o = run(job, PRICES_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    o = handler_util_exec(job, PRICES_SQL, 1, params, PGRES_TUPLES_OK, &res);
     if (o != HANDLER_OK)
         goto done;
     rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
@@ -543,11 +528,10 @@ handler_outcome_t billing_pending_add(worker_job_t *job, billing_sub_t *s, const
     json_decref(rows);
     num_t now;
     const char *params[] = {s->customer_id, s->id, s->currency, num(&now, s->now), text};
-    PGresult *res = NULL;
-    handler_outcome_t out = run(job, PENDING_ADD_SQL, 5, params, PGRES_COMMAND_OK, &res);
+    handler_outcome_t out =
+        handler_util_exec(job, PENDING_ADD_SQL, 5, params, PGRES_COMMAND_OK, NULL);
     if (out == HANDLER_OK)
         s->has_pending = true;
-    PQclear(res);
     free(text);
     return out;
 }
@@ -560,13 +544,13 @@ static handler_outcome_t take_pending(worker_job_t *job, const billing_sub_t *s,
     const char *params[1] = {s->id};
     PGresult *res = NULL;
     handler_outcome_t out =
-        run(job,
-            "SELECT id, amount, description, coalesce(price_id, ''), quantity,"
-            " floor(extract(epoch FROM period_start))::bigint,"
-            " floor(extract(epoch FROM period_end))::bigint "
-            "FROM invoice_items WHERE subscription_id = $1 AND invoice_id IS NULL "
-            "ORDER BY id FOR UPDATE",
-            1, params, PGRES_TUPLES_OK, &res);
+        handler_util_exec(job,
+                          "SELECT id, amount, description, coalesce(price_id, ''), quantity,"
+                          " floor(extract(epoch FROM period_start))::bigint,"
+                          " floor(extract(epoch FROM period_end))::bigint "
+                          "FROM invoice_items WHERE subscription_id = $1 AND invoice_id IS NULL "
+                          "ORDER BY id FOR UPDATE",
+                          1, params, PGRES_TUPLES_OK, &res);
     for (int r = 0; out == HANDLER_OK && r < PQntuples(res); r++) {
         json_array_append_new(ids, json_string(PQgetvalue(res, r, 0)));
         json_array_append_new(
@@ -705,7 +689,7 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
                             lines_text,
                             ids_text,
                             txn_id};
-    out = run(job, INVOICE_SQL, 18, params, PGRES_TUPLES_OK, &res);
+    out = handler_util_exec(job, INVOICE_SQL, 18, params, PGRES_TUPLES_OK, &res);
     if (out != HANDLER_OK) {
         if (handler_util_unique_violation(res, "invoices_period"))
             out = runtime_reject(job, 409, "invoice_exists", NULL,

@@ -25,6 +25,20 @@ handler_outcome_t handler_util_bad_payload(worker_job_t *job, const char *what)
                          "The %s payload is not readable: %s.", job->env->type, what);
 }
 
+handler_outcome_t handler_util_exec(worker_job_t *job, const char *sql, int n,
+                                    const char *const *params, ExecStatusType want, PGresult **res)
+{
+    PGresult *r = PQexecParams(job->db, sql, n, NULL, params, NULL, NULL, 0);
+    handler_outcome_t out = PQresultStatus(r) == want ? HANDLER_OK : runtime_db_fault(job, r);
+    if (res != NULL) {
+        PQclear(*res);
+        *res = r;
+    } else {
+        PQclear(r);
+    }
+    return out;
+}
+
 handler_outcome_t handler_util_take_result(worker_job_t *job, const PGresult *res)
 {
     json_t *result = NULL;

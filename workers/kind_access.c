@@ -48,20 +48,6 @@ static bool is(const char *s, const char *want)
     return s != NULL && strcmp(s, want) == 0;
 }
 
-/* Runs sql with n text parameters into *res (the previous result is
- * cleared; the caller clears the last). HANDLER_OK when it succeeded, else
- * the failure as runtime_db_fault classifies and records it. */
-static handler_outcome_t exec_sql(worker_job_t *job, const char *sql, int n,
-                                  const char *const *params, PGresult **res)
-{
-    PQclear(*res);
-    *res = PQexecParams(job->db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType status = PQresultStatus(*res);
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
-        return HANDLER_OK;
-    return runtime_db_fault(job, *res);
-}
-
 /* The optional integer member key of obj as decimal text in buf, *text
  * NULL when absent or null; false when present with another type or
  * outside [min, max]. */
@@ -163,7 +149,8 @@ handler_outcome_t kind_access_user_insert(worker_job_t *job, const json_t *spec,
                             token.expires_at,
                             invited ? notification_id : NULL,
                             token.sealed_token};
-    if ((out = exec_sql(job, USER_INSERT_SQL, 10, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, USER_INSERT_SQL, 10, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 409, "email_taken", "email",
@@ -250,7 +237,8 @@ static handler_outcome_t user_update(worker_job_t *job)
         goto done;
     }
     const char *lock_params[] = {id};
-    if ((out = exec_sql(job, USER_LOCK_SQL, 1, lock_params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, USER_LOCK_SQL, 1, lock_params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     int target = -1, other_owners = 0;
     for (int i = 0; i < PQntuples(res); i++) {
@@ -285,9 +273,9 @@ static handler_outcome_t user_update(worker_job_t *job)
         goto done;
     }
     const char *params[] = {id, name, role, status};
-    if ((out = exec_sql(job, USER_UPDATE_SQL, 4, params, &res)) != HANDLER_OK)
-        goto done;
-    out = handler_util_take_result(job, res);
+    out = handler_util_exec(job, USER_UPDATE_SQL, 4, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 
 done:
     PQclear(res);
@@ -343,7 +331,8 @@ static handler_outcome_t password_set(worker_job_t *job)
     }
     if (by_token) {
         const char *token_params[] = {token_id, id, reason};
-        if ((out = exec_sql(job, TOKEN_CONSUME_SQL, 3, token_params, &res)) != HANDLER_OK)
+        out = handler_util_exec(job, TOKEN_CONSUME_SQL, 3, token_params, PGRES_TUPLES_OK, &res);
+        if (out != HANDLER_OK)
             goto done;
         if (PQntuples(res) == 0) {
             out = runtime_reject(job, 400, "token_invalid", "token",
@@ -352,7 +341,8 @@ static handler_outcome_t password_set(worker_job_t *job)
         }
     }
     const char *params[] = {id, hash, reason, is(reason, "invite") ? name : NULL};
-    if ((out = exec_sql(job, PASSWORD_SET_SQL, 4, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, PASSWORD_SET_SQL, 4, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         /* The token was good but its user is no longer in the state it
@@ -404,7 +394,8 @@ static handler_outcome_t password_reset_request(worker_job_t *job)
     ids_generate("ntf", notification_id);
     const char *params[] = {user_id,          token.id,        token.token_hash,
                             token.expires_at, notification_id, token.sealed_token};
-    if ((out = exec_sql(job, RESET_REQUEST_SQL, 6, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, RESET_REQUEST_SQL, 6, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     json_decref(job->result);
     job->result = json_pack("{s:s, s:s}", "object", "password_reset", "user_id", user_id);
@@ -466,7 +457,8 @@ static handler_outcome_t session_create(worker_job_t *job)
         goto done;
     }
     const char *user_params[] = {user_id};
-    if ((out = exec_sql(job, SESSION_USER_SQL, 1, user_params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, SESSION_USER_SQL, 1, user_params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     /* The api checked the password that was current when it read the user;
      * a change or reset committed since then makes this sign-in void. */
@@ -491,7 +483,8 @@ static handler_outcome_t session_create(worker_job_t *job)
     }
     if (code_hash != NULL) {
         const char *code_params[] = {user_id, code_hash};
-        if ((out = exec_sql(job, RECOVERY_USE_SQL, 2, code_params, &res)) != HANDLER_OK)
+        out = handler_util_exec(job, RECOVERY_USE_SQL, 2, code_params, PGRES_TUPLES_OK, &res);
+        if (out != HANDLER_OK)
             goto done;
         if (PQntuples(res) == 0) {
             out = runtime_reject(job, 401, "totp_invalid", "recovery_code",
@@ -500,9 +493,9 @@ static handler_outcome_t session_create(worker_job_t *job)
         }
     }
     const char *params[] = {id, user_id, token_hash, expires_at, client_addr, user_agent, step};
-    if ((out = exec_sql(job, SESSION_CREATE_SQL, 7, params, &res)) != HANDLER_OK)
-        goto done;
-    out = handler_util_take_result(job, res);
+    out = handler_util_exec(job, SESSION_CREATE_SQL, 7, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 
 done:
     PQclear(res);
@@ -520,11 +513,13 @@ static handler_outcome_t write_or_read(worker_job_t *job, const char *sql, int n
     PGresult *res = NULL;
     handler_outcome_t out;
 
-    if ((out = exec_sql(job, sql, n, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, sql, n, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     /* A fresh statement: its snapshot sees a revocation that committed
      * while the write waited for the row. */
-    if (PQntuples(res) == 0 && (out = exec_sql(job, read_sql, 1, params, &res)) != HANDLER_OK)
+    if (PQntuples(res) == 0 &&
+        (out = handler_util_exec(job, read_sql, 1, params, PGRES_TUPLES_OK, &res)) != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such %s: '%s'.", what,
@@ -577,9 +572,9 @@ static handler_outcome_t api_key_create(worker_job_t *job)
         out = handler_util_bad_payload(job, "id, name, secret_hash, prefix and a role are needed");
         goto done;
     }
-    if ((out = exec_sql(job, API_KEY_CREATE_SQL, 6, params, &res)) != HANDLER_OK)
-        goto done;
-    out = handler_util_take_result(job, res);
+    out = handler_util_exec(job, API_KEY_CREATE_SQL, 6, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 
 done:
     PQclear(res);
@@ -632,7 +627,8 @@ static handler_outcome_t api_key_rotate(worker_job_t *job)
         goto done;
     }
     const char *lock_params[] = {id};
-    if ((out = exec_sql(job, API_KEY_LOCK_SQL, 1, lock_params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, API_KEY_LOCK_SQL, 1, lock_params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such API key: '%s'.", id);
@@ -644,9 +640,9 @@ static handler_outcome_t api_key_rotate(worker_job_t *job)
         goto done;
     }
     const char *params[] = {id, new_id, hash, prefix, grace, job->env->actor};
-    if ((out = exec_sql(job, API_KEY_ROTATE_SQL, 6, params, &res)) != HANDLER_OK)
-        goto done;
-    out = handler_util_take_result(job, res);
+    out = handler_util_exec(job, API_KEY_ROTATE_SQL, 6, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 
 done:
     PQclear(res);
@@ -691,13 +687,15 @@ static handler_outcome_t totp_enroll(worker_job_t *job)
         goto done;
     }
     const char *params[] = {id, secret};
-    if ((out = exec_sql(job, TOTP_ENROLL_SQL, 2, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, TOTP_ENROLL_SQL, 2, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 1) {
         out = handler_util_take_result(job, res);
         goto done;
     }
-    if ((out = exec_sql(job, TOTP_STATE_SQL, 1, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, TOTP_STATE_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     out = PQntuples(res) == 0
               ? runtime_reject(job, 404, "resource_missing", "id", "No such user: '%s'.", id)
@@ -749,7 +747,8 @@ static handler_outcome_t totp_confirm(worker_job_t *job)
         goto done;
     }
     const char *state_params[] = {id};
-    if ((out = exec_sql(job, TOTP_STATE_SQL, 1, state_params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, TOTP_STATE_SQL, 1, state_params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such user: '%s'.", id);
@@ -772,13 +771,14 @@ static handler_outcome_t totp_confirm(worker_job_t *job)
                              "from the newest secret.");
         goto done;
     }
-    if ((out = exec_sql(job, RECOVERY_CLEAR_SQL, 1, state_params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, RECOVERY_CLEAR_SQL, 1, state_params, PGRES_COMMAND_OK, NULL);
+    if (out != HANDLER_OK)
         goto done;
     array = runtime_pg_array(hashes, ACCESS_RECOVERY_CODES);
     const char *params[] = {id, step, array};
-    if ((out = exec_sql(job, TOTP_CONFIRM_SQL, 3, params, &res)) != HANDLER_OK)
-        goto done;
-    out = handler_util_take_result(job, res);
+    out = handler_util_exec(job, TOTP_CONFIRM_SQL, 3, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 
 done:
     PQclear(res);
@@ -803,7 +803,8 @@ static handler_outcome_t totp_disable(worker_job_t *job)
         out = handler_util_bad_payload(job, "id is required");
         goto done;
     }
-    if ((out = exec_sql(job, TOTP_DISABLE_SQL, 1, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, TOTP_DISABLE_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such user: '%s'.", params[0]);
@@ -834,7 +835,8 @@ static handler_outcome_t settings_update(worker_job_t *job)
         goto done;
     }
     const char *params[] = {json_is_true(require_totp) ? "true" : "false"};
-    if ((out = exec_sql(job, SETTINGS_UPDATE_SQL, 1, params, &res)) != HANDLER_OK)
+    out = handler_util_exec(job, SETTINGS_UPDATE_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", NULL, "No such tenant: '%s'.",
@@ -860,11 +862,11 @@ static handler_outcome_t settings_billing(worker_job_t *job)
         goto done;
     }
     const char *params[] = {prefix};
-    out = exec_sql(
+    out = handler_util_exec(
         job,
         "UPDATE tenants t SET invoice_prefix = $1 WHERE id = current_setting('app.tenant_id') "
         "RETURNING billing_settings_object(t)::text",
-        1, params, &res);
+        1, params, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK)
         out = handler_util_take_result(job, res);
 done:
@@ -898,7 +900,7 @@ static handler_outcome_t settings_stripe(worker_job_t *job)
         hooks_text = json_dumps(hooks, JSON_COMPACT);
     const char *params[] = {sealed, hint, key ? (json_is_true(live) ? "true" : "false") : NULL,
                             hooks_text};
-    out = exec_sql(
+    out = handler_util_exec(
         job,
         "WITH hooks AS ("
         "  SELECT jsonb_agg(CASE WHEN old.h IS NOT NULL THEN old.h"
@@ -926,7 +928,7 @@ static handler_outcome_t settings_stripe(worker_job_t *job)
         "  WHERE $1::text IS NULL AND a.tenant_id = current_setting('app.tenant_id')"
         "  RETURNING a.tenant_id"
         ") SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM hooks_only)",
-        4, params, &res);
+        4, params, PGRES_TUPLES_OK, &res);
     if (out != HANDLER_OK)
         goto done;
     if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
@@ -938,8 +940,9 @@ static handler_outcome_t settings_stripe(worker_job_t *job)
     PQclear(res);
     res = NULL;
     /* Read after the statement above: its changes are visible only now. */
-    out = exec_sql(job, "SELECT stripe_settings_object(current_setting('app.tenant_id'))::text", 0,
-                   NULL, &res);
+    out = handler_util_exec(job,
+                            "SELECT stripe_settings_object(current_setting('app.tenant_id'))::text",
+                            0, NULL, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK)
         out = handler_util_take_result(job, res);
 done:
@@ -956,11 +959,11 @@ static handler_outcome_t settings_dunning(worker_job_t *job)
     PGresult *res = NULL;
     dunning_policy_t policy;
     char param[DUNNING_PARAM_MAX], why[160];
-    handler_outcome_t out = exec_sql(
+    handler_outcome_t out = handler_util_exec(
         job,
         "SELECT dunning_policy::text FROM tenants WHERE id = current_setting('app.tenant_id')"
         " FOR UPDATE",
-        0, NULL, &res);
+        0, NULL, PGRES_TUPLES_OK, &res);
     if (out != HANDLER_OK)
         goto done;
     dunning_policy_default(&policy);
@@ -978,11 +981,11 @@ static handler_outcome_t settings_dunning(worker_job_t *job)
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     const char *params[] = {text};
-    out = exec_sql(job,
-                   "UPDATE tenants t SET dunning_policy = $1::jsonb "
-                   "WHERE id = current_setting('app.tenant_id') "
-                   "RETURNING dunning_settings_object(t)::text",
-                   1, params, &res);
+    out = handler_util_exec(job,
+                            "UPDATE tenants t SET dunning_policy = $1::jsonb "
+                            "WHERE id = current_setting('app.tenant_id') "
+                            "RETURNING dunning_settings_object(t)::text",
+                            1, params, PGRES_TUPLES_OK, &res);
     free(text);
     if (out == HANDLER_OK)
         out = handler_util_take_result(job, res);

@@ -60,17 +60,14 @@ int payments_parallel(void)
 handler_outcome_t payments_customer_ready(worker_job_t *job, const char *id, bool *ready)
 {
     const char *params[1] = {id};
-    PGresult *res = PQexecParams(job->db,
-                                 "SELECT 1 FROM customers WHERE id = $1 AND status <> 'closed'"
-                                 " AND stripe_customer_id IS NOT NULL"
-                                 " AND default_payment_method IS NOT NULL",
-                                 1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    *ready = false;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
-        *ready = PQntuples(res) == 1;
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job,
+                          "SELECT 1 FROM customers WHERE id = $1 AND status <> 'closed'"
+                          " AND stripe_customer_id IS NOT NULL"
+                          " AND default_payment_method IS NOT NULL",
+                          1, params, PGRES_TUPLES_OK, &res);
+    *ready = out == HANDLER_OK && PQntuples(res) == 1;
     PQclear(res);
     return out;
 }
@@ -78,17 +75,18 @@ handler_outcome_t payments_customer_ready(worker_job_t *job, const char *id, boo
 handler_outcome_t payments_stripe_key(worker_job_t *job, char **key)
 {
     *key = NULL;
-    PGresult *res = PQexec(job->db, "SELECT secret_key_sealed FROM stripe_accounts "
-                                    "WHERE tenant_id = current_setting('app.tenant_id')");
-    handler_outcome_t out = HANDLER_OK;
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(job,
+                                              "SELECT secret_key_sealed FROM stripe_accounts "
+                                              "WHERE tenant_id = current_setting('app.tenant_id')",
+                                              0, NULL, PGRES_TUPLES_OK, &res);
     size_t len;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else if (PQntuples(res) == 0)
+    if (out == HANDLER_OK && PQntuples(res) == 0)
         out = runtime_reject(job, 409, "stripe_not_configured", NULL,
                              "This tenant has no Stripe account connected: set its secret key "
                              "with POST /v1/settings/stripe.");
-    else if (seal_decrypt(&P.seal, SEAL_CONTEXT_SECRET_KEY, PQgetvalue(res, 0, 0), key, &len) != 0)
+    else if (out == HANDLER_OK &&
+             seal_decrypt(&P.seal, SEAL_CONTEXT_SECRET_KEY, PQgetvalue(res, 0, 0), key, &len) != 0)
         out = runtime_fault(job, HANDLER_PERMANENT, "stripe_key_unreadable",
                             "The tenant's Stripe key does not open with this ENCRYPTION_KEY.");
     PQclear(res);
@@ -118,19 +116,18 @@ handler_outcome_t payments_ensure_customer(worker_job_t *job, const char *api_ke
                                            char stripe_id[PAYMENTS_STRIPE_ID_MAX])
 {
     const char *params[2] = {customer_id, NULL};
-    PGresult *res = PQexecParams(job->db,
-                                 "SELECT coalesce(stripe_customer_id, ''), email, name, phone "
-                                 "FROM customers WHERE id = $1",
-                                 1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job,
+                          "SELECT coalesce(stripe_customer_id, ''), email, name, phone "
+                          "FROM customers WHERE id = $1",
+                          1, params, PGRES_TUPLES_OK, &res);
     stripe_form_t *form = NULL;
     stripe_response_t r;
     memset(&r, 0, sizeof r);
     stripe_id[0] = '\0';
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "customer", "No such customer: '%s'.",
                              customer_id);
@@ -155,12 +152,9 @@ handler_outcome_t payments_ensure_customer(worker_job_t *job, const char *api_ke
         goto done;
     }
     copy_member(r.body, "id", stripe_id, PAYMENTS_STRIPE_ID_MAX);
-    PQclear(res);
     params[1] = stripe_id;
-    res = PQexecParams(job->db, "UPDATE customers SET stripe_customer_id = $2 WHERE id = $1", 2,
-                       NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, "UPDATE customers SET stripe_customer_id = $2 WHERE id = $1", 2,
+                            params, PGRES_COMMAND_OK, NULL);
 
 done:
     PQclear(res);
@@ -182,14 +176,12 @@ handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id)
         "SELECT 1 FROM invoices WHERE id = $1 FOR UPDATE",
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        PGresult *res = PQexecParams(job->db, steps[i], 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            handler_outcome_t out = runtime_db_fault(job, res);
-            PQclear(res);
-            return out;
-        }
-        bool none = PQntuples(res) == 0 && i == 2;
+        PGresult *res = NULL;
+        handler_outcome_t out = handler_util_exec(job, steps[i], 1, params, PGRES_TUPLES_OK, &res);
+        bool none = out == HANDLER_OK && PQntuples(res) == 0 && i == 2;
         PQclear(res);
+        if (out != HANDLER_OK)
+            return out;
         if (none)
             return runtime_reject(job, 404, "resource_missing", "invoice", "No such invoice: '%s'.",
                                   id);
@@ -200,18 +192,16 @@ handler_outcome_t payments_lock_invoice(worker_job_t *job, const char *id)
 handler_outcome_t payments_invoice_settled_elsewhere(worker_job_t *job, const char *invoice_id)
 {
     const char *params[1] = {invoice_id};
-    PGresult *res = PQexecParams(
-        job->db,
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
+        job,
         "SELECT a.stripe_payment_intent FROM payment_attempts a WHERE a.invoice_id = $1"
         " AND a.stripe_payment_intent IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM payment_attempts b WHERE b.invoice_id = $1"
         "  AND b.status = 'succeeded') "
         "ORDER BY a.attempt DESC LIMIT 1",
-        1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-    } else if (PQntuples(res) == 1) {
+        1, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 1) {
         char key[PAYMENTS_STRIPE_ID_MAX + 32], id[IDS_MAX];
         const char *intent = PQgetvalue(res, 0, 0);
         snprintf(key, sizeof key, "payment.cancel_intent|%s", intent);
@@ -228,12 +218,12 @@ handler_outcome_t payments_invoice_settled_elsewhere(worker_job_t *job, const ch
 handler_outcome_t payments_policy(worker_job_t *job, dunning_policy_t *p)
 {
     dunning_policy_default(p);
-    PGresult *res = PQexec(job->db, "SELECT dunning_policy::text FROM tenants "
-                                    "WHERE id = current_setting('app.tenant_id')");
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-    } else if (PQntuples(res) == 1) {
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(job,
+                                              "SELECT dunning_policy::text FROM tenants "
+                                              "WHERE id = current_setting('app.tenant_id')",
+                                              0, NULL, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 1) {
         json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
         char param[DUNNING_PARAM_MAX], why[160];
         /* A stored policy was checked when it was set; one that no longer
@@ -277,10 +267,7 @@ handler_outcome_t payments_notify(worker_job_t *job, const char *invoice_id, dun
     ids_generate("ntf", id);
     char *text = json_dumps(data ? data : json_object(), JSON_COMPACT);
     const char *params[4] = {invoice_id, id, template_name, text};
-    PGresult *res = PQexecParams(job->db, NOTIFY_SQL, 4, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        out = runtime_db_fault(job, res);
-    PQclear(res);
+    out = handler_util_exec(job, NOTIFY_SQL, 4, params, PGRES_COMMAND_OK, NULL);
     free(text);
     json_decref(data);
     return out;
@@ -289,8 +276,9 @@ handler_outcome_t payments_notify(worker_job_t *job, const char *invoice_id, dun
 handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payments_invoice_t *v)
 {
     const char *params[1] = {id};
-    PGresult *res = PQexecParams(
-        job->db,
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
+        job,
         "SELECT i.status, i.customer_id, i.billing_reason, i.attempt_count, i.scheduled_retries,"
         " floor(extract(epoch FROM i.first_failed_at))::bigint,"
         " floor(extract(epoch FROM coalesce(tc.frozen_time, now())))::bigint,"
@@ -308,13 +296,10 @@ handler_outcome_t payments_read_invoice(worker_job_t *job, const char *id, payme
         "FROM invoices i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
         "LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id "
         "WHERE i.id = $1",
-        1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-    } else if (PQntuples(res) == 0) {
+        1, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "invoice", "No such invoice: '%s'.", id);
-    } else {
+    } else if (out == HANDLER_OK) {
         snprintf(v->status, sizeof v->status, "%s", PQgetvalue(res, 0, 0));
         snprintf(v->customer, sizeof v->customer, "%s", PQgetvalue(res, 0, 1));
         snprintf(v->reason, sizeof v->reason, "%s", PQgetvalue(res, 0, 2));
@@ -399,25 +384,18 @@ static handler_outcome_t record_success(worker_job_t *job, const payments_outcom
                              pi,
                              charge[0] ? charge : NULL,
                              now};
-    PGresult *res = PQexecParams(job->db, PAYMENT_SQL, 9, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        out = runtime_db_fault(job, res);
-        PQclear(res);
+    handler_outcome_t out = handler_util_exec(job, PAYMENT_SQL, 9, params, PGRES_COMMAND_OK, NULL);
+    if (out != HANDLER_OK)
         return out;
-    }
-    PQclear(res);
     char attempt[16];
     snprintf(attempt, sizeof attempt, "%d", o->attempt);
     const char *p2[2] = {o->invoice_id, attempt};
-    res = PQexecParams(job->db,
-                       "UPDATE invoices SET attempt_count = greatest(attempt_count, $2::integer),"
-                       " last_payment_error = NULL, payment_method_required = false "
-                       "WHERE id = $1",
-                       2, NULL, p2, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        out = runtime_db_fault(job, res);
-    PQclear(res);
+    out = handler_util_exec(
+        job,
+        "UPDATE invoices SET attempt_count = greatest(attempt_count, $2::integer),"
+        " last_payment_error = NULL, payment_method_required = false "
+        "WHERE id = $1",
+        2, p2, PGRES_COMMAND_OK, NULL);
     /* An uncollectible invoice may still be paid: a late success (the
      * customer finished authenticating) settles it too. */
     if (out != HANDLER_OK ||
@@ -474,10 +452,7 @@ static handler_outcome_t record_failure(worker_job_t *job, const payments_outcom
                              one_off ? NULL : ends,
                              hard ? "true" : "false",
                              err_text};
-    PGresult *res = PQexecParams(job->db, FAILURE_SQL, 8, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        out = runtime_db_fault(job, res);
-    PQclear(res);
+    out = handler_util_exec(job, FAILURE_SQL, 8, params, PGRES_COMMAND_OK, NULL);
     free(err_text);
     if (out == HANDLER_OK) {
         char key[160], id[IDS_MAX];
@@ -506,18 +481,13 @@ static handler_outcome_t record_failure(worker_job_t *job, const payments_outcom
 static handler_outcome_t supersede(worker_job_t *job, const char *invoice_id, const char *attempt)
 {
     const char *params[2] = {invoice_id, attempt};
-    PGresult *res =
-        PQexecParams(job->db,
-                     "UPDATE payment_attempts SET status = 'failed',"
-                     " failure_code = coalesce(failure_code, 'superseded'), updated_at = now() "
-                     "WHERE invoice_id = $1 AND attempt < $2::integer"
-                     " AND status IN ('requires_action', 'processing')",
-                     2, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        out = runtime_db_fault(job, res);
-    PQclear(res);
-    return out;
+    return handler_util_exec(
+        job,
+        "UPDATE payment_attempts SET status = 'failed',"
+        " failure_code = coalesce(failure_code, 'superseded'), updated_at = now() "
+        "WHERE invoice_id = $1 AND attempt < $2::integer"
+        " AND status IN ('requires_action', 'processing')",
+        2, params, PGRES_COMMAND_OK, NULL);
 }
 
 handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
@@ -569,11 +539,9 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                               charge[0] ? charge : NULL,
                               o->request_id && o->request_id[0] ? o->request_id : NULL,
                               now};
-    res = PQexecParams(job->db, ATTEMPT_SQL, 16, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, ATTEMPT_SQL, 16, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0)
         goto done; /* Settled before: nothing moves. */
     if (attempt_obj)
@@ -584,13 +552,10 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
         out = record_success(job, o, &v, res);
     } else if (strcmp(status, "processing") == 0) {
         const char *p2[2] = {o->invoice_id, attempt};
-        PGresult *r2 = PQexecParams(job->db,
-                                    "UPDATE invoices SET attempt_count = greatest(attempt_count,"
-                                    " $2::integer), next_payment_attempt = NULL WHERE id = $1",
-                                    2, NULL, p2, NULL, NULL, 0);
-        if (PQresultStatus(r2) != PGRES_COMMAND_OK)
-            out = runtime_db_fault(job, r2);
-        PQclear(r2);
+        out = handler_util_exec(job,
+                                "UPDATE invoices SET attempt_count = greatest(attempt_count,"
+                                " $2::integer), next_payment_attempt = NULL WHERE id = $1",
+                                2, p2, PGRES_COMMAND_OK, NULL);
     } else if (strcmp(v.status, "open") == 0 && o->attempt > v.attempt_count) {
         out = record_failure(job, o, &v, status, hard);
     }

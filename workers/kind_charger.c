@@ -35,13 +35,15 @@ static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id
                                        const char *skipped)
 {
     const char *params[1] = {invoice_id};
-    PGresult *res = PQexecParams(job->db,
-                                 "SELECT invoice_object(i, false)::text FROM invoices i "
-                                 "WHERE id = $1",
-                                 1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job,
+                          "SELECT invoice_object(i, false)::text FROM invoices i "
+                          "WHERE id = $1",
+                          1, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) != 1)
         out = runtime_db_fault(job, res);
+    if (out != HANDLER_OK) {
         json_decref(attempt);
     } else {
         json_decref(job->result);
@@ -370,11 +372,9 @@ static handler_outcome_t one_off_invoice(worker_job_t *job, charge_t *ch)
     snprintf(amount_s, sizeof amount_s, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
     ids_generate("il", line);
     const char *params[7] = {id, customer, amount_s, currency, description, job->env->id, line};
-    PGresult *res = PQexecParams(job->db, ONE_OFF_SQL, 7, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else if (PQntuples(res) == 0)
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(job, ONE_OFF_SQL, 7, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 0)
         out = runtime_reject(job, 404, "resource_missing", "customer",
                              "No such customer (or it is closed): '%s'.", customer);
     PQclear(res);
@@ -385,19 +385,19 @@ static handler_outcome_t one_off_invoice(worker_job_t *job, charge_t *ch)
 static handler_outcome_t one_off_result(worker_job_t *job, const char *id)
 {
     const char *p1[1] = {id};
-    PGresult *res =
-        PQexecParams(job->db,
-                     "SELECT invoice_object(i)::text,"
-                     " (SELECT payment_object(p)::text FROM payments p"
-                     "   WHERE p.tenant_id = i.tenant_id AND p.invoice_id = i.id LIMIT 1),"
-                     " (SELECT payment_attempt_object(a)::text FROM payment_attempts a"
-                     "   WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.attempt = 1)"
-                     " FROM invoices i WHERE i.id = $1",
-                     1, NULL, p1, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
+        job,
+        "SELECT invoice_object(i)::text,"
+        " (SELECT payment_object(p)::text FROM payments p"
+        "   WHERE p.tenant_id = i.tenant_id AND p.invoice_id = i.id LIMIT 1),"
+        " (SELECT payment_attempt_object(a)::text FROM payment_attempts a"
+        "   WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.attempt = 1)"
+        " FROM invoices i WHERE i.id = $1",
+        1, p1, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) != 1) {
         out = runtime_db_fault(job, res);
-    } else {
+    } else if (out == HANDLER_OK) {
         json_t *pay =
             PQgetisnull(res, 0, 1) ? json_null() : json_loads(PQgetvalue(res, 0, 1), 0, NULL);
         json_t *att =
@@ -535,15 +535,13 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         goto done;
     }
     const char *p1[1] = {payment};
-    res =
-        PQexecParams(job->db,
-                     "SELECT amount - amount_refunded, currency, stripe_payment_intent, invoice_id "
-                     "FROM payments WHERE id = $1 FOR UPDATE",
-                     1, NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(
+        job,
+        "SELECT amount - amount_refunded, currency, stripe_payment_intent, invoice_id "
+        "FROM payments WHERE id = $1 FOR UPDATE",
+        1, p1, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such payment: '%s'.", payment);
         goto done;
@@ -597,11 +595,10 @@ static handler_outcome_t payment_refund(worker_job_t *job)
                              json_string_value(json_object_get(r.body, "id")),
                              meta_text,
                              invoice_id};
-    PQclear(res);
     /* The payment's refunded amount counts refunds that did not fail; the
      * invoice's follows it. */
-    res = PQexecParams(
-        job->db,
+    out = handler_util_exec(
+        job,
         "WITH re AS ("
         "  INSERT INTO refunds (tenant_id, id, payment_id, amount, currency, reason, status,"
         "   stripe_refund, metadata, created_at)"
@@ -620,10 +617,8 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         "now()"
         "  FROM re WHERE i.id = $8 AND re.status <> 'failed'"
         ") SELECT refund_object(re)::text FROM re",
-        8, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
+        8, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
         out = handler_util_take_result(job, res);
 
 done:
@@ -726,16 +721,12 @@ static handler_outcome_t payment_cancel_intent(worker_job_t *job)
     }
     if (strcmp(status, "canceled") == 0) {
         const char *params[2] = {invoice, intent};
-        PGresult *res =
-            PQexecParams(job->db,
-                         "UPDATE payment_attempts SET status = 'failed',"
-                         " failure_code = 'payment_intent_canceled', updated_at = now() "
-                         "WHERE invoice_id = $1 AND stripe_payment_intent = $2"
-                         " AND status IN ('requires_action', 'processing')",
-                         2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            out = runtime_db_fault(job, res);
-        PQclear(res);
+        out = handler_util_exec(job,
+                                "UPDATE payment_attempts SET status = 'failed',"
+                                " failure_code = 'payment_intent_canceled', updated_at = now() "
+                                "WHERE invoice_id = $1 AND stripe_payment_intent = $2"
+                                " AND status IN ('requires_action', 'processing')",
+                                2, params, PGRES_COMMAND_OK, NULL);
         if (out != HANDLER_OK)
             goto done;
     }

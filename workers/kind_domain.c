@@ -81,13 +81,11 @@ static handler_outcome_t tenant_create(worker_job_t *job)
     }
     const char *params[] = {id,     name, slug,   json_is_true(livemode) ? "true" : "false",
                             key_id, hash, prefix, job->env->actor};
-    res = PQexecParams(job->db, TENANT_CREATE_SQL, 8, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    out = handler_util_exec(job, TENANT_CREATE_SQL, 8, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK) {
         if (handler_util_unique_violation(res, "tenants_slug_key"))
             out = runtime_reject(job, 409, "slug_taken", "slug",
                                  "A tenant with the slug '%s' already exists.", slug);
-        else
-            out = runtime_db_fault(job, res);
         goto done;
     }
     out = handler_util_take_result(job, res);
@@ -267,14 +265,16 @@ static bool opt_bool_text(const json_t *p, const char *key, const char **text)
     return v == NULL || json_is_boolean(v);
 }
 
-/* Runs an update built in u as the statement head + u's SET list + tail. */
-static PGresult *update_exec(worker_job_t *job, const update_t *u, const char *head,
-                             const char *tail)
+/* Runs the update built in u (head + u's SET list + tail, a statement that
+ * answers rows) with handler_util_exec: the outcome is returned, the result
+ * left in *res for the caller to clear. */
+static handler_outcome_t update_exec(worker_job_t *job, const update_t *u, const char *head,
+                                     const char *tail, PGresult **res)
 {
     char *sql = mem_printf("%s%s%s", head, u->set, tail);
-    PGresult *res = PQexecParams(job->db, sql, u->n, NULL, u->params, NULL, NULL, 0);
+    handler_outcome_t out = handler_util_exec(job, sql, u->n, u->params, PGRES_TUPLES_OK, res);
     free(sql);
-    return res;
+    return out;
 }
 
 /* Runs the update of one catalog row (head + u's SET list + tail, which
@@ -283,14 +283,12 @@ static PGresult *update_exec(worker_job_t *job, const update_t *u, const char *h
 static handler_outcome_t update_object_row(worker_job_t *job, const update_t *u, const char *head,
                                            const char *tail, const char *noun)
 {
-    PGresult *res = update_exec(job, u, head, tail);
-    handler_outcome_t out;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else if (PQntuples(res) == 0)
+    PGresult *res = NULL;
+    handler_outcome_t out = update_exec(job, u, head, tail, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 0)
         out = runtime_reject(job, 404, "resource_missing", "id", "No such %s: '%s'.", noun,
                              u->params[0]);
-    else
+    else if (out == HANDLER_OK)
         out = handler_util_take_result(job, res);
     PQclear(res);
     return out;
@@ -351,13 +349,10 @@ static handler_outcome_t customer_create(worker_job_t *job)
     }
     params[6] = metadata_text;
     params[7] = address_text;
-    res = PQexecParams(job->db, CUSTOMER_CREATE_SQL, 11, NULL, params, NULL, NULL, 0);
-    if (handler_util_unique_violation(res, "customers_stripe")) {
-        out = stripe_customer_taken(job, params[10]);
-        goto done;
-    }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, CUSTOMER_CREATE_SQL, 11, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK) {
+        if (handler_util_unique_violation(res, "customers_stripe"))
+            out = stripe_customer_taken(job, params[10]);
         goto done;
     }
     if (PQntuples(res) == 0) {
@@ -456,13 +451,10 @@ static handler_outcome_t customer_update(worker_job_t *job)
     }
     if (stripe)
         update_set(&u, "stripe_customer_id", json_string_value(stripe), NULL, "");
-    res = update_exec(job, &u, CUSTOMER_UPDATE_HEAD, CUSTOMER_UPDATE_TAIL);
-    if (handler_util_unique_violation(res, "customers_stripe")) {
-        out = stripe_customer_taken(job, json_string_value(stripe));
-        goto done;
-    }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = update_exec(job, &u, CUSTOMER_UPDATE_HEAD, CUSTOMER_UPDATE_TAIL, &res);
+    if (out != HANDLER_OK) {
+        if (handler_util_unique_violation(res, "customers_stripe"))
+            out = stripe_customer_taken(job, json_string_value(stripe));
         goto done;
     }
     if (PQntuples(res) == 0) {
@@ -479,11 +471,8 @@ static handler_outcome_t customer_update(worker_job_t *job)
     /* A new default payment method: what waits on one is tried at once. */
     if (out == HANDLER_OK && json_is_string(json_object_get(p, "default_payment_method"))) {
         const char *params[1] = {id};
-        PQclear(res);
-        res = PQexecParams(job->db, "SELECT customer_payment_method_changed($1)", 1, NULL, params,
-                           NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK)
-            out = runtime_db_fault(job, res);
+        out = handler_util_exec(job, "SELECT customer_payment_method_changed($1)", 1, params,
+                                PGRES_TUPLES_OK, &res);
     }
 
 done:
@@ -519,11 +508,9 @@ static handler_outcome_t product_create(worker_job_t *job)
     }
     params[3] = features_text;
     params[4] = metadata_text;
-    res = PQexecParams(job->db, PRODUCT_CREATE_SQL, 6, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, PRODUCT_CREATE_SQL, 6, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     out = handler_util_take_result(job, res);
 
 done:
@@ -613,11 +600,9 @@ static handler_outcome_t price_create(worker_job_t *job)
     }
     params[6] = tiers_text;
     params[11] = metadata_text;
-    res = PQexecParams(job->db, PRICE_CREATE_SQL, 13, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, PRICE_CREATE_SQL, 13, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQgetisnull(res, 0, 1)) {
         out = runtime_reject(job, 404, "resource_missing", "product", "No such product: '%s'.",
                              params[1]);

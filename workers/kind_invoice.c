@@ -200,11 +200,9 @@ static handler_outcome_t subscription_create(worker_job_t *job)
         goto done;
     }
     const char *cparams[1] = {customer};
-    res = PQexecParams(job->db, CUSTOMER_SQL, 1, NULL, cparams, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, CUSTOMER_SQL, 1, cparams, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "customer", "No such customer: '%s'.",
                              customer);
@@ -310,14 +308,10 @@ static handler_outcome_t subscription_create(worker_job_t *job)
         goto done;
     if (customer_currency[0] == '\0') {
         const char *up[2] = {customer, s.currency};
-        res = PQexecParams(job->db, "UPDATE customers SET currency = $2 WHERE id = $1", 2, NULL, up,
-                           NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            out = runtime_db_fault(job, res);
+        out = handler_util_exec(job, "UPDATE customers SET currency = $2 WHERE id = $1", 2, up,
+                                PGRES_COMMAND_OK, NULL);
+        if (out != HANDLER_OK)
             goto done;
-        }
-        PQclear(res);
-        res = NULL;
     }
     if (trial_days > 0) {
         for (size_t i = 0; i < s.n_items; i++) {
@@ -355,12 +349,12 @@ done:
 static handler_outcome_t result_as_stored(worker_job_t *job, const char *id)
 {
     const char *params[1] = {id};
-    PGresult *res = PQexecParams(
-        job->db, "SELECT subscription_object(s)::text FROM subscriptions s WHERE id = $1", 1, NULL,
-        params, NULL, NULL, 0);
-    handler_outcome_t out = PQresultStatus(res) == PGRES_TUPLES_OK
-                                ? handler_util_take_result(job, res)
-                                : runtime_db_fault(job, res);
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
+        job, "SELECT subscription_object(s)::text FROM subscriptions s WHERE id = $1", 1, params,
+        PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
     PQclear(res);
     return out;
 }
@@ -373,18 +367,17 @@ static handler_outcome_t invoice_move(worker_job_t *job, const char *id, invstat
                                       bool quiet, bool *moved)
 {
     const char *params[3] = {id, NULL, NULL};
-    PGresult *res = PQexecParams(job->db,
-                                 "SELECT i.status, i.amount_due FROM invoices i WHERE i.id = $1 "
-                                 "FOR UPDATE",
-                                 1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job,
+                          "SELECT i.status, i.amount_due FROM invoices i WHERE i.id = $1 "
+                          "FOR UPDATE",
+                          1, params, PGRES_TUPLES_OK, &res);
     char why[160], txn[IDS_MAX];
     invstate_t to;
     *moved = false;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such invoice: '%s'.", id);
         goto done;
@@ -396,12 +389,11 @@ static handler_outcome_t invoice_move(worker_job_t *job, const char *id, invstat
             out = runtime_reject(job, 409, "invoice_state", NULL, "%s", why);
         goto done;
     }
-    PQclear(res);
     ids_generate("cbtxn", txn);
     params[1] = invstate_name(to);
     params[2] = txn;
-    res = PQexecParams(
-        job->db,
+    out = handler_util_exec(
+        job,
         "WITH clock AS ("
         "  SELECT coalesce(tc.frozen_time, now()) AS at FROM invoices i"
         "  JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id"
@@ -429,11 +421,9 @@ static handler_outcome_t invoice_move(worker_job_t *job, const char *id, invstat
         "   inv.currency, cust.balance, inv.id, 'Given back from voided invoice ' || inv.number,"
         "   inv.at FROM inv, cust"
         ") SELECT 1 FROM inv",
-        3, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+        3, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     *moved = true;
 
 done:
@@ -751,13 +741,11 @@ static handler_outcome_t subscription_cycle_batch(worker_job_t *const *jobs, siz
     texts[2] = json_dumps(periods, JSON_COMPACT);
     texts[3] = json_dumps(charges, JSON_COMPACT);
     const char *params[] = {count, texts[0], texts[1], texts[2], texts[3]};
-    res = PQexecParams(jobs[0]->db, CYCLE_SET_SQL, 5, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) != nplain) {
+    out = handler_util_exec(jobs[0], CYCLE_SET_SQL, 5, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && (size_t)PQntuples(res) != nplain)
         out = runtime_db_fault(jobs[0], res);
-        if (out == HANDLER_OK)
-            out = HANDLER_PERMANENT;
+    if (out != HANDLER_OK)
         goto done;
-    }
     for (int row = 0; row < PQntuples(res); row++) {
         for (size_t i = 0; i < n; i++) {
             if (!plain[i] || taken[i] || strcmp(ids[i], PQgetvalue(res, row, 0)) != 0)
@@ -1024,7 +1012,6 @@ static handler_outcome_t subscription_update(worker_job_t *job)
     prorate_t how = prorate_of(p);
     billing_sub_t s;
     json_t *lines = json_array(), *wanted = NULL;
-    PGresult *res = NULL;
     handler_outcome_t out;
 
     memset(&s, 0, sizeof s);
@@ -1076,20 +1063,17 @@ static handler_outcome_t subscription_update(worker_job_t *job)
     if (json_is_object(metadata)) {
         char *md = json_dumps(metadata, JSON_COMPACT);
         const char *params[2] = {id, md};
-        res = PQexecParams(job->db,
-                           "UPDATE subscriptions s SET metadata = metadata_merge(s.metadata, "
-                           "$2::jsonb) WHERE id = $1",
-                           2, NULL, params, NULL, NULL, 0);
+        out = handler_util_exec(job,
+                                "UPDATE subscriptions s SET metadata = metadata_merge(s.metadata, "
+                                "$2::jsonb) WHERE id = $1",
+                                2, params, PGRES_COMMAND_OK, NULL);
         free(md);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            out = runtime_db_fault(job, res);
+        if (out != HANDLER_OK)
             goto done;
-        }
     }
     out = billing_sub_save(job, &s);
 
 done:
-    PQclear(res);
     json_decref(lines);
     json_decref(wanted);
     billing_sub_dispose(&s);
@@ -1210,12 +1194,10 @@ handler_outcome_t kind_invoice_settle(worker_job_t *job, const char *id, invstat
 
     *moved = false;
     memset(&s, 0, sizeof s);
-    res = PQexecParams(job->db, "SELECT coalesce(subscription_id, '') FROM invoices WHERE id = $1",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, "SELECT coalesce(subscription_id, '') FROM invoices WHERE id = $1",
+                            1, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such invoice: '%s'.", id);
         goto done;
@@ -1273,10 +1255,10 @@ static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
         out = payments_invoice_settled_elsewhere(job, id);
     if (out != HANDLER_OK)
         goto done;
-    res = PQexecParams(job->db, "SELECT invoice_object(i)::text FROM invoices i WHERE id = $1", 1,
-                       NULL, params, NULL, NULL, 0);
-    out = PQresultStatus(res) == PGRES_TUPLES_OK ? handler_util_take_result(job, res)
-                                                 : runtime_db_fault(job, res);
+    out = handler_util_exec(job, "SELECT invoice_object(i)::text FROM invoices i WHERE id = $1", 1,
+                            params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 
 done:
     PQclear(res);

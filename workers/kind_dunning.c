@@ -34,17 +34,15 @@ static handler_outcome_t move_subscription(worker_job_t *job, const char *invoic
                                            substate_event_t ev, char status_out[32])
 {
     const char *params[1] = {invoice_id};
-    PGresult *res =
-        PQexecParams(job->db, "SELECT coalesce(subscription_id, '') FROM invoices WHERE id = $1", 1,
-                     NULL, params, NULL, NULL, 0);
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job, "SELECT coalesce(subscription_id, '') FROM invoices WHERE id = $1",
+                          1, params, PGRES_TUPLES_OK, &res);
     billing_sub_t s;
-    handler_outcome_t out = HANDLER_OK;
     memset(&s, 0, sizeof s);
     status_out[0] = '\0';
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] == '\0')
         goto done;
     out = billing_sub_load(job, PQgetvalue(res, 0, 0), "subscription", &s);
@@ -123,19 +121,18 @@ static handler_outcome_t dunning_end(worker_job_t *job)
         return out;
     const char *params[1] = {invoice};
     /* Due still? (Paid, voided or retried since it was enqueued: done.) */
-    res = PQexecParams(job->db,
-                       "UPDATE invoices i SET dunning_ends_at = NULL, updated_at = now() "
-                       "FROM customers c LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id"
-                       " AND tc.id = c.test_clock_id "
-                       "WHERE i.id = $1 AND c.tenant_id = i.tenant_id AND c.id = i.customer_id"
-                       " AND i.status = 'open' AND i.next_payment_attempt IS NULL"
-                       " AND i.dunning_ends_at <= coalesce(tc.frozen_time, now()) "
-                       "RETURNING coalesce(i.subscription_id, '')",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out =
+        handler_util_exec(job,
+                          "UPDATE invoices i SET dunning_ends_at = NULL, updated_at = now() "
+                          "FROM customers c LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id"
+                          " AND tc.id = c.test_clock_id "
+                          "WHERE i.id = $1 AND c.tenant_id = i.tenant_id AND c.id = i.customer_id"
+                          " AND i.status = 'open' AND i.next_payment_attempt IS NULL"
+                          " AND i.dunning_ends_at <= coalesce(tc.frozen_time, now()) "
+                          "RETURNING coalesce(i.subscription_id, '')",
+                          1, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         job->result = json_pack("{s:s,s:s,s:s}", "object", "dunning_end", "invoice", invoice,
                                 "skipped", "not_due");

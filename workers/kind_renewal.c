@@ -288,11 +288,9 @@ static handler_outcome_t test_clock_create(worker_job_t *job)
     char secs[24];
     snprintf(secs, sizeof secs, "%" PRId64, ms / 1000);
     const char *params[3] = {id, name, secs};
-    res = PQexecParams(job->db, CLOCK_CREATE_SQL, 3, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job, CLOCK_CREATE_SQL, 3, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 403, "test_mode_only", NULL,
                              "Test clocks are available to tenants in test mode only.");
@@ -321,15 +319,13 @@ static handler_outcome_t test_clock_advance(worker_job_t *job)
     char secs[24];
     snprintf(secs, sizeof secs, "%" PRId64, ms / 1000);
     const char *params[2] = {id, secs};
-    res = PQexecParams(job->db,
-                       "SELECT status, frozen_time >= to_timestamp($2::bigint),"
-                       " to_timestamp($2::bigint) > frozen_time + interval '" CLOCK_ADVANCE_MAX
-                       "' FROM test_clocks WHERE id = $1 FOR UPDATE",
-                       2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
+    out = handler_util_exec(job,
+                            "SELECT status, frozen_time >= to_timestamp($2::bigint),"
+                            " to_timestamp($2::bigint) > frozen_time + interval '" CLOCK_ADVANCE_MAX
+                            "' FROM test_clocks WHERE id = $1 FOR UPDATE",
+                            2, params, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such test clock: '%s'.", id);
         goto done;
@@ -351,14 +347,13 @@ static handler_outcome_t test_clock_advance(worker_job_t *job)
                              CLOCK_ADVANCE_MAX);
         goto done;
     }
-    PQclear(res);
-    res = PQexecParams(job->db,
-                       "UPDATE test_clocks c SET frozen_time = to_timestamp($2::bigint),"
-                       " status = 'advancing', updated_at = now() WHERE id = $1 "
-                       "RETURNING test_clock_object(c)::text",
-                       2, NULL, params, NULL, NULL, 0);
-    out = PQresultStatus(res) == PGRES_TUPLES_OK ? handler_util_take_result(job, res)
-                                                 : runtime_db_fault(job, res);
+    out = handler_util_exec(job,
+                            "UPDATE test_clocks c SET frozen_time = to_timestamp($2::bigint),"
+                            " status = 'advancing', updated_at = now() WHERE id = $1 "
+                            "RETURNING test_clock_object(c)::text",
+                            2, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        out = handler_util_take_result(job, res);
 done:
     PQclear(res);
     return out;

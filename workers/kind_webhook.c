@@ -129,12 +129,9 @@ static handler_outcome_t advance_object(worker_job_t *job, const char *event_id,
     const char *params[7] = {id,   type,      json_string_value(json_object_get(obj, "status")),
                              rank, created_s, event_id,
                              data};
-    PGresult *res = PQexecParams(job->db, OBJECT_SQL, 7, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
-        *moved = PQntuples(res) == 1;
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(job, OBJECT_SQL, 7, params, PGRES_TUPLES_OK, &res);
+    *moved = out == HANDLER_OK && PQntuples(res) == 1;
     PQclear(res);
     free(data);
     return out;
@@ -145,11 +142,9 @@ static handler_outcome_t advance_object(worker_job_t *job, const char *event_id,
 static handler_outcome_t run_effect(worker_job_t *job, const char *sql, int n,
                                     const char *const *params, bool *applied)
 {
-    PGresult *res = PQexecParams(job->db, sql, n, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(job, sql, n, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
         *applied = PQntuples(res) > 0;
     PQclear(res);
     return out;
@@ -161,12 +156,10 @@ static handler_outcome_t linked_id(worker_job_t *job, const char *sql, const cha
                                    char out[IDS_MAX])
 {
     const char *params[1] = {stripe_id};
-    PGresult *res = PQexecParams(job->db, sql, 1, NULL, params, NULL, NULL, 0);
-    handler_outcome_t rc = HANDLER_OK;
+    PGresult *res = NULL;
+    handler_outcome_t rc = handler_util_exec(job, sql, 1, params, PGRES_TUPLES_OK, &res);
     out[0] = '\0';
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = runtime_db_fault(job, res);
-    else if (PQntuples(res) == 1)
+    if (rc == HANDLER_OK && PQntuples(res) == 1)
         snprintf(out, IDS_MAX, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return rc;
@@ -183,20 +176,18 @@ static handler_outcome_t attempt_of(worker_job_t *job, const char *invoice, cons
                                     const char *status, int *attempt)
 {
     const char *params[3] = {invoice, pi, status};
-    PGresult *res = PQexecParams(
-        job->db,
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
+        job,
         "SELECT coalesce((SELECT a.attempt FROM payment_attempts a WHERE a.invoice_id = $1"
         "  AND a.stripe_payment_intent = $2 AND a.status IN ('requires_action', 'processing')"
         "  ORDER BY a.attempt DESC LIMIT 1),"
         " (SELECT i.attempt_count + 1 FROM invoices i WHERE i.id = $1 AND $3 = 'succeeded'"
         "   AND NOT EXISTS (SELECT 1 FROM payment_attempts b WHERE b.invoice_id = $1"
         "    AND b.stripe_payment_intent = $2 AND b.status = 'succeeded')), 0)",
-        3, NULL, params, NULL, NULL, 0);
-    handler_outcome_t out = HANDLER_OK;
+        3, params, PGRES_TUPLES_OK, &res);
     *attempt = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        out = runtime_db_fault(job, res);
-    else
+    if (out == HANDLER_OK)
         *attempt = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
     return out;
@@ -414,15 +405,13 @@ static handler_outcome_t stripe_event(worker_job_t *job)
     char *payload = json_dumps(ev, JSON_COMPACT);
     const char *params[6] = {id,        type,    json_string_value(json_object_get(obj, "id")),
                              created_s, outcome, payload};
-    PGresult *res = PQexecParams(job->db, EVENT_SQL, 6, NULL, params, NULL, NULL, 0);
+    PGresult *res = NULL;
+    out = handler_util_exec(job, EVENT_SQL, 6, params, PGRES_TUPLES_OK, &res);
     free(payload);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        out = runtime_db_fault(job, res);
-        PQclear(res);
-        return out;
-    }
-    bool duplicate = PQntuples(res) == 0;
+    bool duplicate = out == HANDLER_OK && PQntuples(res) == 0;
     PQclear(res);
+    if (out != HANDLER_OK)
+        return out;
     job->result = json_pack("{s:s,s:s,s:s,s:s}", "object", "stripe_event_result", "event", id,
                             "type", type, "outcome", duplicate ? "duplicate" : outcome);
     return out;

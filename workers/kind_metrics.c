@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "handler_util.h"
+
 static const char METRICS_REFRESH_SQL[] =
     "INSERT INTO metrics_daily (tenant_id, day, customers_total, customers_active) "
     "SELECT current_setting('app.tenant_id'), $1::date, count(*), "
@@ -48,11 +50,11 @@ static handler_outcome_t metrics_refresh(worker_job_t *job)
         goto done;
     }
     const char *params[] = {day};
-    res = PQexecParams(job->db, METRICS_REFRESH_SQL, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+    out = handler_util_exec(job, METRICS_REFRESH_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) != 1)
         out = runtime_db_fault(job, res);
+    if (out != HANDLER_OK)
         goto done;
-    }
     json_t *result = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     if (!json_is_object(result)) {
         json_decref(result);

@@ -22,19 +22,24 @@
 #include "routes.h"
 #include "timeutil.h"
 
-/* Entries of a dead set read per Redis call, and reads of one set in one
- * listing or bulk replay (50,000 dead jobs per worker kind): they bound the
- * work of one request; the answer's next_starting_after resumes a longer
- * scan. */
+/* Entries of a dead set read per Redis call, reads of one set in one
+ * listing or bulk replay (50,000 dead jobs per worker kind), and reads in
+ * all in one request: they bound the work of one request; the answer's
+ * next_starting_after resumes a longer scan. */
 #define JOBS_DEAD_SCAN_BATCH  1000
 #define JOBS_DEAD_SCAN_ROUNDS 50
-/* Jobs one bulk replay puts back per worker kind; more is done in several
- * calls. */
+#define JOBS_DEAD_SCAN_BUDGET 100
+/* Entries of the millisecond a read resumes in that it returns again: as
+ * many of them may be replayed or added during one request without an
+ * entry being passed over or shown twice. */
+#define JOBS_DEAD_SCAN_SLACK 100
+/* Matching jobs a bulk replay looks for per worker kind before it stops
+ * reading (it replays all it found: fewer than twice this). */
 #define JOBS_REPLAY_MAX 1000
-/* Dead sets one scan reads: one per worker kind. */
-#define JOBS_DEAD_SETS_MAX 16
-#define JOBS_LIST_DEFAULT  20
-#define JOBS_LIST_MAX      100
+/* Longest starting_after read (a sealed cursor is about 100 characters). */
+#define JOBS_CURSOR_MAX   256
+#define JOBS_LIST_DEFAULT 20
+#define JOBS_LIST_MAX     100
 
 /* Job types whose results only some roles may read: a job's result is
  * the object it made or changed, so reading the job is reading that
@@ -188,19 +193,35 @@ void routes_jobs_replay(api_req_t *ar)
  * death first, JOBS_DEAD_SCAN_BATCH entries at a time, and each entry's
  * status hash is read and filtered (tenant, role, type, still dead). A set
  * is read again until it has given `want` matching jobs, has nothing more
- * in range, or has been read JOBS_DEAD_SCAN_ROUNDS times; so jobs that do
- * not match (another type, or hidden from the caller's role) never stop a
- * scan from reaching older ones that do, and one request's work is bounded.
+ * in range, or has been read JOBS_DEAD_SCAN_ROUNDS times (and the request
+ * at most JOBS_DEAD_SCAN_BUDGET times in all); so jobs that do not match
+ * never stop a scan from reaching older ones that do, and one request's
+ * work is bounded.
+ *
+ * A read resumes after the last entry read: from its millisecond, past the
+ * entries of that millisecond already returned (less JOBS_DEAD_SCAN_SLACK,
+ * so that a few of them replayed or added meanwhile neither hide an entry
+ * nor show one twice: entries that do not come after the last one read are
+ * dropped).
  *
  * Where a set stopped early is its frontier. The newest frontier of all the
  * sets is where the answer stops (a listing lists nothing older, since an
  * unread job of that set may come before it) and where the next request
- * resumes: the answer's next_starting_after. */
+ * resumes. That place is handed out sealed (next_starting_after), as a
+ * time of death and an id the caller cannot read or forge: it may be a job
+ * the caller may not see, and it stays valid when that job is replayed. */
 typedef struct {
     char id[IDS_MAX]; /* Job id. */
     int64_t died_ms;  /* Score in the dead set. */
     json_t *job;      /* The job object once read, if it passes the filters. */
 } dead_item_t;
+
+/* A place in the order of deaths: newest first, the same millisecond by id,
+ * highest first (as Redis orders a sorted set's equal scores, backwards). */
+typedef struct {
+    int64_t ms;       /* Death. */
+    char id[IDS_MAX]; /* Job id. */
+} dead_pos_t;
 
 typedef struct scan_s scan_t;
 typedef void (*scan_done_fn)(scan_t *scan);
@@ -215,34 +236,32 @@ typedef struct {
     size_t due;             /* Hash replies due for the current read. */
     int reads;              /* Reads so far. */
     bool exhausted;         /* Nothing more in range. */
-    bool positioned;        /* pos_ms/pos_id hold the last entry read. */
-    int64_t pos_ms;         /* Death of the last entry read… */
-    char pos_id[IDS_MAX];   /* …its id… */
-    long ties;              /* …and how many entries read died in that same ms. */
-    bool kept;              /* keep_ms/keep_id hold the last entry read that did not match. */
-    int64_t keep_ms;        /* Its death… */
-    char keep_id[IDS_MAX];  /* …and id. */
+    bool positioned;        /* pos holds the last entry read. */
+    dead_pos_t pos;         /* The last entry read. */
+    bool has_hi;            /* The next read starts at hi_ms (inclusive)… */
+    int64_t hi_ms;          /* …the millisecond of the last entry returned… */
+    long seen_at_hi;        /* …past this many of its entries returned so far. */
 } dead_set_t;
 
 struct scan_s {
-    api_req_t *ar;                       /* The request. */
-    char kind[32];                       /* Only this kind, or "" for all. */
-    char type[64];                       /* Only this type, or "". */
-    int64_t since_ms;                    /* Died at or after (0: no bound). */
-    int64_t until_ms;                    /* Died before (0: no bound). */
-    bool has_after;                      /* A cursor: resume after… */
-    int64_t after_ms;                    /* …the job that died then… */
-    char after_id[IDS_MAX];              /* …with this id (ties: lower ids come after). */
-    size_t want;                         /* Matching jobs wanted from each set. */
-    dead_set_t sets[JOBS_DEAD_SETS_MAX]; /* One per kind in scope. */
-    size_t nsets;                        /* Used. */
-    size_t reading;                      /* Sets not finished yet. */
-    int failed;                          /* A Redis call failed. */
-    scan_done_fn done;                   /* Called once every set is finished. */
-    int limit;                           /* For listings. */
-    size_t pending;                      /* For bulk replays: replies due. */
-    size_t replayed;                     /* For bulk replays. */
-    json_t *ids;                         /* For bulk replays. */
+    api_req_t *ar;     /* The request. */
+    char kind[32];     /* Only this kind, or "" for all. */
+    char type[64];     /* Only this type, or "". */
+    int64_t since_ms;  /* Died at or after (0: no bound). */
+    int64_t until_ms;  /* Died before (0: no bound). */
+    bool has_after;    /* Resume after… */
+    dead_pos_t after;  /* …this place. */
+    size_t want;       /* Matching jobs wanted from each set. */
+    dead_set_t *sets;  /* One per kind in scope. */
+    size_t nsets;      /* Used. */
+    int reads_left;    /* Of JOBS_DEAD_SCAN_BUDGET. */
+    size_t reading;    /* Sets not finished yet. */
+    int failed;        /* A Redis call failed. */
+    scan_done_fn done; /* Called once every set is finished. */
+    int limit;         /* For listings. */
+    size_t pending;    /* For bulk replays: replies due. */
+    size_t replayed;   /* For bulk replays. */
+    json_t *ids;       /* For bulk replays. */
 };
 
 typedef struct {
@@ -259,24 +278,61 @@ static void scan_free(scan_t *s)
                 json_decref(d->items[i].job);
         free(d->items);
     }
+    free(s->sets);
     if (s->ids)
         json_decref(s->ids);
     free(s);
 }
 
-/* Newest death first; the same millisecond by id, highest first (as Redis
- * orders a sorted set's equal scores, backwards). */
 static int by_death_desc(const void *a, const void *b)
 {
     const dead_item_t *x = a, *y = b;
     return x->died_ms < y->died_ms ? 1 : x->died_ms > y->died_ms ? -1 : strcmp(y->id, x->id);
 }
 
-/* True when the job (died_ms, id) comes after the position (ms, pos_id) in
- * that order: it died earlier, or in the same millisecond with a lower id. */
-static bool comes_after(int64_t died_ms, const char *id, int64_t ms, const char *pos_id)
+/* True when the job (died_ms, id) comes after the place p in that order:
+ * it died earlier, or in the same millisecond with a lower id. */
+static bool comes_after(int64_t died_ms, const char *id, const dead_pos_t *p)
 {
-    return died_ms < ms || (died_ms == ms && strcmp(id, pos_id) < 0);
+    return died_ms < p->ms || (died_ms == p->ms && strcmp(id, p->id) < 0);
+}
+
+/* The sealed-cursor context, bound to the caller's tenant: one tenant's
+ * cursor does not open for another. */
+static void cursor_context(const api_req_t *ar, char *out, size_t len)
+{
+    snprintf(out, len, "billow dead jobs cursor %s",
+             ar->auth.kind == AUTH_PLATFORM ? "platform" : ar->auth.tenant_id);
+}
+
+/* next_starting_after for the place p: sealed "<ms> <id>". */
+static json_t *cursor_json(const api_req_t *ar, const dead_pos_t *p)
+{
+    char ctx[64 + IDS_MAX], plain[32 + IDS_MAX];
+    cursor_context(ar, ctx, sizeof ctx);
+    int n = snprintf(plain, sizeof plain, "%lld %s", (long long)p->ms, p->id);
+    char *sealed = seal_encrypt(&ar->app->seal_key, ctx, plain, (size_t)n);
+    json_t *j = sealed ? json_string(sealed) : json_null();
+    free(sealed);
+    return j;
+}
+
+/* Opens a sealed cursor into *p. Returns 0, or -1 when it does not open. */
+static int cursor_open(const api_req_t *ar, const char *text, dead_pos_t *p)
+{
+    char ctx[64 + IDS_MAX], *plain = NULL, *end;
+    size_t len;
+    cursor_context(ar, ctx, sizeof ctx);
+    if (seal_decrypt(&ar->app->seal_key, ctx, text, &plain, &len) != 0)
+        return -1;
+    long long ms = strtoll(plain, &end, 10);
+    int rc = *end == ' ' && ids_valid("job", end + 1) ? 0 : -1;
+    if (rc == 0) {
+        p->ms = ms;
+        snprintf(p->id, sizeof p->id, "%s", end + 1);
+    }
+    free(plain);
+    return rc;
 }
 
 static void set_read(dead_set_t *d);
@@ -294,17 +350,12 @@ static void set_read_done(dead_set_t *d)
 {
     scan_t *s = d->scan;
     size_t keep = d->read_from;
-    for (size_t i = d->read_from; i < d->nitems; i++) {
-        if (d->items[i].job) {
+    for (size_t i = d->read_from; i < d->nitems; i++)
+        if (d->items[i].job)
             d->items[keep++] = d->items[i];
-            continue;
-        }
-        d->kept = true;
-        d->keep_ms = d->items[i].died_ms;
-        snprintf(d->keep_id, sizeof d->keep_id, "%s", d->items[i].id);
-    }
     d->nitems = keep;
-    if (s->failed || d->exhausted || d->nitems >= s->want || d->reads >= JOBS_DEAD_SCAN_ROUNDS)
+    if (s->failed || d->exhausted || d->nitems >= s->want || d->reads >= JOBS_DEAD_SCAN_ROUNDS ||
+        s->reads_left <= 0)
         set_finished(d);
     else
         set_read(d);
@@ -335,11 +386,53 @@ static void on_dead_hash(void *data, redisReply *r)
     set_read_step(d);
 }
 
+/* Reads one entry of a read's answer: where the next read starts, and,
+ * when it comes after the last one read (or the cursor), its hash. */
+static void set_take_entry(dead_set_t *d, const char *id, int64_t died)
+{
+    scan_t *s = d->scan;
+    if (d->has_hi && died == d->hi_ms) {
+        d->seen_at_hi++;
+    } else {
+        d->has_hi = true;
+        d->hi_ms = died;
+        d->seen_at_hi = 1;
+    }
+    const dead_pos_t *last = d->positioned ? &d->pos : s->has_after ? &s->after : NULL;
+    if ((last && !comes_after(died, id, last)) || strlen(id) >= IDS_MAX)
+        return;
+    d->positioned = true;
+    d->pos.ms = died;
+    snprintf(d->pos.id, sizeof d->pos.id, "%s", id);
+    if (s->failed)
+        return;
+    if (d->nitems == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 64;
+        d->items = mem_realloc(d->items, d->cap * sizeof(dead_item_t));
+    }
+    dead_item_t *it = &d->items[d->nitems];
+    memset(it, 0, sizeof(*it));
+    snprintf(it->id, sizeof(it->id), "%s", id);
+    it->died_ms = died;
+    scan_ref_t *ref = mem_alloc(sizeof(*ref));
+    ref->set = d;
+    ref->index = d->nitems++;
+    char key[JOBQ_KEY_MAX];
+    jobq_status_key(it->id, key);
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, strlen(key)};
+    d->due++;
+    if (redis_conn_command(s->ar->app->redis, on_dead_hash, ref, 2, argv, lens) != 0) {
+        free(ref);
+        s->failed = 1;
+        d->due--;
+    }
+}
+
 static void on_dead_ids(void *data, redisReply *r)
 {
     dead_set_t *d = data;
     scan_t *s = d->scan;
-    d->reads++;
     d->read_from = d->nitems;
     d->due = 1;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
@@ -349,59 +442,25 @@ static void on_dead_ids(void *data, redisReply *r)
     }
     if (r->elements / 2 < JOBS_DEAD_SCAN_BATCH)
         d->exhausted = true;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const char *id = r->element[i]->str;
-        int64_t died = strtoll(r->element[i + 1]->str, NULL, 10);
-        if (d->positioned && died == d->pos_ms) {
-            d->ties++;
-        } else {
-            d->pos_ms = died;
-            d->ties = 1;
-        }
-        d->positioned = true;
-        snprintf(d->pos_id, sizeof d->pos_id, "%s", id);
-        if (s->has_after && !comes_after(died, id, s->after_ms, s->after_id))
-            continue;
-        if (d->nitems == d->cap) {
-            d->cap = d->cap ? d->cap * 2 : 64;
-            d->items = mem_realloc(d->items, d->cap * sizeof(dead_item_t));
-        }
-        dead_item_t *it = &d->items[d->nitems];
-        memset(it, 0, sizeof(*it));
-        snprintf(it->id, sizeof(it->id), "%s", id);
-        it->died_ms = died;
-        scan_ref_t *ref = mem_alloc(sizeof(*ref));
-        ref->set = d;
-        ref->index = d->nitems++;
-        char key[JOBQ_KEY_MAX];
-        jobq_status_key(it->id, key);
-        const char *argv[2] = {"HGETALL", key};
-        size_t lens[2] = {7, strlen(key)};
-        d->due++;
-        if (redis_conn_command(s->ar->app->redis, on_dead_hash, ref, 2, argv, lens) != 0) {
-            free(ref);
-            s->failed = 1;
-            d->due--;
-        }
-    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        set_take_entry(d, r->element[i]->str, strtoll(r->element[i + 1]->str, NULL, 10));
     set_read_step(d);
 }
 
 /* Reads the set's next JOBS_DEAD_SCAN_BATCH entries within the time bounds:
- * after the last entry read (the ties of its millisecond skipped by count),
- * else from the cursor's millisecond or the upper bound. until is exclusive
- * ("(" in ZRANGEBYSCORE); a millisecond resumed is inclusive, and what of it
- * comes before the cursor is passed over in on_dead_ids. */
+ * from the millisecond of the last entry returned (past those of it already
+ * returned, less the slack), else from the cursor's millisecond or the upper
+ * bound (until is exclusive: "(" in ZRANGEBYSCORE). */
 static void set_read(dead_set_t *d)
 {
     scan_t *s = d->scan;
     char hi[24] = "+inf", lo[24] = "-inf", offset[24], count[16];
     long skip = 0;
-    if (d->positioned) {
-        snprintf(hi, sizeof hi, "%lld", (long long)d->pos_ms);
-        skip = d->ties;
-    } else if (s->has_after && (s->until_ms == 0 || s->after_ms < s->until_ms)) {
-        snprintf(hi, sizeof hi, "%lld", (long long)s->after_ms);
+    if (d->has_hi) {
+        snprintf(hi, sizeof hi, "%lld", (long long)d->hi_ms);
+        skip = d->seen_at_hi > JOBS_DEAD_SCAN_SLACK ? d->seen_at_hi - JOBS_DEAD_SCAN_SLACK : 0;
+    } else if (s->has_after && (s->until_ms == 0 || s->after.ms < s->until_ms)) {
+        snprintf(hi, sizeof hi, "%lld", (long long)s->after.ms);
     } else if (s->until_ms) {
         snprintf(hi, sizeof hi, "(%lld", (long long)s->until_ms);
     }
@@ -414,6 +473,8 @@ static void set_read(dead_set_t *d)
     size_t lens[8];
     for (int k = 0; k < 8; k++)
         lens[k] = strlen(argv[k]);
+    d->reads++;
+    s->reads_left--;
     if (redis_conn_command(s->ar->app->redis, on_dead_ids, d, 8, argv, lens) != 0) {
         s->failed = 1;
         set_finished(d);
@@ -423,7 +484,12 @@ static void set_read(dead_set_t *d)
 /* Starts reading every dead set in scope; s->done runs once all are read. */
 static void scan_start(scan_t *s)
 {
-    for (size_t i = 0; JOBQ_KINDS[i] && s->nsets < JOBS_DEAD_SETS_MAX; i++) {
+    size_t kinds = 0;
+    while (JOBQ_KINDS[kinds])
+        kinds++;
+    s->sets = mem_calloc(kinds, sizeof(dead_set_t));
+    s->reads_left = JOBS_DEAD_SCAN_BUDGET;
+    for (size_t i = 0; i < kinds; i++) {
         if (s->kind[0] && strcmp(s->kind, JOBQ_KINDS[i]) != 0)
             continue;
         if (s->type[0] && strcmp(jobq_kind_for_type(s->type), JOBQ_KINDS[i]) != 0)
@@ -442,40 +508,21 @@ static void scan_start(scan_t *s)
         s->done(s);
 }
 
-/* A place in the order of deaths. */
-typedef struct {
-    int64_t ms;     /* Death. */
-    const char *id; /* Job id. */
-} dead_pos_t;
-
-/* The newest frontier among the sets that stopped before their end: false
- * when every set was read to its end. A listing's frontier is a set's last
- * entry read. A bulk replay's is its last entry read that stays dead (did
- * not match): the matching ones are gone from the set once replayed, and a
- * set whose every entry read matched needs no resuming place at all. */
-static bool scan_frontier(const scan_t *s, bool replaying, dead_pos_t *out)
+/* The newest frontier among the sets that stopped before their end: the
+ * last entry such a set read, or the cursor when it read none past it.
+ * NULL when every set was read to its end. */
+static const dead_pos_t *scan_frontier(const scan_t *s)
 {
-    bool found = false;
+    const dead_pos_t *f = NULL;
     for (size_t k = 0; k < s->nsets; k++) {
         const dead_set_t *d = &s->sets[k];
-        if (d->exhausted || !(replaying ? d->kept : d->positioned))
+        if (d->exhausted || (!d->positioned && !s->has_after))
             continue;
-        dead_pos_t p =
-            replaying ? (dead_pos_t){d->keep_ms, d->keep_id} : (dead_pos_t){d->pos_ms, d->pos_id};
-        if (!found || comes_after(out->ms, out->id, p.ms, p.id))
-            *out = p;
-        found = true;
+        const dead_pos_t *p = d->positioned ? &d->pos : &s->after;
+        if (f == NULL || comes_after(f->ms, f->id, p))
+            f = p;
     }
-    return found;
-}
-
-/* True when some set stopped before its end. */
-static bool scan_unfinished(const scan_t *s)
-{
-    for (size_t k = 0; k < s->nsets; k++)
-        if (!s->sets[k].exhausted)
-            return true;
-    return false;
+    return f;
 }
 
 /* Every matching job the sets gave, newest death first; those after
@@ -491,7 +538,7 @@ static dead_item_t *scan_matches(const scan_t *s, const dead_pos_t *frontier, si
         const dead_set_t *d = &s->sets[k];
         for (size_t i = 0; i < d->nitems; i++) {
             const dead_item_t *it = &d->items[i];
-            if (frontier && comes_after(it->died_ms, it->id, frontier->ms, frontier->id))
+            if (frontier && comes_after(it->died_ms, it->id, frontier))
                 continue;
             all[(*n)++] = *it;
         }
@@ -509,25 +556,28 @@ static void list_done(scan_t *s)
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
         return;
     }
-    dead_pos_t frontier = {0, ""};
-    bool stopped = scan_frontier(s, false, &frontier);
+    const dead_pos_t *frontier = scan_frontier(s);
     size_t n;
-    dead_item_t *matches = scan_matches(s, stopped ? &frontier : NULL, &n);
+    dead_item_t *matches = scan_matches(s, frontier, &n);
     size_t shown = n < (size_t)s->limit ? n : (size_t)s->limit;
     json_t *data = json_array();
     for (size_t i = 0; i < shown; i++)
         json_array_append(data, matches[i].job);
-    bool has_more = stopped || n > shown;
     /* A full page resumes after its last job; a short one (what lay between
-     * was not the caller's to see) after the frontier. */
+     * was not the caller's to see) where the scan stopped. */
     json_t *next = json_null();
-    if (has_more)
-        next = json_string(shown == (size_t)s->limit ? matches[shown - 1].id : frontier.id);
+    if (n > shown) {
+        dead_pos_t last = {.ms = matches[shown - 1].died_ms};
+        snprintf(last.id, sizeof last.id, "%s", matches[shown - 1].id);
+        next = cursor_json(ar, &last);
+    } else if (frontier) {
+        next = cursor_json(ar, frontier);
+    }
     free(matches);
     scan_free(s);
     respond_json(ar, 200,
                  json_pack("{s:s,s:s,s:o,s:b,s:o}", "object", "list", "url", "/v1/jobs", "data",
-                           data, "has_more", has_more, "next_starting_after", next));
+                           data, "has_more", !json_is_null(next), "next_starting_after", next));
 }
 
 /* Reads kind and type filters (query or body) into s; answers on error. */
@@ -554,6 +604,9 @@ static int scan_filters_or_respond(api_req_t *ar, scan_t *s, const char *kind, c
  * for the platform) sets where the scan resumes, also one the caller's role
  * may not read: a short page's next_starting_after is where the scan
  * stopped, which may be such a job. Anything else is the caller's mistake. */
+
+/* The cursor job's hash: a dead job the caller can see sets where the scan
+ * resumes; anything else is the caller's mistake. */
 static void on_cursor_job(void *data, redisReply *r)
 {
     scan_t *s = data;
@@ -565,23 +618,22 @@ static void on_cursor_job(void *data, redisReply *r)
     }
     const char *status = jobq_reply_field(r, "status");
     const char *finished = jobq_reply_field(r, "finished_at");
-    const char *tenant = jobq_reply_field(r, "tenant_id");
-    bool ours = ar->auth.kind == AUTH_PLATFORM ||
-                (tenant != NULL && strcmp(tenant, ar->auth.tenant_id) == 0);
-    if (jobq_reply_field(r, "id") == NULL || !ours || status == NULL ||
+    if (jobq_reply_field(r, "id") == NULL || !visible(ar, r) || status == NULL ||
         strcmp(status, "dead") != 0 || finished == NULL) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
-                      "starting_after must be the id of a dead job listed before: '%s' is not.",
-                      s->after_id);
+                      "starting_after must be a next_starting_after or the id of a dead job "
+                      "listed before: '%s' is neither.",
+                      s->after.id);
         scan_free(s);
         return;
     }
     s->has_after = true;
-    s->after_ms = strtoll(finished, NULL, 10);
+    s->after.ms = strtoll(finished, NULL, 10);
     scan_start(s);
 }
 
-/* Starts the scan, after the dead job `after` when it is not NULL (read
+/* Starts the scan, after `after` when it is not NULL: a sealed cursor (a
+ * next_starting_after), or the id of a dead job the caller can see (read
  * first, to know when it died). Answers on error. */
 static void scan_resume(scan_t *s, const char *after)
 {
@@ -591,12 +643,18 @@ static void scan_resume(scan_t *s, const char *after)
         return;
     }
     if (!ids_valid("job", after)) {
-        scan_free(s);
-        respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
-                      "starting_after must be a job id (job_…).");
+        if (cursor_open(ar, after, &s->after) != 0) {
+            scan_free(s);
+            respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
+                          "starting_after must be a next_starting_after from an earlier answer "
+                          "or a job id (job_…).");
+            return;
+        }
+        s->has_after = true;
+        scan_start(s);
         return;
     }
-    snprintf(s->after_id, sizeof s->after_id, "%s", after);
+    snprintf(s->after.id, sizeof s->after.id, "%s", after);
     char key[JOBQ_KEY_MAX];
     jobq_status_key(after, key);
     const char *argv[2] = {"HGETALL", key};
@@ -611,7 +669,7 @@ void routes_jobs_list(api_req_t *ar)
 {
     static const char *const allowed[] = {"status", "type",           "kind",
                                           "limit",  "starting_after", NULL};
-    char unknown[64], status[16], type[64], kind[32], after[IDS_MAX];
+    char unknown[64], status[16], type[64], kind[32], after[JOBS_CURSOR_MAX];
     if (query_unknown(ar->http->query, allowed, unknown, sizeof(unknown))) {
         respond_error(ar, BILLOW_EPARAM_UNKNOWN, unknown, "Unknown query parameter '%s'.", unknown);
         return;
@@ -638,7 +696,8 @@ void routes_jobs_list(api_req_t *ar)
     int has_after = query_get(ar->http->query, "starting_after", after, sizeof(after));
     if (has_after < 0) {
         respond_error(ar, BILLOW_EPARAM_INVALID, "starting_after",
-                      "starting_after must be a job id (job_…).");
+                      "starting_after must be a next_starting_after from an earlier answer or a "
+                      "job id (job_…).");
         return;
     }
     scan_t *s = mem_calloc(1, sizeof(*s));
@@ -665,15 +724,15 @@ static void replay_step_done(scan_t *s)
     }
     json_t *ids = json_incref(s->ids);
     size_t n = s->replayed;
-    dead_pos_t frontier = {0, ""};
-    json_t *next = scan_frontier(s, true, &frontier) ? json_string(frontier.id) : json_null();
-    bool has_more = scan_unfinished(s);
+    const dead_pos_t *frontier = scan_frontier(s);
+    json_t *next = frontier ? cursor_json(ar, frontier) : json_null();
     scan_free(s);
     log_write(LOG_INFO, "jobs_replayed", "{s:I,s:s,s:s}", "count", (json_int_t)n, "actor",
               ar->auth.actor, "request_id", ar->http->request_id);
     respond_json(ar, 200,
                  json_pack("{s:s,s:I,s:o,s:b,s:o}", "object", "replay", "replayed", (json_int_t)n,
-                           "ids", ids, "has_more", has_more, "next_starting_after", next));
+                           "ids", ids, "has_more", !json_is_null(next), "next_starting_after",
+                           next));
 }
 
 typedef struct {
@@ -696,7 +755,8 @@ static void on_bulk_replayed(void *data, redisReply *r)
 }
 
 /* Replays every matching job the scan found, newest death first; the next
- * call resumes after the scan's frontier. */
+ * call resumes where the scan stopped (a job that dies again meanwhile dies
+ * later than that, so it is not replayed twice by one run of calls). */
 static void replay_scan_done(scan_t *s)
 {
     s->ids = json_array();
@@ -725,6 +785,7 @@ static void replay_scan_done(scan_t *s)
     free(matches);
     replay_step_done(s);
 }
+
 /* An optional RFC 3339 time field of the body into *ms; answers on error. */
 static int time_field_or_respond(api_req_t *ar, const char *name, int64_t *ms)
 {

@@ -26,6 +26,8 @@ let apiUrl;
 let template;
 
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+// A sealed next_starting_after (shared/seal.h).
+const CURSOR_RE = /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 before(async () => {
   await stack.flushRedis();
@@ -108,22 +110,25 @@ async function enqueueDemoDead() {
 // Dead jobs as the runtime records them (status hash with the envelope, the
 // kind's dead set and the tenant's), made by one script: `count` jobs of
 // `type` for `tenantId`, asked for by `actor`, dying a millisecond apart
-// after `died` (the last one newest). Returns their ids, oldest first.
-async function seedDead({ count, type, kind, tenantId, actor = 'platform', died }) {
-  const stem = `job_${newId('job').slice(4, 14)}`;
+// after `died` (the last one newest), or all at `died` with `sameMs`. Their
+// ids are the stem (10 characters of an id's body; random unless given)
+// and a 16-digit count, so the later ones sort higher. Returns the ids,
+// oldest first (with sameMs: in the order Redis sorts them, lowest first).
+async function seedDead({ count, type, kind, tenantId, actor = 'platform', died, sameMs = false, stem = newId('job').slice(-10) }) {
+  stem = `job_${stem}`;
   const trace = newId('req');
   const envelope = JSON.stringify({ ...template, id: 'JOBID', type, tenant_id: tenantId, actor, attempt: 0, trace });
   await redis(S.redisDb, 'EVAL', `
     for i = 1, tonumber(ARGV[1]) do
       local id = ARGV[2] .. string.format('%016d', i)
-      local t = tonumber(ARGV[3]) + i
+      local t = tonumber(ARGV[3]) + (ARGV[10] == '1' and 0 or i)
       redis.call('HSET', 'job:' .. id, 'id', id, 'type', ARGV[4], 'kind', ARGV[5], 'tenant_id', ARGV[6],
         'actor', ARGV[7], 'status', 'dead', 'request_id', ARGV[9], 'enqueued_at', t, 'finished_at', t,
         'envelope', (string.gsub(ARGV[8], 'JOBID', id)))
       redis.call('ZADD', 'dead:' .. ARGV[5], t, id)
       redis.call('ZADD', 'dead:' .. ARGV[5] .. ':' .. ARGV[6], t, id)
     end
-    return 1`, 0, count, stem, died, type, kind, tenantId, actor, envelope, trace);
+    return 1`, 0, count, stem, died, type, kind, tenantId, actor, envelope, trace, sameMs ? 1 : 0);
   return Array.from({ length: count }, (_, i) => `${stem}${String(i + 1).padStart(16, '0')}`);
 }
 
@@ -341,28 +346,62 @@ describe('dead jobs and replays', () => {
     assert.equal(first.status, 200, first.text);
     assert.deepEqual(first.json.data, []);
     assert.equal(first.json.has_more, true);
-    assert.equal(first.json.next_starting_after, updates[500], 'the scan stopped at the 50,000th newest update');
+    assert.match(first.json.next_starting_after, CURSOR_RE, 'a sealed place, not a job id');
     const seen = [];
     let after = first.json.next_starting_after;
-    for (let page = 0; page < 5 && after; page++) {
+    for (let page = 0; page < 10 && after; page++) {
       const res = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { ...query, starting_after: after } });
       assert.equal(res.status, 200, res.text);
       seen.push(...res.json.data.map((j) => j.id));
       after = res.json.next_starting_after;
       assert.equal(res.json.has_more, after !== null);
-      if (after) assert.equal(after, res.json.data[1].id, 'a full page goes on after its last job');
     }
+    assert.equal(after, null, 'the pages come to an end');
     assert.deepEqual(seen.filter((id) => creates.includes(id)), [...creates].reverse(), 'each create once, the latest death first');
 
     // scripts/jobs replay follows next_starting_after past the updates.
     const res = await jobsCli('replay', '--type', 'customer.create', '--since', rfc3339(base));
     assert.equal(res.code, 0, res.stderr);
     const answers = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(answers.map((a) => [a.replayed, a.has_more, a.next_starting_after]),
-      [[0, true, updates[500]], [3, false, null]], res.stdout.slice(0, 600));
+    assert.deepEqual(answers.map((a) => [a.replayed, a.has_more, a.next_starting_after === null]),
+      [[0, true, false], [3, false, true]], res.stdout.slice(0, 600));
+    assert.match(answers[0].next_starting_after, CURSOR_RE);
     assert.deepEqual(answers[1].ids, [...creates].reverse());
     for (const id of creates) assert.equal(await redisValue(S.redisDb, 'HGET', `job:${id}`, 'status'), 'queued');
     assert.equal(await redisValue(S.redisDb, 'HGET', `job:${updates[0]}`, 'status'), 'dead', 'the updates stay dead');
+
+    await dropDead([...creates, ...updates], 'domain', tenantId);
+    await redis(S.redisDb, 'DEL', 'jobs:domain');
+  });
+
+  it('2,500 deaths in one millisecond are paged through, and replayed, each once', async () => {
+    await stack.stopWorkers();
+    const tenantId = newId('ten');
+    const base = Date.now() + 4 * 3600000;
+    // All at one millisecond: 2,400 updates whose ids sort above 100 creates'.
+    const updates = await seedDead({ count: 2400, type: 'customer.update', kind: 'domain', tenantId, died: base, sameMs: true, stem: 'ZZZZZZZZZZ' });
+    const creates = await seedDead({ count: 100, type: 'customer.create', kind: 'domain', tenantId, died: base, sameMs: true, stem: '0000000000' });
+
+    const seen = [];
+    let after = null;
+    for (let page = 0; page < 40; page++) {
+      const res = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { status: 'dead', type: 'customer.update', limit: 100, ...(after ? { starting_after: after } : {}) } });
+      assert.equal(res.status, 200, res.text);
+      seen.push(...res.json.data.map((j) => j.id));
+      after = res.json.next_starting_after;
+      if (!after) break;
+    }
+    assert.equal(after, null, 'the pages come to an end');
+    assert.deepEqual(seen.filter((id) => updates.includes(id)), [...updates].reverse(), 'each update once, in Redis\'s order');
+
+    // The creates lie behind the 2,400: one listing reads on to them.
+    const listed = await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { status: 'dead', type: 'customer.create', limit: 100 } });
+    assert.equal(listed.status, 200, listed.text);
+    assert.deepEqual(listed.json.data.map((j) => j.id).filter((id) => creates.includes(id)), [...creates].reverse());
+    const replay = await api.post('/v1/jobs/replay', { token: PLATFORM_ADMIN_TOKEN, json: { type: 'customer.create', since: rfc3339(base) } });
+    assert.equal(replay.status, 200, replay.text);
+    assert.deepEqual([replay.json.replayed, replay.json.has_more, replay.json.next_starting_after], [100, false, null]);
+    assert.deepEqual(replay.json.ids, [...creates].reverse());
 
     await dropDead([...creates, ...updates], 'domain', tenantId);
     await redis(S.redisDb, 'DEL', 'jobs:domain');
@@ -389,24 +428,36 @@ describe('dead jobs and replays', () => {
     assert.equal(first.status, 200, first.text);
     assert.deepEqual(first.json.data, []);
     assert.equal(first.json.has_more, true);
-    assert.equal(first.json.next_starting_after, hidden[500]);
-    // A job the caller may not read serves as the place to go on from…
-    const second = await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', limit: 20, starting_after: hidden[500] } });
+    const cursor = first.json.next_starting_after;
+    assert.match(cursor, CURSOR_RE);
+    assert.ok(!hidden.some((id) => cursor.includes(id.slice(4))), 'the place names no hidden job');
+    const second = await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', limit: 20, starting_after: cursor } });
     assert.equal(second.status, 200, second.text);
     const ids = second.json.data.map((j) => j.id);
     assert.deepEqual(ids.filter((id) => id === ownJob || id === productJob), [productJob, ownJob], 'both, the latest death first');
     assert.ok(!ids.some((id) => hidden.includes(id)), 'no hidden job is listed');
-    // …but it is still not readable.
-    assertError(await api.get('/v1/jobs/{id}', { params: { id: hidden[500] }, token: analyst.secret }), 404, 'resource_missing');
-    // Another tenant's dead job is no place to start from.
+    // No place to start from: a job the caller may not read, another
+    // tenant's dead job, a cursor of another tenant or altered.
+    const notHere = async (startingAfter) => assertError(
+      await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', starting_after: startingAfter } }),
+      400, 'parameter_invalid', { param: 'starting_after' });
+    await notHere(hidden[500]);
     const otherTenant = newId('ten');
     const elsewhere = await seedDead({ count: 1, type: 'product.create', kind: 'domain', tenantId: otherTenant, died: base });
-    assertError(await api.get('/v1/jobs', { token: analyst.secret, query: { status: 'dead', starting_after: elsewhere[0] } }), 400, 'parameter_invalid', { param: 'starting_after' });
-    // The owner's key reads them all: a full page of the newest.
+    await notHere(elsewhere[0]);
+    const platformCursor = (await api.get('/v1/jobs', { token: PLATFORM_ADMIN_TOKEN, query: { status: 'dead', limit: 1 } })).json.next_starting_after;
+    assert.match(platformCursor, CURSOR_RE);
+    await notHere(platformCursor);
+    const flipped = cursor.slice(0, -2) + (cursor.at(-2) === 'A' ? 'B' : 'A') + cursor.at(-1);
+    await notHere(flipped);
+    // The owner's key reads them all: full pages of the newest.
     const owner = await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', limit: 3 } });
     assert.equal(owner.status, 200, owner.text);
     assert.deepEqual(owner.json.data.map((j) => j.id), hidden.slice(-3).reverse());
-    assert.equal(owner.json.next_starting_after, hidden.at(-3));
+    const owner2 = await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', limit: 3, starting_after: owner.json.next_starting_after } });
+    assert.deepEqual(owner2.json.data.map((j) => j.id), hidden.slice(-6, -3).reverse());
+    const owner3 = await api.get('/v1/jobs', { token: DEMO_API_KEY, query: { status: 'dead', limit: 3, starting_after: owner2.json.data.at(-1).id } });
+    assert.deepEqual(owner3.json.data.map((j) => j.id), hidden.slice(-9, -6).reverse(), 'a listed job\'s id serves as a cursor too');
 
     await dropDead([ownJob, ...hidden], 'access', DEMO_TENANT_ID);
     await dropDead([productJob], 'domain', DEMO_TENANT_ID);
@@ -417,8 +468,7 @@ describe('dead jobs and replays', () => {
     // No worker: the replayed jobs stay queued, so none dies again meanwhile.
     await stack.stopWorkers();
     const tenantId = newId('ten');
-    // An hour ahead: no real death falls in the range replayed (the jobs the
-    // test before replayed may die again while the worker stops).
+    // An hour ahead: no real death falls in the range replayed.
     const since = Date.now() + 3600000;
     const ids = Array.from({ length: 1200 }, () => newId('job'));
     const envelope = JSON.stringify({ ...template, id: 'JOBID', tenant_id: tenantId, actor: 'platform', attempt: 0, trace: newId('req') });

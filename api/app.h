@@ -35,14 +35,16 @@ typedef struct app_s {
     unsigned char
         idempotency_key[32];        /* Keys the idempotency fingerprints (from ENCRYPTION_KEY). */
     unsigned char recovery_key[32]; /* Keys the recovery-code hashes (from ENCRYPTION_KEY). */
-    password_params_t pw_params;    /* scrypt cost of new hashes. */
-    struct pwhash_s *pwhash;        /* Password hashing off the loop (pwhash.c). */
-    char *openapi_json;             /* The API document served at /openapi.json. */
-    size_t openapi_len;             /* Its length. */
-    uv_signal_t sigterm;            /* Graceful stop. */
-    uv_signal_t sigint;             /* Graceful stop (Ctrl-C). */
-    uv_prepare_t log_flush;         /* Flushes the log buffer before the loop waits. */
-    bool stopping;                  /* SIGTERM seen: finishing in-flight requests. */
+    seal_key_t cursor_key;       /* Seals dead-job listing cursors (from ENCRYPTION_KEY): a key of
+                                    their own, since any caller can have many made. */
+    password_params_t pw_params; /* scrypt cost of new hashes. */
+    struct pwhash_s *pwhash;     /* Password hashing off the loop (pwhash.c). */
+    char *openapi_json;          /* The API document served at /openapi.json. */
+    size_t openapi_len;          /* Its length. */
+    uv_signal_t sigterm;         /* Graceful stop. */
+    uv_signal_t sigint;          /* Graceful stop (Ctrl-C). */
+    uv_prepare_t log_flush;      /* Flushes the log buffer before the loop waits. */
+    bool stopping;               /* SIGTERM seen: finishing in-flight requests. */
 } app_t;
 
 #endif

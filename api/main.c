@@ -210,6 +210,7 @@ int main(int argc, char **argv)
     app.seal_key = seal_key;
     crypto_derive_key(seal_key.key, "billow idempotency fingerprints", app.idempotency_key);
     crypto_derive_key(seal_key.key, "billow recovery codes", app.recovery_key);
+    crypto_derive_key(seal_key.key, "billow dead jobs cursors", app.cursor_key.key);
     app.pw_params =
         (password_params_t){cfg.password_scrypt_log_n, PASSWORD_SCRYPT_R, PASSWORD_SCRYPT_P};
     if (load_openapi(&app) != 0) {

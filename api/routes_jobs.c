@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "deadscan.h"
 #include "ids.h"
 #include "jobq.h"
 #include "log.h"
@@ -23,12 +24,12 @@
 #include "timeutil.h"
 
 /* Entries of a dead set read per Redis call, reads of one set in one
- * listing or bulk replay (50,000 dead jobs per worker kind), and reads in
- * all in one request: they bound the work of one request; the answer's
- * next_starting_after resumes a longer scan. */
+ * listing or bulk replay (50,000 dead jobs per worker kind), and status
+ * hashes read in all in one request: they bound the work of one request;
+ * the answer's next_starting_after resumes a longer scan. */
 #define JOBS_DEAD_SCAN_BATCH  1000
 #define JOBS_DEAD_SCAN_ROUNDS 50
-#define JOBS_DEAD_SCAN_BUDGET 100
+#define JOBS_DEAD_SCAN_BUDGET 100000
 /* Entries of the millisecond a read resumes in that it returns again: as
  * many of them may be replayed or added during one request without an
  * entry being passed over or shown twice. */
@@ -193,16 +194,11 @@ void routes_jobs_replay(api_req_t *ar)
  * death first, JOBS_DEAD_SCAN_BATCH entries at a time, and each entry's
  * status hash is read and filtered (tenant, role, type, still dead). A set
  * is read again until it has given `want` matching jobs, has nothing more
- * in range, or has been read JOBS_DEAD_SCAN_ROUNDS times (and the request
- * at most JOBS_DEAD_SCAN_BUDGET times in all); so jobs that do not match
- * never stop a scan from reaching older ones that do, and one request's
- * work is bounded.
- *
- * A read resumes after the last entry read: from its millisecond, past the
- * entries of that millisecond already returned (less JOBS_DEAD_SCAN_SLACK,
- * so that a few of them replayed or added meanwhile neither hide an entry
- * nor show one twice: entries that do not come after the last one read are
- * dropped).
+ * in range, or has been read JOBS_DEAD_SCAN_ROUNDS times (or, once past
+ * the cursor, the request has read JOBS_DEAD_SCAN_BUDGET status hashes in
+ * all); so jobs that do not match never stop a scan from reaching older
+ * ones that do, and one request's work is bounded. Where each read resumes
+ * is deadscan.c's.
  *
  * Where a set stopped early is its frontier. The newest frontier of all the
  * sets is where the answer stops (a listing lists nothing older, since an
@@ -216,12 +212,8 @@ typedef struct {
     json_t *job;      /* The job object once read, if it passes the filters. */
 } dead_item_t;
 
-/* A place in the order of deaths: newest first, the same millisecond by id,
- * highest first (as Redis orders a sorted set's equal scores, backwards). */
-typedef struct {
-    int64_t ms;       /* Death. */
-    char id[IDS_MAX]; /* Job id. */
-} dead_pos_t;
+/* A place in the order of deaths (deadscan.h). */
+typedef deadscan_pos_t dead_pos_t;
 
 typedef struct scan_s scan_t;
 typedef void (*scan_done_fn)(scan_t *scan);
@@ -236,11 +228,7 @@ typedef struct {
     size_t due;             /* Hash replies due for the current read. */
     int reads;              /* Reads so far. */
     bool exhausted;         /* Nothing more in range. */
-    bool positioned;        /* pos holds the last entry read. */
-    dead_pos_t pos;         /* The last entry read. */
-    bool has_hi;            /* The next read starts at hi_ms (inclusive)… */
-    int64_t hi_ms;          /* …the millisecond of the last entry returned… */
-    long seen_at_hi;        /* …past this many of its entries returned so far. */
+    deadscan_t rd;          /* Where its reading stands: the last entry read, and the next read. */
 } dead_set_t;
 
 struct scan_s {
@@ -254,7 +242,7 @@ struct scan_s {
     size_t want;       /* Matching jobs wanted from each set. */
     dead_set_t *sets;  /* One per kind in scope. */
     size_t nsets;      /* Used. */
-    int reads_left;    /* Of JOBS_DEAD_SCAN_BUDGET. */
+    long hashes_left;  /* Of JOBS_DEAD_SCAN_BUDGET. */
     size_t reading;    /* Sets not finished yet. */
     int failed;        /* A Redis call failed. */
     scan_done_fn done; /* Called once every set is finished. */
@@ -290,13 +278,6 @@ static int by_death_desc(const void *a, const void *b)
     return x->died_ms < y->died_ms ? 1 : x->died_ms > y->died_ms ? -1 : strcmp(y->id, x->id);
 }
 
-/* True when the job (died_ms, id) comes after the place p in that order:
- * it died earlier, or in the same millisecond with a lower id. */
-static bool comes_after(int64_t died_ms, const char *id, const dead_pos_t *p)
-{
-    return died_ms < p->ms || (died_ms == p->ms && strcmp(id, p->id) < 0);
-}
-
 /* The sealed-cursor context, bound to the caller's tenant: one tenant's
  * cursor does not open for another. */
 static void cursor_context(const api_req_t *ar, char *out, size_t len)
@@ -311,7 +292,7 @@ static json_t *cursor_json(const api_req_t *ar, const dead_pos_t *p)
     char ctx[64 + IDS_MAX], plain[32 + IDS_MAX];
     cursor_context(ar, ctx, sizeof ctx);
     int n = snprintf(plain, sizeof plain, "%lld %s", (long long)p->ms, p->id);
-    char *sealed = seal_encrypt(&ar->app->seal_key, ctx, plain, (size_t)n);
+    char *sealed = seal_encrypt(&ar->app->cursor_key, ctx, plain, (size_t)n);
     json_t *j = sealed ? json_string(sealed) : json_null();
     free(sealed);
     return j;
@@ -323,7 +304,7 @@ static int cursor_open(const api_req_t *ar, const char *text, dead_pos_t *p)
     char ctx[64 + IDS_MAX], *plain = NULL, *end;
     size_t len;
     cursor_context(ar, ctx, sizeof ctx);
-    if (seal_decrypt(&ar->app->seal_key, ctx, text, &plain, &len) != 0)
+    if (seal_decrypt(&ar->app->cursor_key, ctx, text, &plain, &len) != 0)
         return -1;
     long long ms = strtoll(plain, &end, 10);
     int rc = *end == ' ' && ids_valid("job", end + 1) ? 0 : -1;
@@ -354,8 +335,11 @@ static void set_read_done(dead_set_t *d)
         if (d->items[i].job)
             d->items[keep++] = d->items[i];
     d->nitems = keep;
+    /* The budget stops a set only once it has got past the cursor: reading
+     * up to it costs no hashes, and a set stopped short of it would hand
+     * back the cursor it was given. */
     if (s->failed || d->exhausted || d->nitems >= s->want || d->reads >= JOBS_DEAD_SCAN_ROUNDS ||
-        s->reads_left <= 0)
+        (s->hashes_left <= 0 && d->rd.positioned))
         set_finished(d);
     else
         set_read(d);
@@ -391,20 +375,7 @@ static void on_dead_hash(void *data, redisReply *r)
 static void set_take_entry(dead_set_t *d, const char *id, int64_t died)
 {
     scan_t *s = d->scan;
-    if (d->has_hi && died == d->hi_ms) {
-        d->seen_at_hi++;
-    } else {
-        d->has_hi = true;
-        d->hi_ms = died;
-        d->seen_at_hi = 1;
-    }
-    const dead_pos_t *last = d->positioned ? &d->pos : s->has_after ? &s->after : NULL;
-    if ((last && !comes_after(died, id, last)) || strlen(id) >= IDS_MAX)
-        return;
-    d->positioned = true;
-    d->pos.ms = died;
-    snprintf(d->pos.id, sizeof d->pos.id, "%s", id);
-    if (s->failed)
+    if (!deadscan_take(&d->rd, s->has_after ? &s->after : NULL, died, id) || s->failed)
         return;
     if (d->nitems == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 64;
@@ -422,6 +393,7 @@ static void set_take_entry(dead_set_t *d, const char *id, int64_t died)
     const char *argv[2] = {"HGETALL", key};
     size_t lens[2] = {7, strlen(key)};
     d->due++;
+    s->hashes_left--;
     if (redis_conn_command(s->ar->app->redis, on_dead_hash, ref, 2, argv, lens) != 0) {
         free(ref);
         s->failed = 1;
@@ -456,9 +428,9 @@ static void set_read(dead_set_t *d)
     scan_t *s = d->scan;
     char hi[24] = "+inf", lo[24] = "-inf", offset[24], count[16];
     long skip = 0;
-    if (d->has_hi) {
-        snprintf(hi, sizeof hi, "%lld", (long long)d->hi_ms);
-        skip = d->seen_at_hi > JOBS_DEAD_SCAN_SLACK ? d->seen_at_hi - JOBS_DEAD_SCAN_SLACK : 0;
+    int64_t hi_ms;
+    if (deadscan_next(&d->rd, JOBS_DEAD_SCAN_SLACK, &hi_ms, &skip)) {
+        snprintf(hi, sizeof hi, "%lld", (long long)hi_ms);
     } else if (s->has_after && (s->until_ms == 0 || s->after.ms < s->until_ms)) {
         snprintf(hi, sizeof hi, "%lld", (long long)s->after.ms);
     } else if (s->until_ms) {
@@ -474,7 +446,6 @@ static void set_read(dead_set_t *d)
     for (int k = 0; k < 8; k++)
         lens[k] = strlen(argv[k]);
     d->reads++;
-    s->reads_left--;
     if (redis_conn_command(s->ar->app->redis, on_dead_ids, d, 8, argv, lens) != 0) {
         s->failed = 1;
         set_finished(d);
@@ -488,7 +459,7 @@ static void scan_start(scan_t *s)
     while (JOBQ_KINDS[kinds])
         kinds++;
     s->sets = mem_calloc(kinds, sizeof(dead_set_t));
-    s->reads_left = JOBS_DEAD_SCAN_BUDGET;
+    s->hashes_left = JOBS_DEAD_SCAN_BUDGET;
     for (size_t i = 0; i < kinds; i++) {
         if (s->kind[0] && strcmp(s->kind, JOBQ_KINDS[i]) != 0)
             continue;
@@ -516,10 +487,10 @@ static const dead_pos_t *scan_frontier(const scan_t *s)
     const dead_pos_t *f = NULL;
     for (size_t k = 0; k < s->nsets; k++) {
         const dead_set_t *d = &s->sets[k];
-        if (d->exhausted || (!d->positioned && !s->has_after))
+        if (d->exhausted || (!d->rd.positioned && !s->has_after))
             continue;
-        const dead_pos_t *p = d->positioned ? &d->pos : &s->after;
-        if (f == NULL || comes_after(f->ms, f->id, p))
+        const dead_pos_t *p = d->rd.positioned ? &d->rd.pos : &s->after;
+        if (f == NULL || deadscan_comes_after(f->ms, f->id, p))
             f = p;
     }
     return f;
@@ -538,7 +509,7 @@ static dead_item_t *scan_matches(const scan_t *s, const dead_pos_t *frontier, si
         const dead_set_t *d = &s->sets[k];
         for (size_t i = 0; i < d->nitems; i++) {
             const dead_item_t *it = &d->items[i];
-            if (frontier && comes_after(it->died_ms, it->id, frontier))
+            if (frontier && deadscan_comes_after(it->died_ms, it->id, frontier))
                 continue;
             all[(*n)++] = *it;
         }
@@ -599,11 +570,6 @@ static int scan_filters_or_respond(api_req_t *ar, scan_t *s, const char *kind, c
     }
     return 0;
 }
-
-/* The cursor job's hash. Any dead job of the caller's tenant (any at all
- * for the platform) sets where the scan resumes, also one the caller's role
- * may not read: a short page's next_starting_after is where the scan
- * stopped, which may be such a job. Anything else is the caller's mistake. */
 
 /* The cursor job's hash: a dead job the caller can see sets where the scan
  * resumes; anything else is the caller's mistake. */
@@ -768,7 +734,7 @@ static void replay_scan_done(scan_t *s)
     int64_t now = timeutil_now_ms();
     size_t n;
     dead_item_t *matches = scan_matches(s, NULL, &n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !s->failed; i++) {
         replay_ref_t *ref = mem_alloc(sizeof(*ref));
         ref->scan = s;
         snprintf(ref->id, sizeof(ref->id), "%s", matches[i].id);

@@ -9,6 +9,13 @@ bool deadscan_comes_after(int64_t ms, const char *id, const deadscan_pos_t *p)
     return ms < p->ms || (ms == p->ms && strcmp(id, p->id) < 0);
 }
 
+int deadscan_compare(const deadscan_pos_t *a, const deadscan_pos_t *b)
+{
+    if (a->ms != b->ms)
+        return a->ms < b->ms ? 1 : -1;
+    return strcmp(b->id, a->id);
+}
+
 bool deadscan_next(deadscan_t *d, long slack, int64_t *hi_ms, long *offset)
 {
     if (!d->has_hi)

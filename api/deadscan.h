@@ -39,6 +39,10 @@ typedef struct {
  * same millisecond with a lower id. */
 bool deadscan_comes_after(int64_t ms, const char *id, const deadscan_pos_t *p);
 
+/* For qsort: a before b in the order (negative), after (positive), or the
+ * same place (0). */
+int deadscan_compare(const deadscan_pos_t *a, const deadscan_pos_t *b);
+
 /* The next read after an earlier one: true with *hi_ms (inclusive) and
  * *offset set; false before any read returned entries (the caller starts
  * from the cursor's millisecond or its upper bound, offset 0). slack must

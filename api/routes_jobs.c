@@ -207,13 +207,9 @@ void routes_jobs_replay(api_req_t *ar)
  * time of death and an id the caller cannot read or forge: it may be a job
  * the caller may not see, and it stays valid when that job is replayed. */
 typedef struct {
-    char id[IDS_MAX]; /* Job id. */
-    int64_t died_ms;  /* Score in the dead set. */
-    json_t *job;      /* The job object once read, if it passes the filters. */
+    deadscan_pos_t at; /* Its death (score in the dead set) and id. */
+    json_t *job;       /* The job object once read, if it passes the filters. */
 } dead_item_t;
-
-/* A place in the order of deaths (deadscan.h). */
-typedef deadscan_pos_t dead_pos_t;
 
 typedef struct scan_s scan_t;
 typedef void (*scan_done_fn)(scan_t *scan);
@@ -232,24 +228,24 @@ typedef struct {
 } dead_set_t;
 
 struct scan_s {
-    api_req_t *ar;     /* The request. */
-    char kind[32];     /* Only this kind, or "" for all. */
-    char type[64];     /* Only this type, or "". */
-    int64_t since_ms;  /* Died at or after (0: no bound). */
-    int64_t until_ms;  /* Died before (0: no bound). */
-    bool has_after;    /* Resume after… */
-    dead_pos_t after;  /* …this place. */
-    size_t want;       /* Matching jobs wanted from each set. */
-    dead_set_t *sets;  /* One per kind in scope. */
-    size_t nsets;      /* Used. */
-    long hashes_left;  /* Of JOBS_DEAD_SCAN_BUDGET. */
-    size_t reading;    /* Sets not finished yet. */
-    int failed;        /* A Redis call failed. */
-    scan_done_fn done; /* Called once every set is finished. */
-    int limit;         /* For listings. */
-    size_t pending;    /* For bulk replays: replies due. */
-    size_t replayed;   /* For bulk replays. */
-    json_t *ids;       /* For bulk replays. */
+    api_req_t *ar;        /* The request. */
+    char kind[32];        /* Only this kind, or "" for all. */
+    char type[64];        /* Only this type, or "". */
+    int64_t since_ms;     /* Died at or after (0: no bound). */
+    int64_t until_ms;     /* Died before (0: no bound). */
+    bool has_after;       /* Resume after… */
+    deadscan_pos_t after; /* …this place. */
+    size_t want;          /* Matching jobs wanted from each set. */
+    dead_set_t *sets;     /* One per kind in scope. */
+    size_t nsets;         /* Used. */
+    long hashes_left;     /* Of JOBS_DEAD_SCAN_BUDGET. */
+    size_t reading;       /* Sets not finished yet. */
+    int failed;           /* A Redis call failed. */
+    scan_done_fn done;    /* Called once every set is finished. */
+    int limit;            /* For listings. */
+    size_t pending;       /* For bulk replays: replies due. */
+    size_t replayed;      /* For bulk replays. */
+    json_t *ids;          /* For bulk replays. */
 };
 
 typedef struct {
@@ -274,8 +270,7 @@ static void scan_free(scan_t *s)
 
 static int by_death_desc(const void *a, const void *b)
 {
-    const dead_item_t *x = a, *y = b;
-    return x->died_ms < y->died_ms ? 1 : x->died_ms > y->died_ms ? -1 : strcmp(y->id, x->id);
+    return deadscan_compare(&((const dead_item_t *)a)->at, &((const dead_item_t *)b)->at);
 }
 
 /* The sealed-cursor context, bound to the caller's tenant: one tenant's
@@ -287,7 +282,7 @@ static void cursor_context(const api_req_t *ar, char *out, size_t len)
 }
 
 /* next_starting_after for the place p: sealed "<ms> <id>". */
-static json_t *cursor_json(const api_req_t *ar, const dead_pos_t *p)
+static json_t *cursor_json(const api_req_t *ar, const deadscan_pos_t *p)
 {
     char ctx[64 + IDS_MAX], plain[32 + IDS_MAX];
     cursor_context(ar, ctx, sizeof ctx);
@@ -299,7 +294,7 @@ static json_t *cursor_json(const api_req_t *ar, const dead_pos_t *p)
 }
 
 /* Opens a sealed cursor into *p. Returns 0, or -1 when it does not open. */
-static int cursor_open(const api_req_t *ar, const char *text, dead_pos_t *p)
+static int cursor_open(const api_req_t *ar, const char *text, deadscan_pos_t *p)
 {
     char ctx[64 + IDS_MAX], *plain = NULL, *end;
     size_t len;
@@ -383,13 +378,13 @@ static void set_take_entry(dead_set_t *d, const char *id, int64_t died)
     }
     dead_item_t *it = &d->items[d->nitems];
     memset(it, 0, sizeof(*it));
-    snprintf(it->id, sizeof(it->id), "%s", id);
-    it->died_ms = died;
+    it->at.ms = died;
+    snprintf(it->at.id, sizeof(it->at.id), "%s", id);
     scan_ref_t *ref = mem_alloc(sizeof(*ref));
     ref->set = d;
     ref->index = d->nitems++;
     char key[JOBQ_KEY_MAX];
-    jobq_status_key(it->id, key);
+    jobq_status_key(it->at.id, key);
     const char *argv[2] = {"HGETALL", key};
     size_t lens[2] = {7, strlen(key)};
     d->due++;
@@ -482,14 +477,14 @@ static void scan_start(scan_t *s)
 /* The newest frontier among the sets that stopped before their end: the
  * last entry such a set read, or the cursor when it read none past it.
  * NULL when every set was read to its end. */
-static const dead_pos_t *scan_frontier(const scan_t *s)
+static const deadscan_pos_t *scan_frontier(const scan_t *s)
 {
-    const dead_pos_t *f = NULL;
+    const deadscan_pos_t *f = NULL;
     for (size_t k = 0; k < s->nsets; k++) {
         const dead_set_t *d = &s->sets[k];
         if (d->exhausted || (!d->rd.positioned && !s->has_after))
             continue;
-        const dead_pos_t *p = d->rd.positioned ? &d->rd.pos : &s->after;
+        const deadscan_pos_t *p = d->rd.positioned ? &d->rd.pos : &s->after;
         if (f == NULL || deadscan_comes_after(f->ms, f->id, p))
             f = p;
     }
@@ -498,7 +493,7 @@ static const dead_pos_t *scan_frontier(const scan_t *s)
 
 /* Every matching job the sets gave, newest death first; those after
  * `frontier` (when not NULL) left out. *n is set to the count. */
-static dead_item_t *scan_matches(const scan_t *s, const dead_pos_t *frontier, size_t *n)
+static dead_item_t *scan_matches(const scan_t *s, const deadscan_pos_t *frontier, size_t *n)
 {
     size_t total = 0;
     for (size_t k = 0; k < s->nsets; k++)
@@ -509,7 +504,7 @@ static dead_item_t *scan_matches(const scan_t *s, const dead_pos_t *frontier, si
         const dead_set_t *d = &s->sets[k];
         for (size_t i = 0; i < d->nitems; i++) {
             const dead_item_t *it = &d->items[i];
-            if (frontier && deadscan_comes_after(it->died_ms, it->id, frontier))
+            if (frontier && deadscan_comes_after(it->at.ms, it->at.id, frontier))
                 continue;
             all[(*n)++] = *it;
         }
@@ -527,7 +522,7 @@ static void list_done(scan_t *s)
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
         return;
     }
-    const dead_pos_t *frontier = scan_frontier(s);
+    const deadscan_pos_t *frontier = scan_frontier(s);
     size_t n;
     dead_item_t *matches = scan_matches(s, frontier, &n);
     size_t shown = n < (size_t)s->limit ? n : (size_t)s->limit;
@@ -538,9 +533,7 @@ static void list_done(scan_t *s)
      * was not the caller's to see) where the scan stopped. */
     json_t *next = json_null();
     if (n > shown) {
-        dead_pos_t last = {.ms = matches[shown - 1].died_ms};
-        snprintf(last.id, sizeof last.id, "%s", matches[shown - 1].id);
-        next = cursor_json(ar, &last);
+        next = cursor_json(ar, &matches[shown - 1].at);
     } else if (frontier) {
         next = cursor_json(ar, frontier);
     }
@@ -690,7 +683,7 @@ static void replay_step_done(scan_t *s)
     }
     json_t *ids = json_incref(s->ids);
     size_t n = s->replayed;
-    const dead_pos_t *frontier = scan_frontier(s);
+    const deadscan_pos_t *frontier = scan_frontier(s);
     json_t *next = frontier ? cursor_json(ar, frontier) : json_null();
     scan_free(s);
     log_write(LOG_INFO, "jobs_replayed", "{s:I,s:s,s:s}", "count", (json_int_t)n, "actor",
@@ -737,9 +730,9 @@ static void replay_scan_done(scan_t *s)
     for (size_t i = 0; i < n && !s->failed; i++) {
         replay_ref_t *ref = mem_alloc(sizeof(*ref));
         ref->scan = s;
-        snprintf(ref->id, sizeof(ref->id), "%s", matches[i].id);
+        snprintf(ref->id, sizeof(ref->id), "%s", matches[i].at.id);
         jobq_cmd_t cmd;
-        jobq_replay_cmd(&cmd, matches[i].id, s->ar->auth.actor, now);
+        jobq_replay_cmd(&cmd, matches[i].at.id, s->ar->auth.actor, now);
         s->pending++;
         if (redis_conn_command(s->ar->app->redis, on_bulk_replayed, ref, cmd.argc, cmd.argv,
                                cmd.argvlen) != 0) {

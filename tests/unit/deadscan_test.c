@@ -20,9 +20,11 @@ typedef struct {
     int gone[MAX_ENTRIES * 2]; /* By serial: removed at some point. */
 } zset_t;
 
-static int order(const void *a, const void *b)
+/* Redis's order of a sorted set read backwards: score (ms) descending,
+ * equal scores by member descending (byte order). The specification the
+ * module is held to, written here on its own. */
+static int order(const deadscan_pos_t *x, const deadscan_pos_t *y)
 {
-    const deadscan_pos_t *x = a, *y = b;
     if (x->ms != y->ms)
         return x->ms < y->ms ? 1 : -1;
     return -strcmp(x->id, y->id);
@@ -211,6 +213,23 @@ Test(deadscan, a_replay_before_a_third_read_in_one_millisecond_hides_nothing)
         if (!z.gone[start_serial[i]])
             cr_assert_eq(by_serial[start_serial[i]], 1, "entry %d taken %d times", i,
                          by_serial[start_serial[i]]);
+}
+
+Test(deadscan, compare_and_comes_after_follow_redis_order)
+{
+    prop_t p;
+    cr_assert_eq(prop_begin(&p, "deadscan/compare_and_comes_after_follow_redis_order"), 0);
+    for (long c = 0; c < p.cases; c++) {
+        deadscan_pos_t a = {.ms = prop_range(&p, 0, 3)}, b = {.ms = prop_range(&p, 0, 3)};
+        snprintf(a.id, sizeof a.id, "job_%016ld", (long)prop_range(&p, 0, 5));
+        snprintf(b.id, sizeof b.id, "job_%016ld", (long)prop_range(&p, 0, 5));
+        int want = order(&a, &b);
+        int got = deadscan_compare(&a, &b);
+        cr_assert_eq(got < 0, want < 0, "%lld %s vs %lld %s", (long long)a.ms, a.id,
+                     (long long)b.ms, b.id);
+        cr_assert_eq(got > 0, want > 0);
+        cr_assert_eq(deadscan_comes_after(a.ms, a.id, &b), want > 0);
+    }
 }
 
 Test(deadscan, the_next_read_starts_slack_entries_early_in_the_millisecond)

@@ -63,11 +63,13 @@ static int load_openapi(app_t *app)
     return 0;
 }
 
-/* The log goes out once per loop iteration, before the loop waits for I/O:
- * one write(2) carries the access lines of every request of the iteration
- * instead of one write per line. */
+/* Before the loop waits for I/O, the iteration's Redis commands go out (see
+ * redis_conn_flush), then its log: one write(2) carries the access lines of
+ * every request of the iteration instead of one write per line. */
 static void on_log_flush(uv_prepare_t *h)
 {
+    app_t *app = h->data;
+    redis_conn_flush(app->redis);
     fflush(stderr);
 }
 
@@ -272,6 +274,7 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_prepare_init(loop, &app.log_flush);
+    app.log_flush.data = &app;
     uv_prepare_start(&app.log_flush, on_log_flush);
     log_write(LOG_INFO, "api_listening", "{s:s,s:i}", "host", cfg.host, "port",
               http_server_port(app.http));

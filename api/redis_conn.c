@@ -45,6 +45,7 @@ struct redis_conn_s {
     uv_timer_t timer;                  /* Reconnect timer; its close frees the struct. */
     int destroying;                    /* redis_conn_destroy() was called. */
     bool setup_failed;                 /* A set-up command was refused on this connection. */
+    bool unflushed;                    /* Commands sent since the last redis_conn_flush. */
 };
 
 typedef struct {
@@ -215,7 +216,17 @@ int redis_conn_command(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc
         free(p);
         return BILLOW_EUNAVAILABLE;
     }
+    rc->unflushed = true;
     return 0;
+}
+
+void redis_conn_flush(redis_conn_t *rc)
+{
+    if (!rc->unflushed)
+        return;
+    rc->unflushed = false;
+    if (rc->state == RC_READY && rc->ac)
+        redisAsyncHandleWrite(rc->ac); /* A failed write disconnects, as from the poll. */
 }
 
 int redis_conn_commandv(redis_conn_t *rc, redis_reply_cb cb, void *data, int argc,

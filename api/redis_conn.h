@@ -45,6 +45,11 @@ int redis_conn_commandv(redis_conn_t *rc, redis_reply_cb cb, void *data, int arg
  * on the connection (it runs before anything sent after it). A failure to
  * send is logged. */
 void redis_conn_fire(redis_conn_t *rc, int argc, const char **argv);
+/* Writes the commands sent since the last call now, rather than when the
+ * loop next polls the socket: called once per turn of the loop, before it
+ * waits, so a turn's commands leave together and without waiting behind the
+ * next turn's callbacks. */
+void redis_conn_flush(redis_conn_t *rc);
 /* Disconnects (pending commands get NULL replies) and frees the connection
  * once hiredis has let go of it. */
 void redis_conn_destroy(redis_conn_t *rc);

@@ -32,6 +32,7 @@
 
 #include "mem.h"
 #include "timeutil.h"
+#include "validate.h"
 
 /* Connections the kernel queues before we accept them. Past it, new clients
  * are refused by the kernel instead of piling up during a connection flood;
@@ -1062,10 +1063,15 @@ const char *http_status_text(int status)
     }
 }
 
+/* s as a JSON string (client bytes that are not UTF-8 repaired), or null. */
 static json_t *string_or_null(const char *s)
 {
-    json_t *j = s != NULL ? json_string(s) : NULL;
-    return j != NULL ? j : json_null();
+    if (s == NULL)
+        return json_null();
+    char *text = validate_utf8_repair(s);
+    json_t *j = json_string(text ? text : s);
+    free(text);
+    return j;
 }
 
 char *http_error_body(int err, const char *param, const char *message, const char *request_id)

@@ -5,6 +5,7 @@
 
 #include "decimal.h"
 #include "percent.h"
+#include "validate.h"
 
 /* One "key=value" pair of a query string. */
 typedef struct {
@@ -39,7 +40,11 @@ int query_get(const char *query, const char *name, char *out, size_t out_len)
     while (next_pair(&query, &pair)) {
         if (pair.key_len == nlen && memcmp(pair.key, name, nlen) == 0) {
             int rc = percent_decode(pair.value, pair.value_len, true, out, out_len);
-            return rc < 0 ? rc : 1;
+            if (rc < 0)
+                return rc;
+            /* Values reach Postgres, which refuses text that is not UTF-8,
+             * and answers, which must be JSON. */
+            return validate_utf8_printable(out, strlen(out)) ? 1 : BILLOW_EPARAM_INVALID;
         }
     }
     return 0;

@@ -8,7 +8,8 @@
 
 /* Finds name in query (may be NULL) and writes its percent-decoded value
  * into out. Returns 1 when found, 0 when absent, BILLOW_EPARAM_INVALID when
- * the value is badly encoded, contains a NUL or does not fit in out_len. */
+ * the value is badly encoded, is not UTF-8 without control characters,
+ * contains a NUL or does not fit in out_len. */
 int query_get(const char *query, const char *name, char *out, size_t out_len) BILLOW_MUSTCHECK;
 /* The first parameter name in query that is not in the NULL-terminated
  * list allowed, copied into out; returns 1 if there is one, else 0. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "validate.h"
 
 void api_req_free(api_req_t *ar)
 {
@@ -51,9 +52,16 @@ void respond_json(api_req_t *ar, int status, json_t *obj)
 void respond_error_custom(api_req_t *ar, int status, const char *type, const char *code,
                           const char *param, const char *message)
 {
+    /* Messages and params quote client bytes (a path, a query name) that
+     * may not be UTF-8, which a JSON string must be. */
+    char *text = validate_utf8_repair(message);
+    char *name = param ? validate_utf8_repair(param) : NULL;
     json_t *err = json_pack("{s:{s:s,s:s,s:s,s:o,s:s}}", "error", "type", type, "code", code,
-                            "message", message, "param", param ? json_string(param) : json_null(),
-                            "request_id", ar->http->request_id);
+                            "message", text ? text : message, "param",
+                            param ? json_string(name ? name : param) : json_null(), "request_id",
+                            ar->http->request_id);
+    free(text);
+    free(name);
     respond_json(ar, status, err);
 }
 

@@ -11,6 +11,7 @@
 #include "router.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -18,6 +19,7 @@
 #include "mem.h"
 #include "permissions.h"
 #include "routes.h"
+#include "validate.h"
 
 static const route_t routes[] = {
     {HTTP_GET, "/healthz", ROUTE_PUBLIC, "", routes_healthz},
@@ -399,8 +401,11 @@ void router_log(const http_req_t *req, int status, size_t body_len, uint64_t dur
     const route_t *route = req->user;
     const char *method = req->path && req->path[0] ? http_method_str(req->method) : "";
     metrics_observe_request(app->metrics, router_index(route), method, status, dur_ns);
+    const char *raw = req->path ? req->path : "";
+    char *path = validate_utf8_repair(raw); /* The parser passes any byte through. */
     log_write(LOG_INFO, "http_request", "{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s}", "request_id",
-              req->request_id, "method", method, "path", req->path ? req->path : "", "route",
+              req->request_id, "method", method, "path", path ? path : raw, "route",
               route ? route->pattern : "unmatched", "status", status, "bytes", (json_int_t)body_len,
               "duration_us", (json_int_t)(dur_ns / 1000), "client", req->client_addr);
+    free(path);
 }

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mem.h"
+
 /* Longest local part of an address (RFC 5321 section 4.5.3.1.1); longer ones
  * are refused by mail servers, so accepting them would only fail later. */
 #define EMAIL_LOCAL_MAX 64
@@ -65,50 +67,103 @@ int validate_fail(validate_error_t *err, int code, const char *param, const char
     return code;
 }
 
+/* Bytes in the valid UTF-8 sequence of a character (not ASCII) starting at
+ * p, with left bytes available, or 0 when none starts there. Overlong forms
+ * (e.g. C0 80 for NUL), surrogates and code points past U+10FFFF are not
+ * valid. *cut is set when p could start a valid sequence but left is too
+ * short for it. */
+static size_t utf8_sequence(const unsigned char *p, size_t left, bool *cut)
+{
+    unsigned char c = p[0];
+    size_t n;
+    uint32_t cp, min;
+    *cut = false;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k < n; k++) {
+        if (k == left) {
+            *cut = true;
+            return 0;
+        }
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 bool validate_utf8_printable(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
+    bool cut;
     while (i < len) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
+        if (p[i] < 0x80) {
+            if (p[i] < 0x20 || p[i] == 0x7f)
                 return false;
             i++;
             continue;
         }
-        /* Lead byte: the sequence length and the smallest code point it may
-         * encode, so overlong forms (e.g. C0 80 for NUL) are refused. */
-        size_t n;
-        uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (len - i < n)
-            return false;
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        /* Surrogates are not characters, and nothing lies past U+10FFFF. */
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        size_t n = utf8_sequence(p + i, len - i, &cut);
+        if (n == 0)
             return false;
         i += n;
     }
     return true;
+}
+
+/* U+FFFD REPLACEMENT CHARACTER. */
+static const char replacement[] = "\xef\xbf\xbd";
+
+char *validate_utf8_repair(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    bool cut;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = p[i] < 0x80 ? 1 : utf8_sequence(p + i, len - i, &cut);
+        if (n == 0)
+            break;
+        i += n;
+    }
+    if (i == len)
+        return NULL;
+    /* At worst every byte from i on becomes the 3-byte replacement. */
+    char *out = mem_alloc(i + 3 * (len - i) + 1);
+    memcpy(out, s, i);
+    size_t o = i;
+    while (i < len) {
+        size_t n = p[i] < 0x80 ? 1 : utf8_sequence(p + i, len - i, &cut);
+        if (n > 0) {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        } else if (cut) {
+            break; /* What a truncating snprintf left of the last character. */
+        } else {
+            memcpy(out + o, replacement, 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 int validate_email(const char *param, const char *s, validate_error_t *err)

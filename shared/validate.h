@@ -55,5 +55,12 @@ int validate_string_member(const json_t *obj, const char *key, bool required, si
 int validate_known_keys(const json_t *obj, const char *const *allowed, validate_error_t *err);
 /* True when s is valid UTF-8 without C0 control characters or DEL. */
 bool validate_utf8_printable(const char *s, size_t len);
+/* NULL when s is valid UTF-8; else s made valid in a new string (caller
+ * frees): a byte that starts no valid character becomes U+FFFD, and a
+ * character cut short at the end (as a truncating snprintf leaves one) is
+ * dropped. For client bytes that an answer or a log line quotes (a path, a
+ * query parameter's name): JSON strings must be valid UTF-8, and the HTTP
+ * parser passes any byte through. */
+char *validate_utf8_repair(const char *s);
 
 #endif

@@ -125,6 +125,37 @@ describe('malformed, oversized and slow requests', () => {
     await assertHealthy();
   });
 
+  it('paths and query names that are not UTF-8 are quoted in valid JSON, and the server lives', async () => {
+    // http-parser passes any byte above 0x7f through a request target, and
+    // error messages quote the path: a JSON string must still be UTF-8.
+    const head = (line) => Buffer.concat([Buffer.from(line, 'latin1'), Buffer.from(` HTTP/1.1\r\nHost: x\r\n${AUTH}Connection: close\r\nContent-Length: 0\r\n\r\n`)]);
+    const cases = [
+      [head('GET /\xff'), 404, 'route_not_found', '/\ufffd'],
+      // 600 bytes of é: the message is cut at 512 bytes inside a character.
+      [Buffer.concat([Buffer.from('GET /'), Buffer.from('é'.repeat(300)), head('').subarray(0)]), 404, 'route_not_found', 'éé'],
+      [head('DELETE /v1/customers/\xff'), 405, 'method_not_allowed', '/v1/customers/\ufffd'],
+      [head('POST /webhooks/stripe/\xff\xfe'), 404, 'resource_missing', '\ufffd\ufffd'],
+      [head('GET /v1/customers?\xff=1'), 400, 'parameter_unknown', '\ufffd'],
+      // A value reaches Postgres, which refuses text that is not UTF-8.
+      [head('GET /v1/customers?email=%FF'), 400, 'parameter_invalid', 'email'],
+      [head('GET /v1/customers?email=\xff'), 400, 'parameter_invalid', 'email'],
+    ];
+    for (const [req, status, code, quoted] of cases) {
+      const r = await send(port, req);
+      assert.ok(r.response, `a response to ${JSON.stringify(req.toString('latin1').slice(0, 40))}`);
+      const res = r.response;
+      assert.equal(res.status, status, res.text);
+      assert.equal(res.json?.error?.code, code, res.text);
+      // The body is the UTF-8 that JSON requires: it decodes and re-encodes unchanged.
+      const body = r.raw.subarray(r.raw.indexOf('\r\n\r\n') + 4);
+      assert.ok(Buffer.from(body.toString('utf8'), 'utf8').equals(body), 'the body is valid UTF-8');
+      const said = `${res.json.error.message} ${res.json.error.param ?? ''}`;
+      assert.ok(said.includes(quoted), `${said} quotes ${quoted}`);
+      assert.ok(!said.includes('\ufffd') || quoted.includes('\ufffd'), `${said}: a character cut at the end is dropped, not replaced`);
+    }
+    await assertHealthy();
+  });
+
   it('pipelined requests on one connection are answered in order', async () => {
     const one = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
     const last = 'GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';

@@ -1,6 +1,7 @@
 /* validate_test: what each validator accepts and refuses, and what it says. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "validate.h"
@@ -176,6 +177,45 @@ Test(validate, utf8_refuses_control_characters)
     cr_assert_not(printable("\x1b[31m"));
     cr_assert_not(printable("a\x7f"));
     cr_assert_not(validate_utf8_printable("a\0b", 3));
+}
+
+/* validate_utf8_repair(s) as a string to compare: s itself when it needs no
+ * repair (the function then returns NULL), else the repaired copy. */
+static void assert_repaired(const char *s, const char *want)
+{
+    char *got = validate_utf8_repair(s);
+    const char *text = got ? got : s;
+    cr_assert_str_eq(text, want, "repair of \"%s\"", s);
+    cr_assert(validate_utf8_printable(text, strlen(text)) || strpbrk(text, "\t\n") != NULL);
+    free(got);
+}
+
+Test(validate, utf8_repair_leaves_valid_text_alone)
+{
+    cr_assert_null(validate_utf8_repair("plain /v1/customers"));
+    cr_assert_null(validate_utf8_repair("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    cr_assert_null(validate_utf8_repair(""));
+    cr_assert_null(validate_utf8_repair("tab\tand newline\n")); /* JSON escapes these. */
+}
+
+Test(validate, utf8_repair_replaces_each_invalid_byte)
+{
+    assert_repaired("/\xff", "/\xef\xbf\xbd");
+    assert_repaired("\x80x", "\xef\xbf\xbdx");
+    assert_repaired("a\xc3(b", "a\xef\xbf\xbd(b");                           /* bad continuation */
+    assert_repaired("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong "/" */
+    assert_repaired("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    assert_repaired("caf\xc3\xa9\xfe", "caf\xc3\xa9\xef\xbf\xbd");           /* valid part kept */
+}
+
+Test(validate, utf8_repair_drops_a_character_cut_at_the_end)
+{
+    /* What snprintf leaves when a 512-byte message ends inside an é. */
+    assert_repaired("caf\xc3", "caf");
+    assert_repaired("euro \xe2\x82", "euro ");
+    assert_repaired("\xf0\x9f\x98", "");
+    /* Cut short in the middle is not cut at the end: each byte replaced. */
+    assert_repaired("\xe2\x82x", "\xef\xbf\xbd\xef\xbf\xbdx");
 }
 
 static json_t *metadata_with_keys(int n)

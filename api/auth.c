@@ -29,6 +29,7 @@ typedef struct cache_entry_s {
 struct auth_cache_s {
     cache_entry_t *buckets[AUTH_CACHE_BUCKETS]; /* Chains by hash prefix. */
     size_t count;                               /* Entries in all chains. */
+    uint64_t generation;                        /* Flushes so far (auth_cache_put). */
 };
 
 auth_cache_t *auth_cache_create(void)
@@ -53,6 +54,12 @@ static void cache_clear(auth_cache_t *cache)
 void auth_cache_flush(auth_cache_t *cache)
 {
     cache_clear(cache);
+    cache->generation++;
+}
+
+uint64_t auth_cache_generation(const auth_cache_t *cache)
+{
+    return cache->generation;
 }
 
 void auth_cache_destroy(auth_cache_t *cache)
@@ -68,7 +75,7 @@ static size_t bucket_of(const char *hash)
     return strtoul((char[4]){hash[0], hash[1], hash[2], '\0'}, NULL, 16) % AUTH_CACHE_BUCKETS;
 }
 
-static const auth_t *cache_get(auth_cache_t *cache, const char *hash, int64_t now)
+const auth_t *auth_cache_get(auth_cache_t *cache, const char *hash, int64_t now)
 {
     for (cache_entry_t *e = cache->buckets[bucket_of(hash)]; e; e = e->next)
         if (strcmp(e->hash, hash) == 0)
@@ -76,11 +83,11 @@ static const auth_t *cache_get(auth_cache_t *cache, const char *hash, int64_t no
     return NULL;
 }
 
-/* Caches auth until now + AUTH_CACHE_TTL_MS, or until ends_ms (the key's
- * own end, a rotation's grace) when that is sooner; ends_ms < 0: none. */
-static void cache_put(auth_cache_t *cache, const char *hash, const auth_t *auth, int64_t now,
-                      int64_t ends_ms)
+void auth_cache_put(auth_cache_t *cache, uint64_t generation, const char *hash, const auth_t *auth,
+                    int64_t now, int64_t ends_ms)
 {
+    if (generation != cache->generation)
+        return;
     int64_t expires = now + AUTH_CACHE_TTL_MS;
     if (ends_ms >= 0 && ends_ms < expires)
         expires = ends_ms;
@@ -124,6 +131,7 @@ typedef struct {
     auth_cb cb;                   /* Caller's callback. */
     void *data;                   /* Caller's data. */
     char hash[CRYPTO_SHA256_HEX]; /* The key's hash. */
+    uint64_t generation;          /* The cache's when the look-up began. */
 } lookup_t;
 
 static void copy_field(char *dst, size_t len, const PGresult *res, int col)
@@ -148,7 +156,7 @@ static void on_lookup(void *data, int err, const PGresult *res)
         a->livemode = PQgetvalue(res, 0, 3)[0] == 't';
         snprintf(a->actor, sizeof(a->actor), "%s", a->key_id);
         int64_t ends = PQgetisnull(res, 0, 4) ? -1 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-        cache_put(lk->app->auth_cache, lk->hash, a, timeutil_now_ms(), ends);
+        auth_cache_put(lk->app->auth_cache, lk->generation, lk->hash, a, timeutil_now_ms(), ends);
         lk->cb(lk->data, 0);
     }
     free(lk);
@@ -224,6 +232,7 @@ static int lookup(app_t *app, const char *hash, auth_t *out, auth_cb cb, void *d
     lookup_t *lk = mem_calloc(1, size);
     memcpy(lk->hash, hash, sizeof(lk->hash));
     lk->app = app;
+    lk->generation = auth_cache_generation(app->auth_cache);
     lk->out = out;
     lk->cb = cb;
     lk->data = data;
@@ -276,7 +285,7 @@ int auth_start(app_t *app, const http_req_t *req, auth_t *out, auth_cb cb, void 
 
     char hash[CRYPTO_SHA256_HEX];
     crypto_sha256_hex(token, len, hash);
-    const auth_t *cached = cache_get(app->auth_cache, hash, timeutil_now_ms());
+    const auth_t *cached = auth_cache_get(app->auth_cache, hash, timeutil_now_ms());
     if (cached) {
         *out = *cached;
         cb(data, 0);

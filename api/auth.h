@@ -65,6 +65,17 @@ auth_cache_t *auth_cache_create(void);
 void auth_cache_destroy(auth_cache_t *cache);
 /* Forgets every cached key (a key was revoked or rotated somewhere). */
 void auth_cache_flush(auth_cache_t *cache);
+/* The flushes so far: a look-up takes it when it starts and hands it to
+ * auth_cache_put, so that an answer read before a revocation committed and
+ * arriving after its flush is not cached again. */
+uint64_t auth_cache_generation(const auth_cache_t *cache);
+/* Caches auth under hash until now + AUTH_CACHE_TTL_MS, or until ends_ms (the
+ * key's own end, a rotation's grace) when that is sooner (ends_ms < 0: none),
+ * unless the cache was flushed since generation was taken. */
+void auth_cache_put(auth_cache_t *cache, uint64_t generation, const char *hash, const auth_t *auth,
+                    int64_t now, int64_t ends_ms);
+/* The cached auth of hash at now, or NULL. */
+const auth_t *auth_cache_get(auth_cache_t *cache, const char *hash, int64_t now);
 
 /* How a session stands at now_ms: AUTH_SESSION_LIVE, or ended by its
  * absolute expiry, or idle since last_used_ms for longer than idle_ms

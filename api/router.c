@@ -294,14 +294,19 @@ static int permitted_or_respond(api_req_t *ar)
                       route->permission, http_method_str(route->method), route->pattern);
         return -1;
     }
-    if (a->kind == AUTH_SESSION && a->must_enroll_totp &&
-        strcmp(route->permission, "account:self") != 0) {
-        respond_error(ar, BILLOW_ETOTP_ENROLLMENT_REQUIRED, NULL,
-                      "This tenant requires two-factor sign-in: enrol an authenticator with POST "
-                      "/v1/auth/totp and /v1/auth/totp/confirm first.");
+    if (strcmp(route->permission, "account:self") != 0 && router_unenrolled_refused(ar))
         return -1;
-    }
     return 0;
+}
+
+bool router_unenrolled_refused(api_req_t *ar)
+{
+    if (ar->auth.kind != AUTH_SESSION || !ar->auth.must_enroll_totp)
+        return false;
+    respond_error(ar, BILLOW_ETOTP_ENROLLMENT_REQUIRED, NULL,
+                  "This tenant requires two-factor sign-in: enrol an authenticator with POST "
+                  "/v1/auth/totp and /v1/auth/totp/confirm first.");
+    return true;
 }
 
 static void on_auth(void *data, int err)

@@ -62,6 +62,11 @@ int router_check(char *err, size_t err_len) BILLOW_MUSTCHECK;
 void router_print_json(FILE *out);
 /* The http_conn handler (ctx is the app_t). */
 void router_dispatch(http_req_t *req, void *ctx);
+/* When the caller is a staff user whom the tenant's two-factor rule allows
+ * only their own account (not yet enrolled), answers 403
+ * totp_enrollment_required and returns true; else returns false. For the
+ * account:self routes that also act on other users. */
+bool router_unenrolled_refused(api_req_t *ar);
 /* The http_conn log hook: access log line and metrics. */
 void router_log(const http_req_t *req, int status, size_t body_len, uint64_t dur_ns, void *ctx);
 

@@ -33,6 +33,7 @@
 #include "pwhash.h"
 #include "query.h"
 #include "reads.h"
+#include "router.h"
 #include "routes.h"
 #include "seal.h"
 #include "submit.h"
@@ -511,11 +512,15 @@ void routes_auth_sessions_list(api_req_t *ar)
     }
     if (rc == 0)
         snprintf(user, sizeof user, "%s", ar->auth.user_id);
-    if (strcmp(user, ar->auth.user_id) != 0 &&
-        !permissions_allows(ar->auth.role, "sessions:manage")) {
-        respond_error(ar, BILLOW_EFORBIDDEN, "user",
-                      "Listing another user's sessions needs the permission 'sessions:manage'.");
-        return;
+    if (strcmp(user, ar->auth.user_id) != 0) {
+        if (!permissions_allows(ar->auth.role, "sessions:manage")) {
+            respond_error(ar, BILLOW_EFORBIDDEN, "user",
+                          "Listing another user's sessions needs the permission "
+                          "'sessions:manage'.");
+            return;
+        }
+        if (router_unenrolled_refused(ar))
+            return;
     }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
@@ -541,6 +546,8 @@ static void on_session_owner(void *data, int err, const PGresult *res)
         respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such session: '%s'.", ar->params[0]);
         return;
     }
+    if (strcmp(PQgetvalue(res, 0, 0), ar->auth.user_id) != 0 && router_unenrolled_refused(ar))
+        return;
     revoke_session(ar, ar->params[0], "revoked");
 }
 

@@ -393,6 +393,15 @@ describe('a tenant that requires TOTP', () => {
     assert.equal(current.length, 1);
     assert.equal(current[0].user_id, admin.id);
 
+    // Other users' sessions are not the admin's own account: held too.
+    const ownerSessions = await api.get('/v1/auth/sessions', { token: ownerSession });
+    assert.equal(ownerSessions.status, 200, ownerSessions.text);
+    const theirs = ownerSessions.json.data.find((x) => x.current);
+    assertError(await api.get('/v1/auth/sessions', { token: adminSession, query: { user: theirs.user_id } }), 403, 'totp_enrollment_required');
+    assertError(await api.request('DELETE', '/v1/auth/sessions/{id}', { token: adminSession, params: { id: theirs.id } }), 403, 'totp_enrollment_required');
+    const still = await api.get('/v1/auth/sessions', { token: ownerSession });
+    assert.ok(still.json.data.some((x) => x.id === theirs.id), "the owner's session is still open");
+
     const enrol = await api.post('/v1/auth/totp', { token: adminSession });
     assert.equal(enrol.status, 200, enrol.text);
     assert.match(enrol.json.secret, SECRET_RE);
@@ -407,6 +416,11 @@ describe('a tenant that requires TOTP', () => {
 
   it('after enrolling, the same session works on every route its role allows', async () => {
     await assertAdminRoutes(true);
+    const ownerSessions = await api.get('/v1/auth/sessions', { token: ownerSession });
+    const ownerId = ownerSessions.json.data[0].user_id;
+    const theirs = await api.get('/v1/auth/sessions', { token: adminSession, query: { user: ownerId } });
+    assert.equal(theirs.status, 200, theirs.text);
+    assert.ok(theirs.json.data.length >= 1);
     const got = await api.get('/v1/settings/security', { token: adminSession });
     assert.equal(got.status, 200, got.text);
     assert.deepEqual(got.json, { object: 'security_settings', require_totp: true });

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "netaddr.h"
 #include "permissions.h"
 #include "routes.h"
 #include "validate.h"
@@ -368,9 +369,27 @@ void router_print_json(FILE *out)
     json_decref(list);
 }
 
+/* Behind trusted proxies the client is named by X-Forwarded-For, every line
+ * of it in order (netaddr.h); req->client_addr is that address from here
+ * on: the limits, sessions, jobs and the access log all read it. */
+static void resolve_client(const app_t *app, http_req_t *req)
+{
+    if (app->cfg->proxies.n == 0)
+        return;
+    const char *xff[HTTP_MAX_HEADERS];
+    size_t n = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, "X-Forwarded-For") == 0)
+            xff[n++] = req->headers[i].value;
+    char peer[NETADDR_TEXT_MAX];
+    snprintf(peer, sizeof peer, "%s", req->client_addr);
+    netaddr_client(&app->cfg->proxies, peer, xff, n, req->client_addr);
+}
+
 void router_dispatch(http_req_t *req, void *ctx)
 {
     app_t *app = ctx;
+    resolve_client(app, req);
     api_req_t *ar = mem_calloc(1, sizeof(*ar));
     ar->app = app;
     ar->http = req;

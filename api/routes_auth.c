@@ -29,6 +29,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "mem.h"
+#include "netaddr.h"
 #include "password.h"
 #include "pwhash.h"
 #include "query.h"
@@ -104,12 +105,15 @@ static void account_key(const char *prefix, const char *tenant, const char *emai
     snprintf(out, AUTH_COUNTER_KEY_MAX, "%s%s", prefix, hash);
 }
 
-/* The failure counters of a sign-in: per account and per client address. */
+/* The failure counters of a sign-in: per account and per client address
+ * (an IPv6 client's /64, netaddr_limit_key). */
 static void counter_keys(const char *tenant, const char *email, const char *addr,
                          char acct[AUTH_COUNTER_KEY_MAX], char addr_key[AUTH_COUNTER_KEY_MAX])
 {
     account_key("login:fail:acct:", tenant, email, acct);
-    snprintf(addr_key, AUTH_COUNTER_KEY_MAX, "login:fail:addr:%s", addr);
+    char bucket[NETADDR_TEXT_MAX];
+    netaddr_limit_key(addr, bucket);
+    snprintf(addr_key, AUTH_COUNTER_KEY_MAX, "login:fail:addr:%s", bucket);
 }
 
 /* Counts an attempt in one or two counters with their limits, atomically
@@ -929,7 +933,9 @@ void routes_auth_password_reset(api_req_t *ar)
     }
     reset_t *rs = mem_calloc(1, sizeof(*rs));
     rs->ar = ar;
-    snprintf(rs->addr_key, sizeof rs->addr_key, RESET_ADDR_PREFIX "%s", ar->http->client_addr);
+    char bucket[NETADDR_TEXT_MAX];
+    netaddr_limit_key(ar->http->client_addr, bucket);
+    snprintf(rs->addr_key, sizeof rs->addr_key, RESET_ADDR_PREFIX "%s", bucket);
     if (attempt_start(ar->app, rs->addr_key, ar->app->cfg->login_max_failures_address, NULL, 0,
                       on_reset_checked, rs) != 0) {
         free(rs);

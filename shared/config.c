@@ -128,6 +128,11 @@ static const config_setting_t settings[] = {
     INT(password_hash_concurrency, "PASSWORD_HASH_CONCURRENCY", 0, 0, 256,
         "Password checks an api runs at once, on its thread pool; 0 is one fewer than the "
         "machine's cores (at least one), which keeps a core for every other request."),
+    STR(trusted_proxies, "TRUSTED_PROXIES", "", 0,
+        "Load balancers and proxies in front of the api, as addresses and CIDR blocks separated "
+        "by commas. A request from one of them is from the right-most address of "
+        "X-Forwarded-For that is not one of them (for the sign-in limits, sessions, logs and "
+        "jobs); empty: the header is ignored and the connection's peer is the client."),
 };
 
 #undef STR
@@ -234,6 +239,8 @@ int config_load_from(config_t *cfg, const char *(*getter)(const char *name, void
         set_error(err, err_len, "ENCRYPTION_KEY must be 64 hex digits (32 bytes).");
         goto fail;
     }
+    if (netaddr_trusted_parse(cfg->trusted_proxies, &cfg->proxies, err, err_len) != 0)
+        goto fail;
     char host[REDIS_URL_HOST_MAX];
     int port, db;
     if (redis_url_parse(cfg->redis_url, host, sizeof host, &port, &db) != 0) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "err.h"
+#include "netaddr.h"
 
 /* Shortest PLATFORM_ADMIN_TOKEN accepted: the token opens every tenant's job
  * operations, so it must not be guessable. */
@@ -61,6 +62,8 @@ typedef struct {
     int invite_token_ttl_s;         /* Lifetime of an invitation token. */
     int password_scrypt_log_n;      /* scrypt cost: N = 2^this (r = 8, p = 1). */
     int password_hash_concurrency;  /* Password hashes at once per api (0: cores - 1). */
+    char *trusted_proxies;          /* Proxies whose X-Forwarded-For is believed (text). */
+    netaddr_trusted_t proxies;      /* trusted_proxies, parsed by config_load. */
 } config_t;
 
 typedef enum {

@@ -438,6 +438,50 @@ describe('lockout per client address', () => {
   });
 });
 
+describe('behind a trusted proxy', () => {
+  const ADDRESS_MAX = 3;
+  // Every test connection comes from 127.0.0.1: here it is the balancer.
+  before(async () => {
+    await restartApi({
+      LOGIN_MAX_FAILURES: MAX_FAILURES,
+      LOGIN_MAX_FAILURES_ADDRESS: ADDRESS_MAX,
+      LOGIN_LOCKOUT_S: LOCKOUT_S,
+      TRUSTED_PROXIES: '127.0.0.0/8, 10.0.0.0/8',
+    });
+  });
+
+  const from = (xff) => ({ headers: { 'X-Forwarded-For': xff } });
+
+  it('counts each client by the address X-Forwarded-For gives, not the balancer\'s', async () => {
+    const u = await makeUser('billing');
+    // The client wrote 192.0.2.1 itself; the proxies appended the rest.
+    for (let i = 0; i < ADDRESS_MAX; i++) {
+      const res = await signIn({ tenant: T.tenant.slug, email: `ghost-${i}@${T.tenant.slug}.example`, password: wrongPassword() }, from('192.0.2.1, 198.51.100.7, 10.0.0.3'));
+      assertInvalidCredentials(res, 'a guess');
+    }
+    assert.equal(await redisValue(S.redisDb, 'GET', 'login:fail:addr:198.51.100.7'), String(ADDRESS_MAX));
+    assert.equal(await redisValue(S.redisDb, 'GET', 'login:fail:addr:127.0.0.1'), '', 'the balancer is not counted');
+    assertLocked(await signIn({ tenant: T.tenant.slug, email: u.email, password: OWNER_PASSWORD }, from('198.51.100.7')), LOCKOUT_S);
+
+    // Another client behind the same balancer signs in, and its session
+    // records its own address.
+    const res = await signIn({ tenant: T.tenant.slug, email: u.email, password: OWNER_PASSWORD }, from('203.0.113.20'));
+    assert.equal(res.status, 200, res.text);
+    const addr = await superValue(`SELECT client_addr FROM sessions WHERE id = ${lit(res.json.session.id)}`);
+    assert.equal(addr, '203.0.113.20');
+  });
+
+  it('counts an IPv6 client by its /64', async () => {
+    for (let i = 0; i < ADDRESS_MAX; i++) {
+      const res = await signIn({ tenant: T.tenant.slug, email: `ghost6-${i}@${T.tenant.slug}.example`, password: wrongPassword() }, from(`2001:db8:7:8::${i + 1}`));
+      assertInvalidCredentials(res, 'a guess');
+    }
+    assert.equal(await redisValue(S.redisDb, 'GET', 'login:fail:addr:2001:db8:7:8::/64'), String(ADDRESS_MAX));
+    const u = await makeUser('billing');
+    assertLocked(await signIn({ tenant: T.tenant.slug, email: u.email, password: OWNER_PASSWORD }, from('2001:db8:7:8:ffff::1')), LOCKOUT_S);
+  });
+});
+
 describe('the end of the lockout window', () => {
   const SHORT_LOCKOUT_S = 2;
 

@@ -154,6 +154,24 @@ Test(config, a_malformed_redis_url_is_refused_without_repeating_its_password)
     config_dispose(&cfg);
 }
 
+Test(config, trusted_proxies_are_parsed_or_refused_at_start)
+{
+    config_t cfg;
+    char err[256];
+    static const char *const ok[] = {"TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8", NULL};
+    cr_assert_eq(load(&cfg, ok, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cfg.proxies.n, 2);
+    cr_assert(netaddr_trusted_has(&cfg.proxies, "10.1.2.3"));
+    config_dispose(&cfg);
+    static const char *const none[] = {NULL};
+    cr_assert_eq(load(&cfg, none, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cfg.proxies.n, 0, "none by default: X-Forwarded-For is ignored");
+    config_dispose(&cfg);
+    static const char *const bad[] = {"TRUSTED_PROXIES", "10.0.0.0/8,lb.internal", NULL};
+    cr_assert_eq(load(&cfg, bad, err, sizeof err), BILLOW_EPARAM_INVALID);
+    cr_assert(strstr(err, "lb.internal") != NULL, "%s", err);
+}
+
 Test(config, a_failed_load_with_no_error_buffer_still_fails)
 {
     static const char *const env[] = {"PORT", "x", NULL};
@@ -165,7 +183,7 @@ Test(config, every_setting_is_documented_and_its_default_loads)
 {
     size_t count = 0;
     const config_setting_t *s = config_settings(&count);
-    cr_assert_eq(count, 42);
+    cr_assert_eq(count, 43);
     for (size_t i = 0; i < count; i++) {
         cr_assert_gt(strlen(s[i].env), 0);
         cr_assert_gt(strlen(s[i].name), 0);

@@ -113,6 +113,7 @@ struct http_conn_s {
     char *fail_msg;       /* Message for fail, or NULL for the default; owned. */
     char *out;            /* The response being written; owned until written. */
     size_t stall_queue;   /* Write queue size at the last stall check. */
+    uint64_t write_ns;    /* When the response being written was queued (monotonic). */
     char client_addr[64]; /* Peer IP address as text. */
 };
 
@@ -616,12 +617,15 @@ static void on_timer(uv_timer_t *timer)
         break;
     case CONN_WRITING: {
         /* A client that stops reading would hold the connection and the
-         * response buffer forever; one full idle period without progress
-         * ends it. */
+         * response buffer forever: one full idle period without progress
+         * ends it, and so does the write deadline, which a client reading a
+         * byte at a time cannot stretch. */
         size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-        if (queued == c->stall_queue)
+        uint64_t spent_ms = (timeutil_mono_ns() - c->write_ns) / 1000000u;
+        if (queued == c->stall_queue || spent_ms >= c->server->limits.write_timeout_ms)
             conn_close(c);
-        c->stall_queue = queued;
+        else
+            c->stall_queue = queued;
         break;
     }
     case CONN_HANDLING:
@@ -848,7 +852,8 @@ static void on_failed_listener_close(uv_handle_t *handle)
 static bool limits_valid(const http_limits_t *l)
 {
     return l->max_header_bytes > 0 && l->max_body_bytes > 0 && l->header_timeout_ms > 0 &&
-           l->body_timeout_ms > 0 && l->idle_timeout_ms > 0 && l->max_connections > 0;
+           l->body_timeout_ms > 0 && l->idle_timeout_ms > 0 && l->write_timeout_ms > 0 &&
+           l->max_connections > 0;
 }
 
 int http_server_start(uv_loop_t *loop, const char *host, int port, const http_limits_t *limits,
@@ -1040,7 +1045,12 @@ void http_respond(http_req_t *req, int status, const http_header_t *extra, size_
         } else {
             sent = send_body ? len : 0;
             c->stall_queue = SIZE_MAX;
-            conn_timer_start(c, s->limits.idle_timeout_ms, s->limits.idle_timeout_ms);
+            c->write_ns = timeutil_mono_ns();
+            /* Checked every idle period, or at the write deadline if sooner. */
+            uint64_t every = s->limits.idle_timeout_ms < s->limits.write_timeout_ms
+                                 ? s->limits.idle_timeout_ms
+                                 : s->limits.write_timeout_ms;
+            conn_timer_start(c, every, every);
         }
     }
     if (s->log != NULL)

@@ -15,7 +15,10 @@
  * while reading a chunked body), malformed HTTP is 400, a head or body that
  * does not arrive in time is 408; after each of these the connection closes.
  * An idle keep-alive connection is closed silently after idle_timeout_ms.
- * Connections beyond max_connections are closed on accept.
+ * A response the client reads too slowly is cut off: after idle_timeout_ms
+ * without progress, or write_timeout_ms after it began however it trickles
+ * (one byte a minute would otherwise hold the connection and the response
+ * buffer for good). Connections beyond max_connections are closed on accept.
  */
 #ifndef BILLOW_HTTP_CONN_H
 #define BILLOW_HTTP_CONN_H
@@ -39,6 +42,7 @@ typedef struct {
     uint64_t header_timeout_ms; /* From first byte (or keep-alive reuse) to end of head; 408. */
     uint64_t body_timeout_ms;   /* From end of head to end of body; 408. */
     uint64_t idle_timeout_ms;   /* Keep-alive idle connections are closed after this. */
+    uint64_t write_timeout_ms;  /* Longest a response may take to hand to the kernel. */
     int max_connections;        /* Open connections; extra accepts are closed at once. */
 } http_limits_t;
 

@@ -258,6 +258,7 @@ int main(int argc, char **argv)
         .header_timeout_ms = (uint64_t)cfg.header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg.body_timeout_ms,
         .idle_timeout_ms = (uint64_t)cfg.idle_timeout_ms,
+        .write_timeout_ms = (uint64_t)cfg.write_timeout_ms,
         .max_connections = cfg.max_connections,
     };
     int rc = http_server_start(loop, cfg.host, cfg.port, &limits, router_dispatch, router_log, &app,

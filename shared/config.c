@@ -61,6 +61,9 @@ static const config_setting_t settings[] = {
         "Time allowed to receive a request body, in milliseconds."),
     INT(idle_timeout_ms, "IDLE_TIMEOUT_MS", 60000, 10, 3600000,
         "Time a keep-alive connection may sit idle, in milliseconds."),
+    INT(write_timeout_ms, "WRITE_TIMEOUT_MS", 60000, 10, 3600000,
+        "Time allowed to send a response, in milliseconds: a client that reads it more slowly "
+        "is cut off (as is one that reads nothing for IDLE_TIMEOUT_MS)."),
     INT(max_connections, "MAX_CONNECTIONS", 10000, 1, 1000000,
         "Open client connections per api process; more are refused."),
     INT(max_wait_seconds, "MAX_WAIT_SECONDS", 30, 0, 300,

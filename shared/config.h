@@ -33,6 +33,7 @@ typedef struct {
     int header_timeout_ms;          /* Time allowed to receive a request head. */
     int body_timeout_ms;            /* Time allowed to receive a request body. */
     int idle_timeout_ms;            /* Keep-alive connection idle limit. */
+    int write_timeout_ms;           /* Time allowed to send a response. */
     int max_connections;            /* Open client connections per api process. */
     int max_wait_seconds;           /* Largest Prefer: wait=N honoured. */
     int worker_batch;               /* Jobs a worker reads and commits at once. */

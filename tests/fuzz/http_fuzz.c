@@ -52,6 +52,7 @@ static const http_limits_t limits = {
     .header_timeout_ms = 50,
     .body_timeout_ms = 50,
     .idle_timeout_ms = 1000,
+    .write_timeout_ms = 10000,
     .max_connections = 8,
 };
 

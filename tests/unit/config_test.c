@@ -183,7 +183,7 @@ Test(config, every_setting_is_documented_and_its_default_loads)
 {
     size_t count = 0;
     const config_setting_t *s = config_settings(&count);
-    cr_assert_eq(count, 43);
+    cr_assert_eq(count, 44);
     for (size_t i = 0; i < count; i++) {
         cr_assert_gt(strlen(s[i].env), 0);
         cr_assert_gt(strlen(s[i].name), 0);

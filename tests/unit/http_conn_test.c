@@ -28,6 +28,7 @@
 
 #include "http_conn.h"
 #include "mem.h"
+#include "timeutil.h"
 
 /* Under AddressSanitizer a leak is only reported at exit, which Criterion
  * does not count as a failure; checking at the end of each test does. */
@@ -83,6 +84,7 @@ static const http_limits_t test_limits = {
     .header_timeout_ms = 300,
     .body_timeout_ms = 300,
     .idle_timeout_ms = 1000,
+    .write_timeout_ms = 10000,
     .max_connections = 16,
 };
 
@@ -1153,6 +1155,39 @@ Test(http_conn, client_that_stops_reading_a_response_is_dropped, .timeout = 60)
     client_close(cl);
     server_finish();
     cr_assert_eq(F.nlogs, 1);
+}
+
+Test(http_conn, client_that_reads_a_response_a_trickle_at_a_time_is_cut_off, .timeout = 60)
+{
+    /* The reads make progress within every idle period, which the stall
+     * check alone accepts forever: the write deadline ends it. */
+    http_limits_t limits = test_limits;
+    limits.idle_timeout_ms = 5000;
+    limits.write_timeout_ms = 1000;
+    server_start(&limits);
+    client_t *cl = client_open();
+    cr_assert(client_send(cl, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert_eq(wait_count(&F.nlogs, 1), 1);
+    uint64_t start = timeutil_mono_ns(), closed_ms = 0;
+    static char b[65536];
+    /* Up to 64 KiB every 50 ms (BIG_BODY would take 25 s) for up to 4 s;
+     * the kernel's buffers still hold data after the server lets go, so the
+     * server's count says when it did. */
+    while (closed_ms == 0 && timeutil_mono_ns() - start < 4000ull * 1000000u) {
+        cr_assert_gt(recv(cl->fd, b, sizeof b, 0), 0);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        run_on_loop(do_count);
+        pthread_mutex_lock(&F.mu);
+        if (F.connections == 0)
+            closed_ms = (timeutil_mono_ns() - start) / 1000000u;
+        pthread_mutex_unlock(&F.mu);
+    }
+    cr_assert_gt(closed_ms, 0, "a trickling reader kept its response open for 4 s");
+    cr_assert_geq(closed_ms, 950, "not cut off before the deadline (%llu ms)",
+                  (unsigned long long)closed_ms);
+    client_close(cl);
+    server_finish();
 }
 
 Test(http_conn, start_fails_on_a_bad_address_or_a_taken_port, .timeout = 30)

@@ -676,13 +676,26 @@ static void replay_step_done(scan_t *s)
     if (--s->pending > 0)
         return;
     api_req_t *ar = s->ar;
-    if (s->failed) {
-        scan_free(s);
-        respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
-        return;
-    }
     json_t *ids = json_incref(s->ids);
     size_t n = s->replayed;
+    if (s->failed) {
+        scan_free(s);
+        if (n == 0) {
+            json_decref(ids);
+            respond_error(ar, BILLOW_EUNAVAILABLE, NULL, "The job queue is unavailable.");
+            return;
+        }
+        /* Those replayed are queued and no longer dead: the log names them,
+         * and calling again replays the rest, each once. */
+        log_write(LOG_WARN, "jobs_replayed_partly", "{s:I,s:o,s:s,s:s}", "count", (json_int_t)n,
+                  "ids", ids, "actor", ar->auth.actor, "request_id", ar->http->request_id);
+        respond_error(ar, BILLOW_EUNAVAILABLE, NULL,
+                      "The job queue failed after %zu of the jobs were replayed (they are queued "
+                      "again; the log lists them under this request id). Call again to replay the "
+                      "rest: a replayed job is no longer dead, so none is replayed twice.",
+                      n);
+        return;
+    }
     const deadscan_pos_t *frontier = scan_frontier(s);
     json_t *next = frontier ? cursor_json(ar, frontier) : json_null();
     scan_free(s);

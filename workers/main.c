@@ -46,6 +46,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    runtime_install_signals();
     if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(stdout);
         return 0;

@@ -1468,7 +1468,7 @@ static void make_consumer_name(char out[CONSUMER_MAX])
              rnd[2], rnd[3]);
 }
 
-static void install_signals(void)
+void runtime_install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1522,8 +1522,6 @@ int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *h
                   "REDIS_URL must look like redis://[[user]:password@]host:port/db");
         return rc;
     }
-    stop_requested = 0;
-    install_signals();
     rc = worker_conn_open(&rt.conn, START_GRACE_MS, &stop_requested);
     if (rc != 0 && stop_requested) {
         rc = 0;

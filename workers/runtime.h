@@ -87,8 +87,15 @@ typedef struct {
     void *state;  /* The kind's own state, passed to fn. */
 } runtime_tick_t;
 
+/* Makes SIGTERM and SIGINT ask the runtime to stop (and SIGPIPE harmless).
+ * The first thing main does: a stop asked for while the worker is still
+ * loading its settings or connecting is then a clean exit 0, not death by
+ * the signal. */
+void runtime_install_signals(void);
+
 /* Runs the consumer loop of `kind` with `handlers` (and tick, when not
- * NULL, between batches) until SIGTERM or SIGINT,
+ * NULL, between batches) until SIGTERM or SIGINT (runtime_install_signals
+ * first),
  * then finishes the batch in hand and returns 0; returns an error if it
  * cannot start (no Postgres or Redis within the start-up grace time). */
 int runtime_run(const config_t *cfg, const char *kind, const worker_handler_t *handlers,

@@ -359,10 +359,14 @@ static handler_outcome_t result_as_stored(worker_job_t *job, const char *id)
     return out;
 }
 
-/* Moves invoice `id` by ev at `now` (the customer's clock), giving back the
- * credit an unpaid invoice had used when it is voided. With quiet, an
- * invoice that cannot move is left alone (HANDLER_OK, *moved false)
- * instead of rejecting the job. */
+/* Moves invoice `id` by ev at `now` (the customer's clock). A voided
+ * invoice gives back the credit it had used and has its PaymentIntent, if
+ * one still waits (for the customer's authentication, say), canceled in
+ * Stripe. Every void passes here, the staff's and the automatic ones (an
+ * incomplete subscription that expires or is canceled), so none can leave
+ * an intent through which the customer would pay a void invoice. With
+ * quiet, an invoice that cannot move is left alone (HANDLER_OK, *moved
+ * false) instead of rejecting the job. */
 static handler_outcome_t invoice_move(worker_job_t *job, const char *id, invstate_event_t ev,
                                       bool quiet, bool *moved)
 {
@@ -425,6 +429,8 @@ static handler_outcome_t invoice_move(worker_job_t *job, const char *id, invstat
     if (out != HANDLER_OK)
         goto done;
     *moved = true;
+    if (to == INVSTATE_VOID)
+        out = payments_invoice_settled_elsewhere(job, id);
 
 done:
     PQclear(res);
@@ -1248,10 +1254,10 @@ static handler_outcome_t invoice_event(worker_job_t *job, invstate_event_t ev)
         goto done;
     }
     out = kind_invoice_settle(job, id, ev, false, &moved);
-    /* Voided or paid out of band, the invoice takes no more money through
-     * Stripe; written off, it may still be paid (a late authentication
-     * settles it), so its intent stays. */
-    if (out == HANDLER_OK && moved && ev != INVSTATE_EV_MARK_UNCOLLECTIBLE)
+    /* Paid out of band, the invoice takes no more money through Stripe (a
+     * void cancels its intent in invoice_move); written off, it may still
+     * be paid (a late authentication settles it), so its intent stays. */
+    if (out == HANDLER_OK && moved && ev == INVSTATE_EV_PAY)
         out = payments_invoice_settled_elsewhere(job, id);
     if (out != HANDLER_OK)
         goto done;

@@ -26,7 +26,8 @@ void kind_invoice_cycle_job_id(const char *subscription_id, int64_t period_end, 
 
 /* Moves invoice `id` by ev (void, mark uncollectible, pay) at its
  * customer's clock: the invoice's subscription is locked first, as
- * everywhere; a voided invoice gives back the credit it used; a paid
+ * everywhere; a voided invoice gives back the credit it used and has its
+ * PaymentIntent canceled if that still waits (payment.cancel_intent); a paid
  * invoice that is its subscription's latest moves the subscription back to
  * active (from incomplete, past_due or unpaid). An invoice that cannot
  * move rejects the job (409 invoice_state), or with quiet is left alone

@@ -1,10 +1,11 @@
 // payments_dunning: money end to end against the Stripe fake, on test
 // clocks — renewals charged off-session, declines retried on the tenant's
 // schedule, the policy's end, authentication (SCA) finished by the
-// customer, a hard decline waiting for a new card collected through a
-// SetupIntent, one-time payments and refunds, Stripe's failures mapped to
-// retries or permanent errors; and every request Billow sent to Stripe held
-// against Stripe's OpenAPI spec.
+// customer (and a void, by staff or with its subscription, canceling the
+// intent that waits for it), a hard decline waiting for a new card
+// collected through a SetupIntent, one-time payments and refunds, Stripe's
+// failures mapped to retries or permanent errors; and every request Billow
+// sent to Stripe held against Stripe's OpenAPI spec.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -253,6 +254,83 @@ describe('an invoice settled outside Stripe', () => {
     assert.equal(confirm.status, 400);
     assert.equal((await ctx.b.get('/v1/payments', {}, { invoice: inv.id })).data.length, 0);
     await until('the subscription to be active', async () => ((await subStatus(ctx, w.sub.id)) === 'active' ? true : undefined));
+  });
+});
+
+describe('an invoice voided automatically while its charge waits for authentication', () => {
+  // A new subscription whose first charge needs 3-D Secure: it stays
+  // incomplete, its first invoice open, the invoice's intent waiting for
+  // the customer.
+  async function waitingFirstCharge(ctx) {
+    const clock = await ctx.b.post('/v1/test_clocks', { frozen_time: '2027-01-01T00:00:00Z' }, 201);
+    const customer = await createCustomer(api, ctx.T.secret, { email: `c-${clock.id.slice(-6)}@example.com`, test_clock: clock.id, default_payment_method: 'pm_card_authenticationRequired' });
+    const sub = await ctx.b.post('/v1/subscriptions', { customer: customer.id, items: [{ price: ctx.price.id }] }, 201);
+    assert.equal(sub.status, 'incomplete');
+    const inv = await invoiceWhere(ctx, sub.latest_invoice, (i) => i.attempt_count === 1, 'the first attempt');
+    const [first] = await attemptsOf(ctx, inv.id);
+    assert.equal(first.status, 'requires_action');
+    return { clock, customer, sub, inv, pi: first.stripe_payment_intent };
+  }
+
+  // The void canceled the intent at Stripe: the customer, finishing
+  // authentication on the tenant's page, cannot pay the void invoice.
+  async function assertCannotPay(ctx, w) {
+    const intentAtStripe = async () => (await fetch(`${fake.url}/v1/payment_intents/${w.pi}`, { headers: { Authorization: `Bearer ${ctx.key}` } })).json();
+    let last;
+    await until('the intent to be canceled at Stripe', async () => {
+      last = await intentAtStripe();
+      return last.status === 'canceled' ? true : undefined;
+    }, { describe: () => JSON.stringify(last) });
+    assert.equal(last.cancellation_reason, 'abandoned');
+    const confirm = await fetch(`${fake.url}/v1/payment_intents/${w.pi}/confirm`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'payment_method=pm_card_authenticationRequired',
+    });
+    assert.equal(confirm.status, 400, 'a canceled PaymentIntent cannot be confirmed');
+    // The cancel job records the canceled intent on the attempt after
+    // Stripe answered it, so the attempt may trail Stripe a moment.
+    let attempts;
+    await until('the waiting attempt to fail as canceled', async () => {
+      attempts = await attemptsOf(ctx, w.inv.id);
+      return attempts.at(-1).failure_code === 'payment_intent_canceled' ? true : undefined;
+    }, { describe: () => JSON.stringify(attempts) });
+    assert.ok(attempts.every((a) => a.status === 'failed'), JSON.stringify(attempts));
+    assert.equal((await ctx.b.get('/v1/payments', {}, { invoice: w.inv.id })).data.length, 0);
+    assert.equal((await fake.stats(ctx.key)).succeeded_total, 0, 'no money was taken');
+  }
+
+  it('an incomplete subscription expiring at its first period end voids its invoice and cancels the intent', async () => {
+    // No retry and no end action, so nothing but the expiry ends it.
+    const ctx = await setUp({ retry_days: [], end_action: 'leave_past_due' });
+    const w = await waitingFirstCharge(ctx);
+    await ctx.b.advance(w.clock, '2027-02-01T00:00:00Z');
+    const sub = await ctx.b.get('/v1/subscriptions/{id}', { id: w.sub.id });
+    assert.deepEqual([sub.status, sub.ended_at], ['canceled', '2027-02-01T00:00:00Z']);
+    const inv = await ctx.b.get('/v1/invoices/{id}', { id: w.inv.id });
+    assert.deepEqual([inv.status, inv.voided_at], ['void', '2027-02-01T00:00:00Z']);
+    await assertCannotPay(ctx, w);
+  });
+
+  it('an incomplete subscription canceled when dunning ends voids its invoice and cancels the intent', async () => {
+    // The default policy: retries on Jan 4, 6 and 8, each needing
+    // authentication again, then the subscription is canceled.
+    const ctx = await setUp();
+    const w = await waitingFirstCharge(ctx);
+    await ctx.b.advance(w.clock, '2027-01-08T00:00:00Z');
+    await until('the subscription to be canceled', async () => ((await subStatus(ctx, w.sub.id)) === 'canceled' ? true : undefined));
+    const inv = await invoiceWhere(ctx, w.inv.id, (i) => i.status === 'void', 'voided with its subscription');
+    assert.equal(inv.attempt_count, 4);
+    await assertCannotPay(ctx, w);
+  });
+
+  it('an incomplete subscription canceled by staff voids its invoice and cancels the intent', async () => {
+    const ctx = await setUp();
+    const w = await waitingFirstCharge(ctx);
+    const sub = await ctx.b.post('/v1/subscriptions/{id}/cancel', {}, 200, { id: w.sub.id });
+    assert.equal(sub.status, 'canceled');
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: w.inv.id })).status, 'void');
+    await assertCannotPay(ctx, w);
   });
 });
 

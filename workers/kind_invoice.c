@@ -907,8 +907,15 @@ static handler_outcome_t change_items_now(worker_job_t *job, billing_sub_t *s, c
     billing_sub_t old = *s;
     bool interval_changed;
     old.pending_update = NULL; /* Owned by s. */
-    handler_outcome_t out = apply_items(job, s, wanted, "items", true, s->now, &interval_changed);
-    if (out != HANDLER_OK || s->status == SUBSTATE_TRIALING)
+    /* A new interval starts its schedule where billing starts: now, or for
+     * a trial at its end, which stays the current period's end. Anchored
+     * now, the first paid period would be cut short at the first boundary
+     * after the trial (prorated) and every renewal would fall on the day
+     * of the change. */
+    bool trialing = s->status == SUBSTATE_TRIALING;
+    int64_t start = trialing && s->trial_end != BILLING_UNSET ? s->trial_end : s->now;
+    handler_outcome_t out = apply_items(job, s, wanted, "items", true, start, &interval_changed);
+    if (out != HANDLER_OK || trialing)
         return out; /* A trial is free: items change with nothing to prorate. */
     if (interval_changed) {
         /* A new interval restarts the schedule now: credit what is unused

@@ -1,10 +1,10 @@
 // The subscription engine's changes, through the real api and workers, each
 // on its own test clock: day-of-month anchors with end-of-month clamping,
 // scheduled changes, prorated quantity changes, cancellation with and
-// without proration, moving the billing cycle anchor, a change of interval,
-// tiered prices on invoices, zero- and three-decimal currencies,
-// backdating, the expiry of an incomplete subscription, and the errors of
-// these routes (status, code and param).
+// without proration, moving the billing cycle anchor, a change of interval
+// (also during a trial), tiered prices on invoices, zero- and three-decimal
+// currencies, backdating, the expiry of an incomplete subscription, and the
+// errors of these routes (status, code and param).
 //
 // Every expected amount is worked out by hand from docs/billing.md, in the
 // comments beside it: cumulative(t) = round_half_up(amount × (t − start) /
@@ -424,6 +424,56 @@ describe('a change of interval (monthly → yearly)', () => {
     assert.equal(inv.total, 9323);
     assert.equal(inv.amount_due, 9323);
     assert.deepEqual(await pendingOf(sub), []);
+  });
+});
+
+describe('a change of interval during a trial', () => {
+  it('anchors the new schedule at the trial end: the first invoice is a full year and renewals fall on that day', async () => {
+    const monthly = await price(1000);
+    const yearly = await price(120000, { recurring: { interval: 'year' } });
+    const { clock, customer } = await onClock('2027-01-01T00:00:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }], trial_period_days: 14 }, 201);
+    assert.equal(sub.status, 'trialing');
+    assert.equal(sub.trial_end, '2027-01-15T00:00:00Z');
+    const item = sub.items.data[0];
+
+    await advance(clock, '2027-01-05T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: yearly.id }] }, 200, { id: sub.id });
+    assert.equal(sub.status, 'trialing');
+    assert.deepEqual(sub.plan, { interval: 'year', interval_count: 1 });
+    // Billing starts when the trial ends, so the new schedule does too; the
+    // trial keeps its end, and nothing is prorated (a trial is free).
+    assert.equal(sub.billing_cycle_anchor, '2027-01-15T00:00:00Z');
+    assert.equal(sub.current_period_end, '2027-01-15T00:00:00Z');
+    assert.equal(sub.trial_end, '2027-01-15T00:00:00Z');
+    assert.equal((await invoicesOf(sub)).length, 1, 'only the trial\'s zero invoice');
+    assert.deepEqual(await pendingOf(sub), []);
+
+    // The trial's end bills the first year in full: [Jan 15 2027, Jan 15
+    // 2028) at 120000. Anchored on Jan 5 instead, it would be the part up
+    // to Jan 5 2028: 120000 − round(120000 × 10/365) = 120000 − 3288 =
+    // 116712.
+    await advance(clock, '2027-01-15T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.status, 'active');
+    assert.equal(sub.current_period_start, '2027-01-15T00:00:00Z');
+    assert.equal(sub.current_period_end, '2028-01-15T00:00:00Z');
+    let invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    const first = invoices[1];
+    assert.equal(first.billing_reason, 'subscription_cycle');
+    assert.equal(first.period_start, '2027-01-15T00:00:00Z');
+    assert.equal(first.period_end, '2028-01-15T00:00:00Z');
+    assert.deepEqual(first.lines.data.map((l) => [l.price, l.amount, l.proration]), [[yearly.id, 120000, false]]);
+    assert.equal(first.amount_due, 120000);
+    await pay(first);
+
+    // The renewal falls on Jan 15, a year on.
+    await advance(clock, '2028-01-15T00:00:00Z');
+    invoices = await invoicesOf(sub);
+    assert.deepEqual(invoices.slice(2).map((i) => [i.billing_reason, i.period_start, i.period_end, amounts(i)]), [
+      ['subscription_cycle', '2028-01-15T00:00:00Z', '2029-01-15T00:00:00Z', [120000]],
+    ]);
   });
 });
 

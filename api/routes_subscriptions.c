@@ -43,6 +43,7 @@ static const char *const update_keys[] = {"items",
                                           "cancel_at_period_end",
                                           "billing_cycle_anchor",
                                           "metadata",
+                                          "pending_update",
                                           NULL};
 static const char *const prorations[] = {"create_prorations", "always_invoice", "none", NULL};
 
@@ -228,6 +229,7 @@ void routes_subscriptions_update(api_req_t *ar)
     bool cape = false;
     const json_t *anchor = json_object_get(body, "billing_cycle_anchor");
     const json_t *md = json_object_get(body, "metadata");
+    const json_t *pending = json_object_get(body, "pending_update");
     char anchor_canon[TIMEUTIL_RFC3339_MAX] = "now";
 
     if (!id_ok_or_respond(ar))
@@ -239,10 +241,18 @@ void routes_subscriptions_update(api_req_t *ar)
         body_bool(body, "cancel_at_period_end", "cancel_at_period_end", &cape, &e) != 0)
         goto fail;
     if (!json_object_get(body, "items") && !json_object_get(body, "cancel_at_period_end") &&
-        !anchor && !md) {
+        !anchor && !md && !pending) {
         validate_fail(&e, BILLOW_EPARAM_MISSING, NULL,
-                      "Send at least one of items, cancel_at_period_end, billing_cycle_anchor or "
-                      "metadata.");
+                      "Send at least one of items, cancel_at_period_end, billing_cycle_anchor, "
+                      "metadata or pending_update.");
+        goto fail;
+    }
+    /* The scheduled change can only be dropped here; it is set by a change
+     * of items with effective_at: period_end. */
+    if (pending && !json_is_null(pending)) {
+        validate_fail(&e, BILLOW_EPARAM_INVALID, "pending_update",
+                      "pending_update can only be null, to drop the change scheduled for the "
+                      "period end.");
         goto fail;
     }
     if (json_object_get(body, "items") &&
@@ -267,6 +277,14 @@ void routes_subscriptions_update(api_req_t *ar)
                       "effective_at applies to a change of items only.");
         goto fail;
     }
+    /* A change scheduled for the period end replaces the pending one
+     * anyway; asking to drop it as well would say two things at once. */
+    if (pending && when && strcmp(when, "period_end") == 0) {
+        validate_fail(&e, BILLOW_EPARAM_INVALID, "pending_update",
+                      "A change with effective_at: period_end replaces the pending update; send "
+                      "pending_update: null only with a change made now, or alone.");
+        goto fail;
+    }
     if (md && validate_metadata("metadata", md, &e) != 0)
         goto fail;
 
@@ -282,6 +300,7 @@ void routes_subscriptions_update(api_req_t *ar)
         json_object_set_new(payload, "effective_at", json_string(when));
     carry(payload, body, "cancel_at_period_end");
     carry(payload, body, "metadata");
+    carry(payload, body, "pending_update");
     submit_change(ar, "subscription.update", payload);
     return;
 fail:

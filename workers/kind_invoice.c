@@ -1012,7 +1012,14 @@ static handler_outcome_t load_named(worker_job_t *job, billing_sub_t *s)
 }
 
 /* subscription.update: items (now or at the period's end), a pending
- * cancel, the anchor, metadata. */
+ * cancel, the anchor, metadata, dropping the scheduled change
+ * (pending_update: null).
+ *
+ * A scheduled change is a snapshot of the whole item list, applied as it
+ * is at the period's end. A change of items made now on top of it would be
+ * silently undone then (an upgrade the customer paid for reverting to the
+ * snapshot), so it is refused while a change is scheduled, unless the same
+ * request drops the scheduled one. */
 static handler_outcome_t subscription_update(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
@@ -1022,6 +1029,8 @@ static handler_outcome_t subscription_update(worker_job_t *job)
     const json_t *anchor = json_object_get(p, "billing_cycle_anchor");
     const json_t *metadata = json_object_get(p, "metadata");
     const char *effective = json_string_value(json_object_get(p, "effective_at"));
+    bool scheduling = effective && strcmp(effective, "period_end") == 0;
+    bool drop_pending = json_is_null(json_object_get(p, "pending_update"));
     prorate_t how = prorate_of(p);
     billing_sub_t s;
     json_t *lines = json_array(), *wanted = NULL;
@@ -1040,6 +1049,21 @@ static handler_outcome_t subscription_update(worker_job_t *job)
                              "This subscription is canceled; it cannot be changed any more.");
         goto done;
     }
+    if (changes && !scheduling && s.pending_update && !drop_pending) {
+        const char *asked = json_string_value(json_object_get(s.pending_update, "requested_at"));
+        out = runtime_reject(
+            job, 409, "pending_update_exists", "items",
+            "This subscription has a change scheduled for its period end (pending_update, "
+            "requested at %s), which would undo this change then. Send \"pending_update\": "
+            "null with this change to drop the scheduled one, or make this change with "
+            "effective_at: \"period_end\" to replace it.",
+            asked ? asked : "earlier");
+        goto done;
+    }
+    if (drop_pending) {
+        json_decref(s.pending_update);
+        s.pending_update = NULL;
+    }
     if (json_is_boolean(cape)) {
         s.cancel_at_period_end = json_is_true(cape);
         s.canceled_at = s.cancel_at_period_end ? s.now : BILLING_UNSET;
@@ -1048,7 +1072,7 @@ static handler_outcome_t subscription_update(worker_job_t *job)
         out = merge_items(job, &s, changes, &wanted);
         if (out != HANDLER_OK)
             goto done;
-        if (effective && strcmp(effective, "period_end") == 0) {
+        if (scheduling) {
             char at[TIMEUTIL_RFC3339_MAX];
             timeutil_format_rfc3339_s(s.now * 1000, at);
             json_decref(s.pending_update);

@@ -1,10 +1,11 @@
 // The subscription engine's changes, through the real api and workers, each
 // on its own test clock: day-of-month anchors with end-of-month clamping,
-// scheduled changes, prorated quantity changes, cancellation with and
-// without proration, moving the billing cycle anchor, a change of interval
-// (also during a trial), tiered prices on invoices, zero- and three-decimal
-// currencies, backdating, the expiry of an incomplete subscription, and the
-// errors of these routes (status, code and param).
+// scheduled changes (and changes made now while one is scheduled),
+// prorated quantity changes, cancellation with and without proration,
+// moving the billing cycle anchor, a change of interval (also during a
+// trial), tiered prices on invoices, zero- and three-decimal currencies,
+// backdating, the expiry of an incomplete subscription, and the errors of
+// these routes (status, code and param).
 //
 // Every expected amount is worked out by hand from docs/billing.md, in the
 // comments beside it: cumulative(t) = round_half_up(amount × (t − start) /
@@ -187,6 +188,89 @@ describe('a change scheduled for the period end', () => {
     assert.deepEqual(renewal.lines.data.map((l) => [l.price, l.amount, l.proration]), [[pro.id, 2500, false]]);
     assert.equal(renewal.total, 2500);
     assert.equal(renewal.amount_due, 2500);
+  });
+});
+
+describe('a change made now while a change is scheduled', () => {
+  // Basic at $10 a seat, 5 seats, from Jan 1 2027 (January is 31 days);
+  // on Jan 5, 5 → 3 seats scheduled for the period end (Feb 1).
+  async function scheduledDowngrade() {
+    const basic = await price(1000);
+    const pro = await price(3000);
+    const { clock, customer } = await onClock('2027-01-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: basic.id, quantity: 5 }]);
+    const item = sub.items.data[0];
+    await advance(clock, '2027-01-05T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, quantity: 3 }], effective_at: 'period_end' }, 200, { id: sub.id });
+    const pending = { items: [{ id: item.id, price: basic.id, quantity: 3 }], requested_at: '2027-01-05T00:00:00Z' };
+    assert.deepEqual(sub.pending_update, pending);
+    await advance(clock, '2027-01-10T00:00:00Z');
+    return { basic, pro, clock, sub, item, pending };
+  }
+
+  it('is refused with 409 pending_update_exists, which the renewal would otherwise undo, and changes nothing', async () => {
+    const { basic, pro, sub, item, pending } = await scheduledDowngrade();
+    const upgrade = await attempt('/v1/subscriptions/{id}', { items: [{ id: item.id, price: pro.id }], proration_behavior: 'always_invoice' }, { id: sub.id });
+    assertError(upgrade, 409, 'pending_update_exists', { param: 'items' });
+    assert.match(upgrade.json.error.message, /scheduled for its period end .*requested at 2027-01-05T00:00:00Z/);
+    assert.match(upgrade.json.error.message, /"pending_update": null/);
+    // A change of interval is refused alike (the snapshot would undo it too).
+    const yearly = await price(12000, { recurring: { interval: 'year' } });
+    assertError(await attempt('/v1/subscriptions/{id}', { items: [{ id: item.id, price: yearly.id }] }, { id: sub.id }), 409, 'pending_update_exists', { param: 'items' });
+    const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.deepEqual(now.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, basic.id, 5]]);
+    assert.deepEqual(now.pending_update, pending);
+    assert.deepEqual(now.plan, { interval: 'month', interval_count: 1 });
+    assert.equal((await invoicesOf(sub)).length, 1, 'nothing was invoiced');
+    assert.deepEqual(await pendingOf(sub), []);
+  });
+
+  it('with pending_update: null drops the scheduled change and makes this one; the renewal keeps it', async () => {
+    const { pro, clock, sub, item } = await scheduledDowngrade();
+    const upgraded = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: pro.id }], proration_behavior: 'always_invoice', pending_update: null }, 200, { id: sub.id });
+    assert.equal(upgraded.pending_update, null);
+    assert.deepEqual(upgraded.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, pro.id, 5]]);
+    // Jan 10 is 9 days into the 31-day January. Old 5 × 1000 = 5000:
+    // cumulative = round(5000 × 9/31) = round(1451.61) = 1452, credit
+    // −(5000 − 1452) = −3548. New 5 × 3000 = 15000: cumulative =
+    // round(15000 × 9/31) = round(4354.84) = 4355, charge 15000 − 4355 =
+    // 10645. The customer pays 7097 for the upgrade now.
+    let invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    assert.deepEqual(amounts(invoices[1]), [-3548, 10645]);
+    assert.equal(invoices[1].amount_due, 7097);
+
+    // Feb 1 renews what the customer paid for: Pro × 5, not Basic × 3.
+    await advance(clock, '2027-02-01T00:00:00Z');
+    const renewed = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.deepEqual(renewed.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, pro.id, 5]]);
+    assert.equal(renewed.pending_update, null);
+    invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 3);
+    assert.equal(invoices[2].billing_reason, 'subscription_cycle');
+    assert.deepEqual(invoices[2].lines.data.map((l) => [l.price, l.quantity, l.amount]), [[pro.id, 5, 15000]]);
+  });
+
+  it('pending_update: null alone drops the scheduled change; the renewal bills the items as they are', async () => {
+    const { basic, clock, sub, item } = await scheduledDowngrade();
+    const dropped = await post('/v1/subscriptions/{id}', { pending_update: null }, 200, { id: sub.id });
+    assert.equal(dropped.pending_update, null);
+    assert.deepEqual(dropped.items.data.map((i) => [i.id, i.price, i.quantity]), [[item.id, basic.id, 5]]);
+    assert.equal((await invoicesOf(sub)).length, 1, 'dropping it bills nothing');
+    // Again, with nothing scheduled: nothing to drop, and nothing changes.
+    assert.equal((await post('/v1/subscriptions/{id}', { pending_update: null }, 200, { id: sub.id })).pending_update, null);
+
+    await advance(clock, '2027-02-01T00:00:00Z');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    assert.deepEqual(invoices[1].lines.data.map((l) => [l.price, l.quantity, l.amount]), [[basic.id, 5, 5000]]);
+  });
+
+  it('a new scheduled change replaces the pending one, without pending_update: null', async () => {
+    const { pro, sub, item } = await scheduledDowngrade();
+    const replaced = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: pro.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+    // Built from the items as they are now (5 seats), not from the snapshot.
+    assert.deepEqual(replaced.pending_update, { items: [{ id: item.id, price: pro.id, quantity: 5 }], requested_at: '2027-01-10T00:00:00Z' });
   });
 });
 
@@ -702,6 +786,15 @@ describe('errors', () => {
   it('items with billing_cycle_anchor in one request: 400 param billing_cycle_anchor', async () => {
     const res = await update({ items: [{ id: sub.items.data[0].id, quantity: 2 }], billing_cycle_anchor: 'now' });
     assertError(res, 400, 'parameter_invalid', { param: 'billing_cycle_anchor' });
+  });
+
+  it('pending_update other than null, or with effective_at period_end: 400 param pending_update', async () => {
+    assertError(await update({ pending_update: {} }), 400, 'parameter_invalid', { param: 'pending_update' });
+    assertError(await update({ pending_update: false }), 400, 'parameter_invalid', { param: 'pending_update' });
+    assertError(await update({ items: [{ id: sub.items.data[0].id, quantity: 2 }], effective_at: 'period_end', pending_update: null }), 400, 'parameter_invalid', { param: 'pending_update' });
+    const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(now.pending_update, null);
+    assert.equal(now.items.data[0].quantity, 1);
   });
 
   it('a bad proration_behavior: 400 param proration_behavior', async () => {

@@ -242,7 +242,12 @@ describe('an invoice settled outside Stripe', () => {
     const intentAtStripe = async () => (await fetch(`${fake.url}/v1/payment_intents/${pi}`, { headers: { Authorization: `Bearer ${ctx.key}` } })).json();
     await until('the intent to be canceled at Stripe', async () => ((await intentAtStripe()).status === 'canceled' ? true : undefined));
     assert.equal((await intentAtStripe()).cancellation_reason, 'abandoned');
-    const [after] = await attemptsOf(ctx, inv.id);
+    // The cancel job records it on the attempt after Stripe answered.
+    let after;
+    await until('the waiting attempt to fail as canceled', async () => {
+      [after] = await attemptsOf(ctx, inv.id);
+      return after.status === 'failed' ? true : undefined;
+    }, { describe: () => JSON.stringify(after) });
     assert.deepEqual([after.status, after.failure_code], ['failed', 'payment_intent_canceled']);
 
     // The customer, still on the authentication page, cannot pay it now.

@@ -512,9 +512,79 @@ static handler_outcome_t payment_create_batch(worker_job_t *const *jobs, size_t 
     return charge_batch(jobs, n, taken, true);
 }
 
+/* How many pages of a payment's refunds (100 a page) a refund job reads
+ * looking for its own: a payment refunded in over a thousand pieces is no
+ * real case, and the bound keeps one job's calls to Stripe finite. */
+#define REFUND_LIST_PAGES_MAX 10
+
+/* Looks in Stripe for the refund that Billow's refund `id` made of
+ * PaymentIntent `pi` (its metadata billow_refund names it) and Billow never
+ * recorded: its answer was lost, and the job runs again after Stripe has
+ * forgotten its Idempotency-Key, or after Stripe's charge.refunded already
+ * counted it. *found receives it (new reference, its charge expanded), or
+ * NULL when there is none. Refunds are listed newest first; Stripe has no
+ * search by metadata for them. */
+static handler_outcome_t find_unrecorded_refund(worker_job_t *job, const char *key, const char *pi,
+                                                const char *id, json_t **found)
+{
+    char after[PAYMENTS_STRIPE_ID_MAX] = "";
+    *found = NULL;
+    for (int page = 0; page < REFUND_LIST_PAGES_MAX && *found == NULL; page++) {
+        stripe_form_t *form = stripe_form_new();
+        stripe_form_add(form, "payment_intent", pi);
+        stripe_form_add(form, "limit", "100");
+        stripe_form_add(form, "expand[]", "data.charge");
+        if (after[0])
+            stripe_form_add(form, "starting_after", after);
+        stripe_response_t r;
+        stripe_call(payments_stripe(), key, "GET", "/v1/refunds", form, NULL, &r);
+        stripe_form_free(form);
+        if (r.outcome != STRIPE_OK) {
+            handler_outcome_t out = payments_stripe_fault(job, &r);
+            stripe_response_dispose(&r);
+            return out;
+        }
+        const json_t *data = json_object_get(r.body, "data");
+        size_t i;
+        json_t *re;
+        json_array_foreach(data, i, re)
+        {
+            const char *meta = json_string_value(
+                json_object_get(json_object_get(re, "metadata"), "billow_refund"));
+            if (meta && strcmp(meta, id) == 0) {
+                *found = json_incref(re);
+                break;
+            }
+        }
+        size_t n = json_array_size(data);
+        const char *last =
+            n ? json_string_value(json_object_get(json_array_get(data, n - 1), "id")) : NULL;
+        bool more = json_is_true(json_object_get(r.body, "has_more")) && last != NULL;
+        if (more)
+            snprintf(after, sizeof after, "%s", last);
+        stripe_response_dispose(&r);
+        if (!more)
+            break;
+    }
+    if (*found)
+        log_write(LOG_WARN, "stripe_refund_adopted", "{s:s,s:s,s:s}", "job_id", job->env->id,
+                  "refund", id, "stripe_refund", json_string_value(json_object_get(*found, "id")));
+    return HANDLER_OK;
+}
+
 /* payment.refund {id, payment, amount?, reason?, metadata?}: a refund of
  * (part of) a payment, made in Stripe under the refund's own id, and
- * recorded against the payment and its invoice. */
+ * recorded against the payment and its invoice.
+ *
+ * A refund whose answer was lost (a timeout, a crash after Stripe
+ * answered) may be counted by Stripe's charge.refunded, or recorded by
+ * refund.created, before the job runs again. So the job asks Stripe only
+ * when the refund is not recorded yet; what is left is Billow's view and
+ * may already count this very refund, so before refusing for want of
+ * money left it looks in Stripe for its own refund when Stripe counted
+ * refunds Billow has no row for; and a job older than Stripe's memory of
+ * its key looks before it asks. Whatever Stripe made is recorded by its
+ * Stripe id, and the refunded amounts are Stripe's totals, not sums. */
 static handler_outcome_t payment_refund(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
@@ -522,10 +592,11 @@ static handler_outcome_t payment_refund(worker_job_t *job)
     const char *payment = handler_util_req_string(p, "payment");
     const char *reason = NULL;
     const json_t *amount = json_object_get(p, "amount"), *metadata = json_object_get(p, "metadata");
-    char *key = NULL, *meta_text = NULL, amount_s[24], idem[160];
+    char *key = NULL, *meta_text = NULL, idem[160];
     stripe_form_t *form = NULL;
     stripe_response_t r;
     PGresult *res = NULL;
+    json_t *found = NULL, *refund = NULL;
     handler_outcome_t out;
 
     memset(&r, 0, sizeof r);
@@ -534,97 +605,115 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         out = handler_util_bad_payload(job, "id and payment are required; amount is an integer");
         goto done;
     }
-    const char *p1[1] = {payment};
+    meta_text = json_dumps(metadata ? metadata : json_object(), JSON_COMPACT);
+    const char *p1[2] = {payment, id};
     out = handler_util_exec(
         job,
-        "SELECT amount - amount_refunded, currency, stripe_payment_intent, invoice_id "
-        "FROM payments WHERE id = $1 FOR UPDATE",
-        1, p1, PGRES_TUPLES_OK, &res);
+        "SELECT p.amount - p.amount_refunded, p.stripe_payment_intent,"
+        " p.amount_refunded > (SELECT coalesce(sum(r.amount), 0) FROM refunds r"
+        "  WHERE r.tenant_id = p.tenant_id AND r.payment_id = p.id"
+        "   AND r.status IN ('pending', 'succeeded')),"
+        " EXISTS (SELECT 1 FROM refunds r WHERE r.tenant_id = p.tenant_id AND r.id = $2) "
+        "FROM payments p WHERE p.id = $1 FOR UPDATE",
+        2, p1, PGRES_TUPLES_OK, &res);
     if (out != HANDLER_OK)
         goto done;
     if (PQntuples(res) == 0) {
         out = runtime_reject(job, 404, "resource_missing", "id", "No such payment: '%s'.", payment);
         goto done;
     }
+    char pi[PAYMENTS_STRIPE_ID_MAX];
     int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     int64_t want = amount ? (int64_t)json_integer_value(amount) : left;
-    if (left <= 0) {
+    snprintf(pi, sizeof pi, "%s", PQgetvalue(res, 0, 1));
+    bool unexplained = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    bool recorded = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    PQclear(res);
+    res = NULL;
+    /* Recorded already (this job ran before, or the webhook's
+     * refund.created came first): Stripe is not asked again. */
+    if (recorded) {
+        const char *p2[2] = {id, meta_text};
+        out = handler_util_exec(job,
+                                "UPDATE refunds SET metadata = $2::jsonb WHERE id = $1"
+                                " AND metadata = '{}'::jsonb AND $2::jsonb <> '{}'::jsonb",
+                                2, p2, PGRES_COMMAND_OK, NULL);
+        if (out == HANDLER_OK)
+            out = payments_sync_refunded(job, payment, -1);
+        if (out == HANDLER_OK)
+            out =
+                handler_util_exec(job, "SELECT refund_object(r)::text FROM refunds r WHERE id = $1",
+                                  1, p2, PGRES_TUPLES_OK, &res);
+        if (out == HANDLER_OK)
+            out = handler_util_take_result(job, res);
+        goto done;
+    }
+    bool refused = left <= 0 || want <= 0 || want > left;
+    bool stale = timeutil_now_ms() - job->env->enqueued_at_ms > CHARGE_KEY_TRUSTED_MS;
+    if ((refused && unexplained) || stale) {
+        if ((out = payments_stripe_key(job, &key)) != HANDLER_OK ||
+            (out = find_unrecorded_refund(job, key, pi, id, &found)) != HANDLER_OK)
+            goto done;
+    }
+    if (found == NULL && left <= 0) {
         out = runtime_reject(job, 409, "payment_refunded", NULL,
                              "Payment '%s' has been refunded in full already.", payment);
         goto done;
     }
-    if (want <= 0 || want > left) {
+    if (found == NULL && (want <= 0 || want > left)) {
         out = runtime_reject(job, 400, "amount_too_large", "amount",
                              "A refund of payment '%s' may be at most %" PRId64
                              " (what is left of it).",
                              payment, left);
         goto done;
     }
-    if ((out = payments_stripe_key(job, &key)) != HANDLER_OK)
-        goto done;
-    form = stripe_form_new();
-    stripe_form_add(form, "payment_intent", PQgetvalue(res, 0, 2));
-    stripe_form_add_int(form, "amount", want);
-    if (reason)
-        stripe_form_add(form, "reason", reason);
-    stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
-    stripe_form_add_metadata(form, "billow_refund", id);
-    snprintf(idem, sizeof idem, "billow:re:%s", id);
-    stripe_call(payments_stripe(), key, "POST", "/v1/refunds", form, idem, &r);
-    fault_point("charger.after_stripe");
-    if (r.outcome != STRIPE_OK) {
-        if (r.outcome == STRIPE_REJECTED && r.status == 400)
-            out = runtime_reject(job, 409, "refund_refused", NULL, "Stripe refused the refund: %s",
-                                 r.message);
-        else
-            out = payments_stripe_fault(job, &r);
-        goto done;
+    if (found == NULL) {
+        if (key == NULL && (out = payments_stripe_key(job, &key)) != HANDLER_OK)
+            goto done;
+        /* Without an amount Stripe refunds what it has left: the request
+         * (and so its Idempotency-Key's parameters) stays the same however
+         * much Billow counted as left between two runs of the job. The
+         * charge comes back expanded for Stripe's own refunded total. */
+        form = stripe_form_new();
+        stripe_form_add(form, "payment_intent", pi);
+        if (amount)
+            stripe_form_add_int(form, "amount", want);
+        if (reason)
+            stripe_form_add(form, "reason", reason);
+        stripe_form_add(form, "expand[]", "charge");
+        stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
+        stripe_form_add_metadata(form, "billow_refund", id);
+        snprintf(idem, sizeof idem, "billow:re:%s", id);
+        stripe_call(payments_stripe(), key, "POST", "/v1/refunds", form, idem, &r);
+        fault_point("charger.after_stripe");
+        if (r.outcome != STRIPE_OK) {
+            if (r.outcome == STRIPE_REJECTED && r.status == 400)
+                out = runtime_reject(job, 409, "refund_refused", NULL,
+                                     "Stripe refused the refund: %s", r.message);
+            else
+                out = payments_stripe_fault(job, &r);
+            goto done;
+        }
     }
-    const char *stripe_status = json_string_value(json_object_get(r.body, "status"));
-    char invoice_id[IDS_MAX];
-    snprintf(invoice_id, sizeof invoice_id, "%s", PQgetvalue(res, 0, 3));
-    snprintf(amount_s, sizeof amount_s, "%" PRId64, want);
-    meta_text = json_dumps(metadata ? metadata : json_object(), JSON_COMPACT);
-    const char *params[8] = {id,
-                             payment,
-                             amount_s,
-                             reason,
-                             stripe_status && strcmp(stripe_status, "succeeded") == 0 ? "succeeded"
-                             : stripe_status && strcmp(stripe_status, "failed") == 0  ? "failed"
-                                                                                      : "pending",
-                             json_string_value(json_object_get(r.body, "id")),
-                             meta_text,
-                             invoice_id};
-    /* The payment's refunded amount counts refunds that did not fail; the
-     * invoice's follows it. */
-    out = handler_util_exec(
-        job,
-        "WITH re AS ("
-        "  INSERT INTO refunds (tenant_id, id, payment_id, amount, currency, reason, status,"
-        "   stripe_refund, metadata, created_at)"
-        "  SELECT p.tenant_id, $1, p.id, $3::bigint, p.currency, $4, $5, $6, $7::jsonb,"
-        "   coalesce(tc.frozen_time, now())"
-        "  FROM payments p JOIN customers c ON c.tenant_id = p.tenant_id AND c.id = p.customer_id"
-        "  LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id"
-        "  WHERE p.id = $2 RETURNING *"
-        "), pay AS ("
-        "  UPDATE payments p SET amount_refunded = p.amount_refunded + re.amount,"
-        "   status = CASE WHEN p.amount_refunded + re.amount >= p.amount THEN 'refunded'"
-        "            ELSE 'partially_refunded' END, updated_at = now()"
-        "  FROM re WHERE p.id = re.payment_id AND re.status <> 'failed' RETURNING p.amount_refunded"
-        "), inv AS ("
-        "  UPDATE invoices i SET amount_refunded = i.amount_refunded + re.amount, updated_at = "
-        "now()"
-        "  FROM re WHERE i.id = $8 AND re.status <> 'failed'"
-        ") SELECT refund_object(re)::text FROM re",
-        8, params, PGRES_TUPLES_OK, &res);
-    if (out == HANDLER_OK)
-        out = handler_util_take_result(job, res);
+    out = payments_record_refund(job, id, found ? found : r.body, meta_text, &refund);
+    if (out == HANDLER_OK && refund == NULL)
+        out = runtime_fault(job, HANDLER_PERMANENT, "refund_unrecorded",
+                            "Stripe made refund %s, but it could not be recorded against "
+                            "payment '%s'.",
+                            json_string_value(json_object_get(found ? found : r.body, "id")),
+                            payment);
+    if (out == HANDLER_OK) {
+        json_decref(job->result);
+        job->result = refund;
+        refund = NULL;
+    }
 
 done:
     PQclear(res);
     free(key);
     free(meta_text);
+    json_decref(found);
+    json_decref(refund);
     stripe_form_free(form);
     stripe_response_dispose(&r);
     return out;

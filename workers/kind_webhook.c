@@ -63,6 +63,11 @@ static const status_rank_t ranks[] = {
     {"subscription", "unpaid", 5},
     {"subscription", "incomplete_expired", 6},
     {"subscription", "canceled", 7},
+    {"refund", "pending", 1},
+    {"refund", "requires_action", 1},
+    {"refund", "succeeded", 2},
+    {"refund", "failed", 2},
+    {"refund", "canceled", 2},
     {"dispute", "warning_needs_response", 1},
     {"dispute", "needs_response", 2},
     {"dispute", "warning_under_review", 3},
@@ -254,32 +259,47 @@ static handler_outcome_t apply_setup(worker_job_t *job, const json_t *si, bool *
         3, params, applied);
 }
 
-/* charge.refunded: the payment's refunded amount is Stripe's (refunds made
- * in Stripe's dashboard count too); it only grows. */
+/* charge.refunded: the payment's refunded amount is Stripe's total for the
+ * charge (refunds made in Stripe's dashboard count too). A total, not an
+ * increment: it is applied with greatest(), so it only grows and a refund
+ * the charger also records is never counted twice. */
 static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, bool *applied)
 {
     const char *id = json_string_value(json_object_get(charge, "id"));
     const char *pi = json_string_value(json_object_get(charge, "payment_intent"));
     const json_t *refunded = json_object_get(charge, "amount_refunded");
-    char amount[24];
     *applied = false;
     if (!id || !json_is_integer(refunded))
         return HANDLER_OK;
-    snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(refunded));
-    const char *params[3] = {id, pi, amount};
-    return run_effect(
+    const char *params[2] = {id, pi};
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
         job,
-        "WITH pay AS ("
-        "  UPDATE payments p SET amount_refunded = least(p.amount, $3::bigint),"
-        "   status = CASE WHEN $3::bigint >= p.amount THEN 'refunded' ELSE 'partially_refunded' "
-        "END,"
-        "   stripe_charge = coalesce(p.stripe_charge, $1), updated_at = now()"
-        "  WHERE (p.stripe_charge = $1 OR p.stripe_payment_intent = $2)"
-        "   AND p.amount_refunded < $3::bigint RETURNING p.invoice_id, p.amount_refunded"
-        ") UPDATE invoices i SET amount_refunded = greatest(i.amount_refunded, "
-        "pay.amount_refunded),"
-        "  updated_at = now() FROM pay WHERE i.id = pay.invoice_id RETURNING i.id",
-        3, params, applied);
+        "UPDATE payments SET stripe_charge = coalesce(stripe_charge, $1) "
+        "WHERE id = (SELECT id FROM payments WHERE stripe_charge = $1 OR stripe_payment_intent = $2"
+        " ORDER BY id LIMIT 1 FOR UPDATE) RETURNING id, amount_refunded",
+        2, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 1) {
+        char pay[IDS_MAX];
+        int64_t before = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        snprintf(pay, sizeof pay, "%s", PQgetvalue(res, 0, 0));
+        out = payments_sync_refunded(job, pay, (int64_t)json_integer_value(refunded));
+        *applied = out == HANDLER_OK && json_integer_value(refunded) > before;
+    }
+    PQclear(res);
+    return out;
+}
+
+/* refund.created / refund.updated: the refund recorded by its Stripe id
+ * (once, whether the charger's answer or this came first), with the Billow
+ * id its metadata names when the charger made it. */
+static handler_outcome_t apply_refund_object(worker_job_t *job, const json_t *re, bool *applied)
+{
+    json_t *obj = NULL;
+    handler_outcome_t out = payments_record_refund(job, NULL, re, NULL, &obj);
+    *applied = obj != NULL;
+    json_decref(obj);
+    return out;
 }
 
 /* charge.dispute.created: the dispute recorded, its payment marked. */
@@ -385,6 +405,8 @@ static handler_outcome_t stripe_event(worker_job_t *job)
         out = apply_setup(job, obj, &applied);
     } else if (strcmp(type, "charge.refunded") == 0) {
         out = apply_refund(job, obj, &applied);
+    } else if (strcmp(type, "refund.created") == 0 || strcmp(type, "refund.updated") == 0) {
+        out = apply_refund_object(job, obj, &applied);
     } else if (strcmp(type, "charge.dispute.created") == 0) {
         out = apply_dispute(job, obj, &applied);
     } else if (strcmp(type, "invoice.paid") == 0) {

@@ -564,3 +564,142 @@ done:
     PQclear(res);
     return out;
 }
+
+/* Billow's refund status for Stripe's: requires_action (the customer must
+ * give bank details for the money to go back) is still pending. */
+static const char *refund_status(const char *s)
+{
+    if (s &&
+        (strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "canceled") == 0))
+        return s;
+    return "pending";
+}
+
+/* The reasons refunds.reason takes; Stripe's own (expired_uncaptured_charge
+ * …) are not a tenant's and are left out. */
+static const char *refund_reason(const char *s)
+{
+    static const char *const known[] = {"duplicate", "fraudulent", "requested_by_customer"};
+    for (size_t i = 0; s && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(s, known[i]) == 0)
+            return s;
+    return NULL;
+}
+
+handler_outcome_t payments_sync_refunded(worker_job_t *job, const char *payment_id,
+                                         int64_t stripe_total)
+{
+    char total[24];
+    snprintf(total, sizeof total, "%" PRId64, stripe_total);
+    const char *params[2] = {payment_id, total};
+    PGresult *res = NULL;
+    /* greatest(), never +=: each source states a total, so seeing one
+     * twice, or a replayed answer after the event, changes nothing. */
+    handler_outcome_t out = handler_util_exec(
+        job,
+        "WITH v AS ("
+        "  SELECT p.id, least(p.amount, greatest(p.amount_refunded, $2::bigint,"
+        "   (SELECT coalesce(sum(r.amount), 0) FROM refunds r WHERE r.tenant_id = p.tenant_id"
+        "     AND r.payment_id = p.id AND r.status IN ('pending', 'succeeded')))) AS total"
+        "  FROM payments p WHERE p.id = $1"
+        ") UPDATE payments p SET amount_refunded = v.total,"
+        "  status = CASE WHEN v.total >= p.amount THEN 'refunded' ELSE 'partially_refunded' END,"
+        "  updated_at = now()"
+        " FROM v WHERE p.id = v.id AND v.total > p.amount_refunded RETURNING p.invoice_id",
+        2, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 1) {
+        const char *p2[1] = {PQgetvalue(res, 0, 0)};
+        out =
+            handler_util_exec(job,
+                              "UPDATE invoices i SET amount_refunded = greatest(i.amount_refunded,"
+                              " (SELECT coalesce(sum(p.amount_refunded), 0) FROM payments p"
+                              "  WHERE p.tenant_id = i.tenant_id AND p.invoice_id = i.id)),"
+                              " updated_at = now() WHERE i.id = $1",
+                              1, p2, PGRES_COMMAND_OK, NULL);
+    }
+    PQclear(res);
+    return out;
+}
+
+/* Inserted once per Stripe refund; met again (the job's replayed answer,
+ * the webhook after the job), it only moves on from pending and takes the
+ * tenant's metadata if it had none. */
+static const char REFUND_SQL[] =
+    "INSERT INTO refunds AS r (tenant_id, id, payment_id, amount, currency, reason, status,"
+    " stripe_refund, metadata, created_at) "
+    "SELECT p.tenant_id, $1, p.id, $3::bigint, p.currency, $4, $5, $6,"
+    " coalesce($7::jsonb, '{}'::jsonb), coalesce(tc.frozen_time, now()) "
+    "FROM payments p JOIN customers c ON c.tenant_id = p.tenant_id AND c.id = p.customer_id "
+    "LEFT JOIN test_clocks tc ON tc.tenant_id = c.tenant_id AND tc.id = c.test_clock_id "
+    "WHERE p.id = $2 AND NOT EXISTS (SELECT 1 FROM refunds x WHERE x.tenant_id = p.tenant_id"
+    " AND x.id = $1 AND x.stripe_refund IS DISTINCT FROM $6) "
+    "ON CONFLICT (tenant_id, stripe_refund) WHERE stripe_refund IS NOT NULL DO UPDATE SET"
+    " status = CASE WHEN r.status = 'pending' THEN excluded.status ELSE r.status END,"
+    " metadata = CASE WHEN r.metadata = '{}'::jsonb THEN excluded.metadata ELSE r.metadata END,"
+    " updated_at = now()";
+
+handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, const json_t *re,
+                                         const char *metadata, json_t **refund_obj)
+{
+    const char *stripe_id = json_string_value(json_object_get(re, "id"));
+    const char *pi = json_string_value(json_object_get(re, "payment_intent"));
+    const json_t *charge = json_object_get(re, "charge");
+    const char *charge_id = json_is_object(charge)
+                                ? json_string_value(json_object_get(charge, "id"))
+                                : json_string_value(charge);
+    const json_t *amt = json_object_get(re, "amount");
+    const char *meta_id =
+        json_string_value(json_object_get(json_object_get(re, "metadata"), "billow_refund"));
+    char row_id[IDS_MAX], pay_id[IDS_MAX], amount[24];
+    PGresult *res = NULL;
+    handler_outcome_t out;
+
+    if (refund_obj)
+        *refund_obj = NULL;
+    if (stripe_id == NULL || !json_is_integer(amt) || json_integer_value(amt) <= 0)
+        return HANDLER_OK; /* Not a refund Billow can read: nothing to record. */
+    /* The payment first, locked: the job holds it across its Stripe call,
+     * so the webhook's report of the same refund waits for the job's row. */
+    const char *p1[2] = {pi, charge_id};
+    out = handler_util_exec(job,
+                            "SELECT id FROM payments WHERE stripe_payment_intent = $1"
+                            " OR stripe_charge = $2 ORDER BY id LIMIT 1 FOR UPDATE",
+                            2, p1, PGRES_TUPLES_OK, &res);
+    if (out != HANDLER_OK || PQntuples(res) == 0)
+        goto done;
+    snprintf(pay_id, sizeof pay_id, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    if (id)
+        snprintf(row_id, sizeof row_id, "%s", id);
+    else if (meta_id && ids_valid("refund", meta_id))
+        snprintf(row_id, sizeof row_id, "%s", meta_id);
+    else
+        ids_generate("refund", row_id);
+    snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(amt));
+    const char *params[7] = {row_id,
+                             pay_id,
+                             amount,
+                             refund_reason(json_string_value(json_object_get(re, "reason"))),
+                             refund_status(json_string_value(json_object_get(re, "status"))),
+                             stripe_id,
+                             metadata};
+    out = handler_util_exec(job, REFUND_SQL, 7, params, PGRES_COMMAND_OK, NULL);
+    if (out != HANDLER_OK)
+        goto done;
+    const json_t *charge_total = json_object_get(charge, "amount_refunded");
+    out = payments_sync_refunded(
+        job, pay_id, json_is_integer(charge_total) ? json_integer_value(charge_total) : -1);
+    if (out != HANDLER_OK || refund_obj == NULL)
+        goto done;
+    const char *p3[1] = {stripe_id};
+    out = handler_util_exec(job,
+                            "SELECT refund_object(r)::text FROM refunds r WHERE stripe_refund = $1",
+                            1, p3, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 1)
+        *refund_obj = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+
+done:
+    PQclear(res);
+    return out;
+}

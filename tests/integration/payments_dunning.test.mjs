@@ -435,6 +435,87 @@ describe('one-time payments and refunds', () => {
     assert.equal((await fake.stats(ctx.key)).amount_refunded, 5000);
   });
 
+  // A refund whose every answer from Stripe is lost (Stripe makes it, the
+  // charger never hears): its job runs again with backoff while Stripe's
+  // events tell Billow what happened, and ends (recorded from the events,
+  // or dead); a dead one is replayed once the answers come through again,
+  // after charge.refunded has set the charge's total. The job, finished.
+  async function refundLost(ctx, pay, amount) {
+    await fake.control('POST', '/_fake/faults', { api_key: ctx.key, path_prefix: '/v1/refunds', method: 'POST', count: 1000, status: 500, mode: 'after' });
+    const res = await api.post('/v1/payments/{id}/refunds', { params: { id: pay.id }, token: ctx.T.secret, json: { amount } });
+    assert.equal(res.status, 202, res.text);
+    const id = res.json.id;
+    const ended = await until('the refund job to end', async () => {
+      const job = (await api.get('/v1/jobs/{id}', { params: { id }, token: ctx.T.secret })).json;
+      return ['succeeded', 'failed', 'dead'].includes(job.status) ? job : undefined;
+    });
+    await fake.control('DELETE', `/_fake/faults?api_key=${encodeURIComponent(ctx.key)}`);
+    await until('charge.refunded to be applied', async () => ((await ctx.b.get('/v1/payments/{id}', { id: pay.id })).amount_refunded >= amount ? true : undefined));
+    if (ended.status === 'dead') {
+      const replay = await api.post('/v1/jobs/{id}/replay', { params: { id }, token: ctx.T.secret });
+      assert.equal(replay.status, 200, replay.text);
+    }
+    return waitJob(api, id, ctx.T.secret);
+  }
+
+  for (const amount of [5000, 6000]) {
+    it(`a refund of ${amount} of 10000 whose answer was lost, run again after Stripe's event counted it, is recorded once`, async () => {
+      const ctx = await setUp();
+      const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
+      const { payment: pay, invoice } = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 10000, currency: 'usd' }, 201);
+      const job = await refundLost(ctx, pay, amount);
+      assert.deepEqual([job.result.object, job.result.amount, job.result.status], ['refund', amount, 'succeeded']);
+
+      const after = await ctx.b.get('/v1/payments/{id}', { id: pay.id });
+      assert.deepEqual([after.amount_refunded, after.status], [amount, 'partially_refunded'], 'counted once');
+      assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: invoice.id })).amount_refunded, amount);
+      const refunds = (await ctx.b.get('/v1/payments/{id}/refunds', { id: pay.id })).data;
+      assert.deepEqual(refunds.map((r) => [r.id, r.amount]), [[job.result.id, amount]]);
+      assert.match(refunds[0].stripe_refund, /^re_/);
+      const stats = await fake.stats(ctx.key);
+      assert.deepEqual([stats.refunds_total, stats.amount_refunded], [1, amount], 'Stripe refunded once');
+      // What is left can still be refunded, and only that.
+      const rest = await ctx.b.post('/v1/payments/{id}/refunds', {}, 201, { id: pay.id });
+      assert.equal(rest.amount, 10000 - amount);
+      const done = await ctx.b.get('/v1/payments/{id}', { id: pay.id });
+      assert.deepEqual([done.amount_refunded, done.status], [10000, 'refunded']);
+    });
+  }
+
+  it('a refund replayed after Stripe forgot its key finds the refund its lost try made, and refunds once', async () => {
+    // No webhook endpoint: nothing tells Billow what its lost answers did.
+    const T = await createTenant(api);
+    const { key } = await connectStripe(api, null, T);
+    const ctx = { T, key, b: billingClient(api, T.secret) };
+    const customer = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
+    const { payment: pay } = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 8000, currency: 'usd' }, 201);
+    await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/refunds', method: 'POST', count: 1000, status: 500, mode: 'after' });
+    const res = await api.post('/v1/payments/{id}/refunds', { params: { id: pay.id }, token: T.secret, json: { amount: 3000 } });
+    assert.equal(res.status, 202, res.text);
+    const jobId = res.json.id;
+    await waitJob(api, jobId, T.secret, { status: 'dead' });
+    await fake.control('DELETE', `/_fake/faults?api_key=${encodeURIComponent(key)}`);
+    assert.equal((await fake.stats(key)).refunds_total, 1);
+
+    // Two days later: the envelope says so, and Stripe has forgotten the key.
+    const env = JSON.parse((await hgetall(S.redisDb, `job:${jobId}`)).envelope);
+    env.enqueued_at = new Date(Date.now() - 48 * 3600 * 1000).toISOString();
+    await redis(S.redisDb, 'HSET', `job:${jobId}`, 'envelope', JSON.stringify(env));
+    await fake.control('POST', '/_fake/idempotency/expire', { api_key: key });
+    const replay = await api.post('/v1/jobs/{id}/replay', { params: { id: jobId }, token: T.secret });
+    assert.equal(replay.status, 200, replay.text);
+    const job = await waitJob(api, jobId, T.secret);
+    assert.equal(job.result.amount, 3000);
+
+    const stats = await fake.stats(key);
+    assert.deepEqual([stats.refunds_total, stats.amount_refunded], [1, 3000], `no second refund: ${JSON.stringify(stats)}`);
+    const log = await fake.requests(key);
+    assert.ok(log.some((r) => r.method === 'GET' && r.path === '/v1/refunds' && r.params.payment_intent === pay.stripe_payment_intent), 'Billow looked for the refund before making one');
+    const after = await ctx.b.get('/v1/payments/{id}', { id: pay.id });
+    assert.deepEqual([after.amount_refunded, after.status], [3000, 'partially_refunded']);
+    tenants.push(ctx);
+  });
+
   it('a declined one-time payment leaves its invoice open and schedules nothing', async () => {
     const ctx = await setUp();
     const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });

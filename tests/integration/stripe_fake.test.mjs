@@ -454,6 +454,30 @@ describe('the Stripe fake', () => {
     assert.equal(refunded[0].data.object.amount_refunded, 500);
   });
 
+  it('lists an intent\'s refunds newest first, paged, with their charges expanded', async () => {
+    const key = newKey('rel');
+    const cus = await newCustomer(key);
+    const pi = (await api(key, 'POST', '/v1/payment_intents', chargeParams(cus.id, 'pm_card_visa'), { idem: 'billow:pi:inv_rl:1' })).json;
+    const other = (await api(key, 'POST', '/v1/payment_intents', chargeParams(cus.id, 'pm_card_visa'), { idem: 'billow:pi:inv_rl2:1' })).json;
+    const made = [];
+    for (const n of [1, 2, 3]) {
+      made.push((await api(key, 'POST', '/v1/refunds', { payment_intent: pi.id, amount: '100', metadata: { billow_refund: `ref_${n}` } }, { idem: `billow:re:rl${n}` })).json);
+    }
+    await api(key, 'POST', '/v1/refunds', { payment_intent: other.id, amount: '100' }, { idem: 'billow:re:rl_other' });
+    const first = await api(key, 'GET', '/v1/refunds', { payment_intent: pi.id, limit: '2', expand: ['data.charge'] });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.object, 'list');
+    assert.equal(first.json.has_more, true);
+    assert.deepEqual(first.json.data.map((r) => r.metadata.billow_refund), ['ref_3', 'ref_2']);
+    assert.equal(first.json.data[0].charge.object, 'charge', 'the charge expanded');
+    assert.equal(first.json.data[0].charge.amount_refunded, 300);
+    const rest = await api(key, 'GET', '/v1/refunds', { payment_intent: pi.id, limit: '2', starting_after: first.json.data[1].id });
+    assert.deepEqual([rest.json.has_more, rest.json.data.map((r) => r.id)], [false, [made[0].id]]);
+    assert.equal(rest.json.data[0].charge, pi.latest_charge, 'an id unless expanded');
+    assertError(await api(key, 'GET', '/v1/refunds', { limit: '101' }), 400, 'invalid_request_error', undefined, 'limit');
+    assertError(await api(key, 'GET', '/v1/refunds', { expand: ['data.customer'] }), 400, 'invalid_request_error', undefined, 'expand');
+  });
+
   it('saves a card through a SetupIntent completed by the control endpoint', async () => {
     const key = newKey('seti');
     const secret = await hook(key);

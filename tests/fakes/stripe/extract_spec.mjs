@@ -30,6 +30,7 @@ export const OPERATIONS = [
   ['get', '/v1/payment_intents/{intent}'],
   ['post', '/v1/payment_intents/{intent}/confirm'],
   ['post', '/v1/payment_intents/{intent}/cancel'],
+  ['get', '/v1/refunds'],
   ['post', '/v1/refunds'],
   ['get', '/v1/refunds/{refund}'],
   ['get', '/v1/charges/{charge}'],

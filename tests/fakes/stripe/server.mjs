@@ -109,6 +109,7 @@ const EXPANDABLE = {
   payment_intent: ['customer', 'latest_charge', 'payment_method', 'invoice', 'application', 'on_behalf_of', 'review'],
   setup_intent: ['customer', 'payment_method', 'latest_attempt', 'mandate', 'single_use_mandate', 'application', 'on_behalf_of'],
   refund: ['charge', 'payment_intent', 'balance_transaction', 'failure_balance_transaction', 'source_transfer_reversal', 'transfer_reversal'],
+  refund_list: ['data.charge', 'data.payment_intent', 'data.balance_transaction', 'data.failure_balance_transaction'],
   charge: ['customer', 'payment_intent', 'balance_transaction', 'invoice', 'application', 'application_fee', 'on_behalf_of', 'review',
     'source_transfer', 'transfer', 'failure_balance_transaction'],
 };
@@ -919,6 +920,32 @@ function searchPaymentIntents(ctx) {
   return { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/payment_intents/search' };
 }
 
+// GET /v1/refunds: the key's refunds, newest first, optionally of one
+// `payment_intent` or `charge`, `limit` (1-100, default 10) at a time and
+// paged with `starting_after`, as Stripe's list endpoints answer. Refunds
+// made in the same second keep the order they were made in. `expand[]`
+// takes `data.<field>`, as Stripe's lists do.
+function listRefunds(ctx) {
+  const { acct, params: p } = ctx;
+  const limit = p.limit ?? 10;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw invalid('Invalid integer: limit must be between 1 and 100', 'limit');
+  for (const unsupported of ['ending_before', 'created']) {
+    if (p[unsupported] !== undefined) throw invalid(`This fake lists refunds forward only; ${unsupported} is not supported.`, unsupported);
+  }
+  const all = [...acct.objects.values()]
+    .filter((o) => o.object === 'refund' && (!p.payment_intent || o.payment_intent === p.payment_intent) && (!p.charge || o.charge === p.charge))
+    .reverse()
+    .sort((a, b) => b.created - a.created);
+  let from = 0;
+  if (p.starting_after !== undefined) {
+    from = all.findIndex((o) => o.id === p.starting_after) + 1;
+    if (from === 0) throw noSuch('refund', p.starting_after, 'starting_after');
+  }
+  const page = all.slice(from, from + limit);
+  const paths = (p.expand || []).map((e) => e.replace(/^data\./, ''));
+  return { object: 'list', data: page.map((o) => expand(acct, o, paths)), has_more: from + limit < all.length, url: '/v1/refunds' };
+}
+
 // Operation (as in spec_subset.json) → [handler, type of object answered].
 const ROUTES = {
   'POST /v1/customers': [(ctx) => newCustomer(ctx.acct, ctx.params), 'customer'],
@@ -931,6 +958,7 @@ const ROUTES = {
   'GET /v1/payment_intents/{intent}': [(ctx) => must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), 'payment_intent'],
   'POST /v1/payment_intents/{intent}/confirm': [(ctx) => confirmIntent(ctx, must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), ctx.params), 'payment_intent'],
   'POST /v1/payment_intents/{intent}/cancel': [(ctx) => cancelIntent(ctx, must(ctx.acct, ctx.pathParams.intent, 'payment_intent', 'intent'), ctx.params), 'payment_intent'],
+  'GET /v1/refunds': [listRefunds, 'refund_list'],
   'POST /v1/refunds': [createRefund, 'refund'],
   'GET /v1/refunds/{refund}': [(ctx) => must(ctx.acct, ctx.pathParams.refund, 'refund', 'refund'), 'refund'],
   'GET /v1/charges/{charge}': [(ctx) => must(ctx.acct, ctx.pathParams.charge, 'charge', 'charge'), 'charge'],

@@ -71,6 +71,11 @@
        "The tenant has not connected a Stripe account (POST /v1/settings/stripe).")                \
     XX(STRIPE_KEY_MODE, "stripe_key_mode", 400, "invalid_request_error",                           \
        "The Stripe key's mode (test or live) is not the tenant's.")                                \
+    XX(STRIPE_CURRENCY, "stripe_currency_unsupported", 400, "invalid_request_error",               \
+       "Stripe does not take payments in this currency.")                                          \
+    XX(STRIPE_AMOUNT, "stripe_amount_unsupported", 400, "invalid_request_error",                   \
+       "Stripe cannot take this amount in this currency: amounts in a three-decimal currency "     \
+       "must end in 0.")                                                                           \
     XX(EVENT_INVALID, "event_invalid", 400, "invalid_request_error",                               \
        "The event has no valid id or type.")                                                       \
     XX(BODY_TOO_LARGE, "body_too_large", 413, "invalid_request_error",                             \

@@ -15,6 +15,7 @@
  */
 #include "money.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* Sorted by code (strcmp order), lower case; money_currency_find() relies
@@ -83,6 +84,37 @@ const money_currency_t MONEY_CURRENCIES[] = {
     {"zar", 2}, /* South African rand. */
     {NULL, 0},
 };
+
+/* Where Stripe writes a currency's amounts other than as ISO 4217 minor
+ * units (https://docs.stripe.com/currencies, "Special cases" and
+ * "Three-decimal currencies"); every currency of MONEY_CURRENCIES not
+ * listed is written as Billow writes it. Sorted by code. */
+typedef struct {
+    const char *code; /* Lower-case ISO code. */
+    bool supported;   /* Stripe takes payments in it at all. */
+    int64_t factor;   /* Stripe's amount = Billow's × factor. */
+    int64_t step;     /* Billow's amount must be a multiple of this. */
+} stripe_rule_t;
+
+static const stripe_rule_t STRIPE_RULES[] = {
+    {"bhd", true, 1, 10},  /* Three decimals; the last must be 0. */
+    {"iqd", false, 0, 0},  /* Not one of Stripe's presentment currencies. */
+    {"isk", true, 100, 1}, /* Zero-decimal by ISO, two-decimal to Stripe. */
+    {"jod", true, 1, 10},  /* Three decimals; the last must be 0. */
+    {"kwd", true, 1, 10},  /* Three decimals; the last must be 0. */
+    {"lyd", false, 0, 0},  /* Not one of Stripe's presentment currencies. */
+    {"omr", true, 1, 10},  /* Three decimals; the last must be 0. */
+    {"tnd", true, 1, 10},  /* Three decimals; the last must be 0. */
+};
+
+/* The rule for a known currency code (lower case). */
+static stripe_rule_t stripe_rule(const char *code)
+{
+    for (size_t i = 0; i < sizeof STRIPE_RULES / sizeof STRIPE_RULES[0]; i++)
+        if (strcmp(STRIPE_RULES[i].code, code) == 0)
+            return STRIPE_RULES[i];
+    return (stripe_rule_t){code, true, 1, 1};
+}
 
 /* GCC's and Clang's 128-bit integer; __extension__ tells -Wpedantic that
  * leaving ISO C here is deliberate. */
@@ -217,4 +249,42 @@ void money_format(int64_t amount, const money_currency_t *currency, char out[MON
     while (n > 0)
         out[len++] = reversed[--n];
     out[len] = '\0';
+}
+
+int money_to_stripe(const char *currency, int64_t amount, int64_t *out)
+{
+    const money_currency_t *c = money_currency_find(currency);
+    if (c == NULL)
+        return BILLOW_EPARAM_INVALID;
+    stripe_rule_t rule = stripe_rule(c->code);
+    if (!rule.supported)
+        return BILLOW_ESTRIPE_CURRENCY;
+    if (!money_in_range(amount))
+        return BILLOW_EAMOUNT_TOO_LARGE;
+    /* Refused rather than rounded: charging another amount than the
+     * invoice's is not Billow's to decide. */
+    if (amount % rule.step != 0)
+        return BILLOW_ESTRIPE_AMOUNT;
+    int64_t r;
+    if (__builtin_mul_overflow(amount, rule.factor, &r))
+        return BILLOW_EAMOUNT_TOO_LARGE;
+    *out = r;
+    return 0;
+}
+
+int money_from_stripe(const char *currency, int64_t stripe_amount, int64_t *out)
+{
+    const money_currency_t *c = money_currency_find(currency);
+    if (c == NULL)
+        return BILLOW_EPARAM_INVALID;
+    stripe_rule_t rule = stripe_rule(c->code);
+    if (!rule.supported)
+        return BILLOW_ESTRIPE_CURRENCY;
+    if (stripe_amount % rule.factor != 0)
+        return BILLOW_ESTRIPE_AMOUNT;
+    int64_t r = stripe_amount / rule.factor;
+    if (!money_in_range(r))
+        return BILLOW_EAMOUNT_TOO_LARGE;
+    *out = r;
+    return 0;
 }

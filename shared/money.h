@@ -69,6 +69,26 @@ int money_mul(int64_t amount, int64_t factor, int64_t *out) BILLOW_MUSTCHECK;
 int money_mul_div(int64_t amount, int64_t num, int64_t den, money_round_t mode,
                   int64_t *out) BILLOW_MUSTCHECK;
 
+/* Billow's amount (minor units by ISO 4217) as Stripe writes it, into
+ * *out. Stripe counts most currencies' minor units as ISO does, but not
+ * all: it writes isk as a two-decimal currency (100 = 1 króna), and takes
+ * amounts in the three-decimal currencies (bhd, jod, kwd, omr, tnd) only
+ * when their last digit is 0, for its card networks. Every amount sent to
+ * Stripe goes through here. Returns 0; BILLOW_EPARAM_INVALID for a code
+ * Billow does not know; BILLOW_ESTRIPE_CURRENCY for a currency Stripe does
+ * not take (iqd, lyd); BILLOW_ESTRIPE_AMOUNT for an amount Stripe cannot
+ * take (a three-decimal one not ending in 0); BILLOW_EAMOUNT_TOO_LARGE
+ * out of range. *out is set only on success. */
+int money_to_stripe(const char *currency, int64_t amount, int64_t *out) BILLOW_MUSTCHECK;
+
+/* Stripe's amount in `currency` as Billow's minor units, into *out: the
+ * inverse of money_to_stripe(), for every amount read from Stripe (intents,
+ * charges, refunds, disputes, events). Returns 0, or the codes of
+ * money_to_stripe(); BILLOW_ESTRIPE_AMOUNT also for an amount with no
+ * Billow equivalent (isk with fractions of a króna, from charges made
+ * before Stripe refused them). */
+int money_from_stripe(const char *currency, int64_t stripe_amount, int64_t *out) BILLOW_MUSTCHECK;
+
 /* Writes amount in major units with the currency's decimals and no
  * grouping ("-12.34" for −1234 usd, "1500" for 1500 jpy, "1.500" for 1500
  * kwd) into out[MONEY_FORMAT_MAX]. For invoices and reports; the API

@@ -63,10 +63,11 @@ typedef struct {
     worker_job_t *job;
     const char *invoice_id;
     int attempt;
-    const char *key;      /* The tenant's Stripe key (borrowed). */
-    payments_invoice_t v; /* The invoice, under its locks. */
-    const char *skipped;  /* Why nothing is attempted, or NULL. */
-    bool send;            /* A Stripe call is prepared. */
+    const char *key;       /* The tenant's Stripe key (borrowed). */
+    payments_invoice_t v;  /* The invoice, under its locks. */
+    int64_t stripe_amount; /* v.amount_remaining as Stripe writes it. */
+    const char *skipped;   /* Why nothing is attempted, or NULL. */
+    bool send;             /* A Stripe call is prepared. */
     stripe_form_t *form;
     char path[PAYMENTS_STRIPE_ID_MAX + 64];
     char idem[160];
@@ -179,6 +180,12 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
     }
     snprintf(ch->idem, sizeof ch->idem, "billow:pi:%s:%d", ch->invoice_id, ch->attempt);
     if (!ch->v.intent[0]) {
+        /* Checked before anything reaches Stripe: an amount Stripe cannot
+         * take in this currency is refused, not charged rounded. */
+        out = payments_to_stripe(job, ch->v.currency, ch->v.amount_remaining, "amount",
+                                 &ch->stripe_amount);
+        if (out != HANDLER_OK)
+            return out;
         if (!may_create && !ch->v.stripe_customer[0]) {
             *deferred = true;
             return HANDLER_OK;
@@ -205,7 +212,7 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
     stripe_form_add(ch->form, "payment_method", ch->v.payment_method);
     stripe_form_add(ch->form, "off_session", "true");
     if (!ch->v.intent[0]) {
-        stripe_form_add_int(ch->form, "amount", ch->v.amount_remaining);
+        stripe_form_add_int(ch->form, "amount", ch->stripe_amount);
         stripe_form_add(ch->form, "currency", ch->v.currency);
         stripe_form_add(ch->form, "customer", stripe_customer);
         stripe_form_add(ch->form, "confirm", "true");
@@ -609,7 +616,7 @@ static handler_outcome_t payment_refund(worker_job_t *job)
     const char *p1[2] = {payment, id};
     out = handler_util_exec(
         job,
-        "SELECT p.amount - p.amount_refunded, p.stripe_payment_intent,"
+        "SELECT p.amount - p.amount_refunded, p.stripe_payment_intent, p.currency,"
         " p.amount_refunded > (SELECT coalesce(sum(r.amount), 0) FROM refunds r"
         "  WHERE r.tenant_id = p.tenant_id AND r.payment_id = p.id"
         "   AND r.status IN ('pending', 'succeeded')),"
@@ -622,12 +629,13 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         out = runtime_reject(job, 404, "resource_missing", "id", "No such payment: '%s'.", payment);
         goto done;
     }
-    char pi[PAYMENTS_STRIPE_ID_MAX];
+    char pi[PAYMENTS_STRIPE_ID_MAX], currency[8];
     int64_t left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    int64_t want = amount ? (int64_t)json_integer_value(amount) : left;
+    int64_t want = amount ? (int64_t)json_integer_value(amount) : left, stripe_want = 0;
     snprintf(pi, sizeof pi, "%s", PQgetvalue(res, 0, 1));
-    bool unexplained = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-    bool recorded = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    snprintf(currency, sizeof currency, "%s", PQgetvalue(res, 0, 2));
+    bool unexplained = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    bool recorded = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
     PQclear(res);
     res = NULL;
     /* Recorded already (this job ran before, or the webhook's
@@ -668,7 +676,9 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         goto done;
     }
     if (found == NULL) {
-        if (key == NULL && (out = payments_stripe_key(job, &key)) != HANDLER_OK)
+        if ((amount && (out = payments_to_stripe(job, currency, want, "amount", &stripe_want)) !=
+                           HANDLER_OK) ||
+            (key == NULL && (out = payments_stripe_key(job, &key)) != HANDLER_OK))
             goto done;
         /* Without an amount Stripe refunds what it has left: the request
          * (and so its Idempotency-Key's parameters) stays the same however
@@ -677,7 +687,7 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         form = stripe_form_new();
         stripe_form_add(form, "payment_intent", pi);
         if (amount)
-            stripe_form_add_int(form, "amount", want);
+            stripe_form_add_int(form, "amount", stripe_want);
         if (reason)
             stripe_form_add(form, "reason", reason);
         stripe_form_add(form, "expand[]", "charge");

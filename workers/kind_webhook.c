@@ -267,9 +267,13 @@ static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, b
 {
     const char *id = json_string_value(json_object_get(charge, "id"));
     const char *pi = json_string_value(json_object_get(charge, "payment_intent"));
-    const json_t *refunded = json_object_get(charge, "amount_refunded");
+    const char *currency = json_string_value(json_object_get(charge, "currency"));
+    int64_t refunded = 0;
     *applied = false;
-    if (!id || !json_is_integer(refunded))
+    /* Stripe's total in Billow's minor units (isk is two-decimal to
+     * Stripe); one Billow cannot represent changes nothing. */
+    if (!id || !currency ||
+        !payments_from_stripe(json_object_get(charge, "amount_refunded"), currency, &refunded))
         return HANDLER_OK;
     const char *params[2] = {id, pi};
     PGresult *res = NULL;
@@ -283,8 +287,8 @@ static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, b
         char pay[IDS_MAX];
         int64_t before = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         snprintf(pay, sizeof pay, "%s", PQgetvalue(res, 0, 0));
-        out = payments_sync_refunded(job, pay, (int64_t)json_integer_value(refunded));
-        *applied = out == HANDLER_OK && json_integer_value(refunded) > before;
+        out = payments_sync_refunded(job, pay, refunded);
+        *applied = out == HANDLER_OK && refunded > before;
     }
     PQclear(res);
     return out;
@@ -307,16 +311,19 @@ static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool 
 {
     const char *id = json_string_value(json_object_get(d, "id"));
     const char *charge = json_string_value(json_object_get(d, "charge"));
-    const json_t *amount = json_object_get(d, "amount");
+    const char *currency = json_string_value(json_object_get(d, "currency"));
+    int64_t amount = 0;
     char amount_s[24];
     *applied = false;
-    if (!id || !charge || !json_is_integer(amount))
+    /* Stripe's amount in Billow's minor units (isk is two-decimal to Stripe). */
+    if (!id || !charge || !currency ||
+        !payments_from_stripe(json_object_get(d, "amount"), currency, &amount))
         return HANDLER_OK;
-    snprintf(amount_s, sizeof amount_s, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
+    snprintf(amount_s, sizeof amount_s, "%" PRId64, amount);
     const char *params[6] = {id,
                              charge,
                              amount_s,
-                             json_string_value(json_object_get(d, "currency")),
+                             currency,
                              json_string_value(json_object_get(d, "reason")),
                              json_string_value(json_object_get(d, "status"))};
     return run_effect(

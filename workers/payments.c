@@ -12,6 +12,7 @@
 #include "kind_invoice.h"
 #include "log.h"
 #include "mem.h"
+#include "money.h"
 #include "seal.h"
 #include "timeutil.h"
 
@@ -102,6 +103,35 @@ handler_outcome_t payments_stripe_fault(worker_job_t *job, const stripe_response
     return runtime_fault(
         job, HANDLER_PERMANENT, "stripe_error", "Stripe refused the request (HTTP %ld, %s%s%s): %s",
         r->status, r->type[0] ? r->type : "no type", r->code[0] ? ", " : "", r->code, r->message);
+}
+
+handler_outcome_t payments_to_stripe(worker_job_t *job, const char *currency, int64_t amount,
+                                     const char *param, int64_t *out)
+{
+    switch (money_to_stripe(currency, amount, out)) {
+    case 0:
+        return HANDLER_OK;
+    case BILLOW_ESTRIPE_AMOUNT:
+        return runtime_reject(job, 400, "stripe_amount_unsupported", param,
+                              "Stripe takes %s amounts only in whole tens of the minor unit (the "
+                              "last of the three decimals 0, for its card networks); %" PRId64
+                              " is not one, and Billow does not charge a rounded amount. Nothing "
+                              "was sent to Stripe.",
+                              currency, amount);
+    case BILLOW_ESTRIPE_CURRENCY:
+        return runtime_reject(job, 400, "stripe_currency_unsupported", "currency",
+                              "Stripe does not take payments in %s. Nothing was sent to Stripe.",
+                              currency);
+    default:
+        return runtime_reject(job, 400, "amount_too_large", param,
+                              "%" PRId64 " %s cannot be sent to Stripe.", amount, currency);
+    }
+}
+
+bool payments_from_stripe(const json_t *amount, const char *currency, int64_t *out)
+{
+    return json_is_integer(amount) &&
+           money_from_stripe(currency, (int64_t)json_integer_value(amount), out) == 0;
 }
 
 /* Copies a string member of obj into out (size n); "" when absent. */
@@ -365,9 +395,14 @@ static const char PAYMENT_SQL[] =
     "FROM invoices i WHERE i.id = $2 "
     "ON CONFLICT (tenant_id, stripe_payment_intent) DO NOTHING";
 
-/* The success of attempt `attempt_id`: the payment, then the invoice paid. */
+/* The success of attempt `attempt_id`: the payment, then the invoice paid;
+ * unless `mismatch` (why the intent does not pay this invoice, or NULL):
+ * then the money is recorded as received, and the invoice stays open with
+ * that reason and nothing scheduled, for staff to refund the payment or
+ * settle the invoice out of band. */
 static handler_outcome_t record_success(worker_job_t *job, const payments_outcome_t *o,
-                                        const payments_invoice_t *v, const PGresult *att)
+                                        const payments_invoice_t *v, const PGresult *att,
+                                        const char *mismatch)
 {
     char pay_id[IDS_MAX], now[24];
     char pi[PAYMENTS_STRIPE_ID_MAX] = "", charge[PAYMENTS_STRIPE_ID_MAX] = "";
@@ -387,18 +422,27 @@ static handler_outcome_t record_success(worker_job_t *job, const payments_outcom
     handler_outcome_t out = handler_util_exec(job, PAYMENT_SQL, 9, params, PGRES_COMMAND_OK, NULL);
     if (out != HANDLER_OK)
         return out;
-    char attempt[16];
+    char attempt[16], *err_text = NULL;
     snprintf(attempt, sizeof attempt, "%d", o->attempt);
-    const char *p2[2] = {o->invoice_id, attempt};
+    if (mismatch) {
+        json_t *err = json_pack("{s:i,s:s,s:s,s:s}", "attempt", o->attempt, "status", "succeeded",
+                                "code", "amount_mismatch", "message", mismatch);
+        err_text = json_dumps(err, JSON_COMPACT);
+        json_decref(err);
+    }
+    const char *p2[3] = {o->invoice_id, attempt, err_text};
     out = handler_util_exec(
         job,
         "UPDATE invoices SET attempt_count = greatest(attempt_count, $2::integer),"
-        " last_payment_error = NULL, payment_method_required = false "
+        " last_payment_error = $3::jsonb, payment_method_required = false,"
+        " next_payment_attempt = CASE WHEN $3::jsonb IS NULL THEN next_payment_attempt END,"
+        " dunning_ends_at = CASE WHEN $3::jsonb IS NULL THEN dunning_ends_at END "
         "WHERE id = $1",
-        2, p2, PGRES_COMMAND_OK, NULL);
+        3, p2, PGRES_COMMAND_OK, NULL);
+    free(err_text);
     /* An uncollectible invoice may still be paid: a late success (the
      * customer finished authenticating) settles it too. */
-    if (out != HANDLER_OK ||
+    if (out != HANDLER_OK || mismatch != NULL ||
         (strcmp(v->status, "open") != 0 && strcmp(v->status, "uncollectible") != 0))
         return out;
     bool moved = false;
@@ -512,10 +556,34 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                  (o->failure_code && strcmp(o->failure_code, "payment_method_missing") == 0));
     copy_member(o->intent, "id", pi, sizeof pi);
     copy_member(o->intent, "latest_charge", charge, sizeof charge);
-    const json_t *amt = json_object_get(o->intent, "amount");
-    if (json_is_integer(amt))
-        snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(amt));
     copy_member(o->intent, "currency", currency, sizeof currency);
+    /* Stripe's figure in Billow's minor units (isk is two-decimal to
+     * Stripe): the attempt and the payment record what moved. */
+    const json_t *amt = json_object_get(o->intent, "amount");
+    int64_t paid = 0;
+    bool readable = payments_from_stripe(amt, currency, &paid);
+    if (readable)
+        snprintf(amount, sizeof amount, "%" PRId64, paid);
+    /* An intent settles the invoice only for what the invoice asks, in its
+     * currency: one made for another amount (by a charger that sent the
+     * wrong units, or by hand in Stripe with the invoice's metadata) is
+     * money received, not the invoice paid. */
+    const char *failure_code = o->failure_code, *failure_message = o->failure_message;
+    char mismatch[512] = "";
+    if (strcmp(status, "succeeded") == 0 &&
+        (strcmp(v.status, "open") == 0 || strcmp(v.status, "uncollectible") == 0) &&
+        (!readable || paid != v.amount_remaining || strcmp(currency, v.currency) != 0)) {
+        snprintf(mismatch, sizeof mismatch,
+                 "PaymentIntent %s is for %s %s (%" JSON_INTEGER_FORMAT
+                 " in Stripe's units); the invoice asks for %" PRId64
+                 " %s. The payment is recorded but does not settle the invoice.",
+                 pi[0] ? pi : "(no id)", readable ? amount : "an amount Billow cannot represent",
+                 currency[0] ? currency : "(no currency)",
+                 json_is_integer(amt) ? json_integer_value(amt) : 0, v.amount_remaining,
+                 v.currency);
+        failure_code = "amount_mismatch";
+        failure_message = mismatch;
+    }
     const char *pm = o->payment_method;
     if (pm == NULL)
         pm = json_string_value(json_object_get(o->intent, "payment_method"));
@@ -531,9 +599,9 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                               currency[0] ? currency : NULL,
                               pm,
                               status,
-                              o->failure_code,
+                              failure_code,
                               o->decline_code,
-                              o->failure_message,
+                              failure_message,
                               hard ? "true" : "false",
                               pi[0] ? pi : NULL,
                               charge[0] ? charge : NULL,
@@ -549,7 +617,10 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
     if ((out = supersede(job, o->invoice_id, attempt)) != HANDLER_OK)
         goto done;
     if (strcmp(status, "succeeded") == 0) {
-        out = record_success(job, o, &v, res);
+        if (mismatch[0])
+            log_write(LOG_WARN, "payment_amount_mismatch", "{s:s,s:s,s:s}", "invoice",
+                      o->invoice_id, "payment_intent", pi, "message", mismatch);
+        out = record_success(job, o, &v, res, mismatch[0] ? mismatch : NULL);
     } else if (strcmp(status, "processing") == 0) {
         const char *p2[2] = {o->invoice_id, attempt};
         out = handler_util_exec(job,
@@ -647,7 +718,8 @@ handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, cons
     const char *charge_id = json_is_object(charge)
                                 ? json_string_value(json_object_get(charge, "id"))
                                 : json_string_value(charge);
-    const json_t *amt = json_object_get(re, "amount");
+    const char *currency = json_string_value(json_object_get(re, "currency"));
+    int64_t refunded = 0, charge_total = -1;
     const char *meta_id =
         json_string_value(json_object_get(json_object_get(re, "metadata"), "billow_refund"));
     char row_id[IDS_MAX], pay_id[IDS_MAX], amount[24];
@@ -656,8 +728,13 @@ handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, cons
 
     if (refund_obj)
         *refund_obj = NULL;
-    if (stripe_id == NULL || !json_is_integer(amt) || json_integer_value(amt) <= 0)
-        return HANDLER_OK; /* Not a refund Billow can read: nothing to record. */
+    /* Stripe's figures in Billow's minor units (isk is two-decimal to
+     * Stripe); a refund Billow cannot read is not recorded. */
+    if (stripe_id == NULL || currency == NULL ||
+        !payments_from_stripe(json_object_get(re, "amount"), currency, &refunded) || refunded <= 0)
+        return HANDLER_OK;
+    if (!payments_from_stripe(json_object_get(charge, "amount_refunded"), currency, &charge_total))
+        charge_total = -1;
     /* The payment first, locked: the job holds it across its Stripe call,
      * so the webhook's report of the same refund waits for the job's row. */
     const char *p1[2] = {pi, charge_id};
@@ -676,7 +753,7 @@ handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, cons
         snprintf(row_id, sizeof row_id, "%s", meta_id);
     else
         ids_generate("refund", row_id);
-    snprintf(amount, sizeof amount, "%" JSON_INTEGER_FORMAT, json_integer_value(amt));
+    snprintf(amount, sizeof amount, "%" PRId64, refunded);
     const char *params[7] = {row_id,
                              pay_id,
                              amount,
@@ -687,9 +764,7 @@ handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, cons
     out = handler_util_exec(job, REFUND_SQL, 7, params, PGRES_COMMAND_OK, NULL);
     if (out != HANDLER_OK)
         goto done;
-    const json_t *charge_total = json_object_get(charge, "amount_refunded");
-    out = payments_sync_refunded(
-        job, pay_id, json_is_integer(charge_total) ? json_integer_value(charge_total) : -1);
+    out = payments_sync_refunded(job, pay_id, charge_total);
     if (out != HANDLER_OK || refund_obj == NULL)
         goto done;
     const char *p3[1] = {stripe_id};

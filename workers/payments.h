@@ -54,6 +54,19 @@ handler_outcome_t payments_stripe_key(worker_job_t *job, char **key);
  * message kept (code "stripe_error"), and returns the outcome. */
 handler_outcome_t payments_stripe_fault(worker_job_t *job, const stripe_response_t *r);
 
+/* Billow's `amount` in `currency` as Stripe writes it (money_to_stripe),
+ * into *out, for every amount sent to Stripe. An amount Stripe cannot take
+ * rejects the job before anything is sent (400 stripe_amount_unsupported
+ * naming `param`, or stripe_currency_unsupported): Billow charges what the
+ * invoice says or nothing, never a rounded amount. */
+handler_outcome_t payments_to_stripe(worker_job_t *job, const char *currency, int64_t amount,
+                                     const char *param, int64_t *out);
+
+/* Stripe's integer `amount` (a member of a Stripe object) in `currency` as
+ * Billow's minor units (money_from_stripe), into *out. False, *out
+ * untouched, when it is missing or has no Billow equivalent. */
+bool payments_from_stripe(const json_t *amount, const char *currency, int64_t *out);
+
 /* The Stripe customer of Billow customer `customer_id` into stripe_id,
  * creating it in Stripe (idempotency key "billow:cus:<id>") and recording
  * it when there is none yet. */

@@ -516,6 +516,68 @@ describe('one-time payments and refunds', () => {
     tenants.push(ctx);
   });
 
+  it('5,000 kr is charged as Stripe writes isk (500000) and pays its invoice in full; refunds convert back', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
+    const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 5000, currency: 'isk' }, 201);
+    assert.equal(res.invoice.status, 'paid');
+    assert.deepEqual([res.payment.amount, res.payment.currency, res.attempt.amount], [5000, 'isk', 5000]);
+    const made = (await fake.requests(ctx.key)).filter((r) => r.method === 'POST' && r.path === '/v1/payment_intents');
+    assert.deepEqual(made.map((r) => r.params.amount), ['500000'], 'Stripe was asked for 5,000 kr, not 50');
+    assert.equal((await fake.stats(ctx.key)).amount_succeeded, 500000);
+
+    const re = await ctx.b.post('/v1/payments/{id}/refunds', { amount: 1200 }, 201, { id: res.payment.id });
+    assert.equal(re.amount, 1200);
+    const sent = (await fake.requests(ctx.key)).filter((r) => r.method === 'POST' && r.path === '/v1/refunds');
+    assert.deepEqual(sent.map((r) => r.params.amount), ['120000']);
+    await until('charge.refunded to be applied', async () => {
+      const [[n]] = await superuser(`SELECT count(*) FROM stripe_events WHERE tenant_id = ${lit(ctx.T.tenant.id)} AND type = 'charge.refunded'`);
+      return n === '1' ? true : undefined;
+    });
+    const pay = await ctx.b.get('/v1/payments/{id}', { id: res.payment.id });
+    assert.deepEqual([pay.amount_refunded, pay.status], [1200, 'partially_refunded'], 'Stripe\'s total read back in krónur');
+  });
+
+  it('a kwd amount whose last digit is not 0 is refused before Stripe, naming the rule; one ending in 0 is charged as it is', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
+    const refused = await ctx.b.attempt('/v1/payments', { customer: customer.id, amount: 5125, currency: 'kwd' });
+    assertError(refused, 400, 'stripe_amount_unsupported', { param: 'amount' });
+    assert.match(refused.json.error.message, /last of the three decimals 0/);
+    const log = await fake.requests(ctx.key);
+    assert.deepEqual(log.filter((r) => r.path.startsWith('/v1/payment_intents')), [], 'nothing reached Stripe');
+    const [[invoices]] = await superuser(`SELECT count(*) FROM invoices WHERE tenant_id = ${lit(ctx.T.tenant.id)}`);
+    assert.equal(invoices, '0', 'no invoice was left behind');
+
+    const ok = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 5120, currency: 'kwd' }, 201);
+    assert.deepEqual([ok.invoice.status, ok.payment.amount], ['paid', 5120]);
+    const made = (await fake.requests(ctx.key)).filter((r) => r.method === 'POST' && r.path === '/v1/payment_intents');
+    assert.deepEqual(made.map((r) => r.params.amount), ['5120']);
+    assertError(await ctx.b.attempt('/v1/payments/{id}/refunds', { amount: 1005 }, { id: ok.payment.id }), 400, 'stripe_amount_unsupported', { param: 'amount' });
+    assert.equal((await fake.stats(ctx.key)).refunds_total, 0);
+  });
+
+  it('an intent for another amount than its invoice\'s is recorded as money received but does not pay the invoice', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });
+    const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 4000, currency: 'usd' }, 201);
+    assert.equal(res.invoice.status, 'open');
+    // Someone makes, in Stripe, an intent for less that names the invoice.
+    const form = new URLSearchParams({ amount: '1000', currency: 'usd', payment_method: 'pm_card_visa', confirm: 'true', 'metadata[billow_invoice]': res.invoice.id });
+    const pi = await fetch(`${fake.url}/v1/payment_intents`, { method: 'POST', headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded', 'Idempotency-Key': `test:${res.invoice.id}` }, body: form });
+    assert.equal(pi.status, 200, await pi.clone().text());
+    const attempts = await until('the intent\'s success to be applied', async () => {
+      const list = await attemptsOf(ctx, res.invoice.id);
+      return list.length === 2 ? list : undefined;
+    });
+    assert.deepEqual([attempts[1].status, attempts[1].failure_code, attempts[1].amount], ['succeeded', 'amount_mismatch', 1000]);
+    assert.match(attempts[1].failure_message, /the invoice asks for 4000 usd/);
+    const inv = await ctx.b.get('/v1/invoices/{id}', { id: res.invoice.id });
+    assert.deepEqual([inv.status, inv.next_payment_attempt, inv.last_payment_error?.code], ['open', null, 'amount_mismatch']);
+    const payments = await ctx.b.get('/v1/payments', {}, { invoice: res.invoice.id });
+    assert.deepEqual(payments.data.map((p) => p.amount), [1000], 'the money that moved is on record, for staff');
+  });
+
   it('a declined one-time payment leaves its invoice open and schedules nothing', async () => {
     const ctx = await setUp();
     const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });

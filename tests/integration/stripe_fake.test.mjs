@@ -454,6 +454,17 @@ describe('the Stripe fake', () => {
     assert.equal(refunded[0].data.object.amount_refunded, 500);
   });
 
+  it('takes isk as a two-decimal currency of whole krónur only, in charges and refunds', async () => {
+    const key = newKey('isk');
+    const cus = await newCustomer(key);
+    const isk = (amount) => ({ ...chargeParams(cus.id, 'pm_card_visa'), amount: String(amount), currency: 'isk' });
+    assertError(await api(key, 'POST', '/v1/payment_intents', isk(500050), { idem: 'billow:pi:inv_isk:0' }), 400, 'invalid_request_error', 'invalid_charge_amount_no_decimal_compatible', 'amount');
+    const pi = await api(key, 'POST', '/v1/payment_intents', isk(500000), { idem: 'billow:pi:inv_isk:1' });
+    assert.deepEqual([pi.status, pi.json.status, pi.json.amount], [200, 'succeeded', 500000], '5,000 kr');
+    assertError(await api(key, 'POST', '/v1/refunds', { payment_intent: pi.json.id, amount: '150' }), 400, 'invalid_request_error', 'invalid_charge_amount_no_decimal_compatible', 'amount');
+    assert.equal((await api(key, 'POST', '/v1/refunds', { payment_intent: pi.json.id, amount: '100000' })).json.amount, 100000);
+  });
+
   it('lists an intent\'s refunds newest first, paged, with their charges expanded', async () => {
     const key = newKey('rel');
     const cus = await newCustomer(key);

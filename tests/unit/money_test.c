@@ -266,3 +266,101 @@ Test(money, prop_mul_div_half_up_is_nearest_and_mirrored)
                       i);
     }
 }
+
+/* Stripe's zero-decimal and three-decimal currencies as its currency page
+ * lists them (https://docs.stripe.com/currencies), and the ones Billow
+ * knows that Stripe does not take; every other currency is two-decimal to
+ * Stripe. Kept apart from money.c's own table, so a slip in either shows. */
+static const char *const STRIPE_ZERO_DECIMAL[] = {"bif", "clp", "djf", "gnf", "jpy", "kmf",
+                                                  "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+                                                  "vuv", "xaf", "xof", "xpf"};
+static const char *const STRIPE_THREE_DECIMAL[] = {"bhd", "jod", "kwd", "omr", "tnd"};
+static const char *const STRIPE_UNSUPPORTED[] = {"iqd", "lyd"};
+
+static bool listed(const char *code, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(code, list[i]) == 0)
+            return true;
+    return false;
+}
+#define LISTED(code, list) listed(code, list, sizeof(list) / sizeof(list[0]))
+
+static int64_t pow10i(int e)
+{
+    int64_t r = 1;
+    while (e-- > 0)
+        r *= 10;
+    return r;
+}
+
+Test(money, every_currency_is_written_as_stripe_writes_it)
+{
+    for (const money_currency_t *c = MONEY_CURRENCIES; c->code != NULL; c++) {
+        int64_t out = -1, back = -1;
+        int64_t major = pow10i(c->exponent); /* One major unit in Billow's minor units. */
+        if (LISTED(c->code, STRIPE_UNSUPPORTED)) {
+            cr_assert_eq(money_to_stripe(c->code, major, &out), BILLOW_ESTRIPE_CURRENCY, "%s",
+                         c->code);
+            cr_assert_eq(money_from_stripe(c->code, major, &out), BILLOW_ESTRIPE_CURRENCY, "%s",
+                         c->code);
+            cr_assert_eq(out, -1, "%s: out untouched", c->code);
+            continue;
+        }
+        int stripe_exp = LISTED(c->code, STRIPE_ZERO_DECIMAL)    ? 0
+                         : LISTED(c->code, STRIPE_THREE_DECIMAL) ? 3
+                                                                 : 2;
+        /* 7 major units, 5000 of them, and the largest amount Billow holds
+         * that Stripe can take: Stripe's figure, and back again. */
+        const int64_t counts[] = {7, 5000};
+        for (size_t k = 0; k < 2; k++) {
+            cr_assert_eq(money_to_stripe(c->code, counts[k] * major, &out), 0, "%s", c->code);
+            cr_assert_eq(out, counts[k] * pow10i(stripe_exp), "%s: %lld major units", c->code,
+                         (long long)counts[k]);
+            cr_assert_eq(money_from_stripe(c->code, out, &back), 0, "%s", c->code);
+            cr_assert_eq(back, counts[k] * major, "%s: round trip", c->code);
+        }
+        int64_t step = stripe_exp == 3 ? 10 : 1;
+        int64_t top = MONEY_AMOUNT_MAX - MONEY_AMOUNT_MAX % step;
+        cr_assert_eq(money_to_stripe(c->code, top, &out), 0, "%s", c->code);
+        cr_assert_eq(money_from_stripe(c->code, out, &back), 0, "%s", c->code);
+        cr_assert_eq(back, top, "%s", c->code);
+        cr_assert_eq(money_to_stripe(c->code, MONEY_AMOUNT_MAX + 1, &out), BILLOW_EAMOUNT_TOO_LARGE,
+                     "%s", c->code);
+    }
+}
+
+Test(money, isk_is_two_decimal_to_stripe)
+{
+    int64_t out = 0;
+    cr_assert_eq(money_to_stripe("isk", 5000, &out), 0);
+    cr_assert_eq(out, 500000, "5,000 kr is 500000 to Stripe, not 50 kr");
+    cr_assert_eq(money_from_stripe("isk", 500000, &out), 0);
+    cr_assert_eq(out, 5000);
+    out = -1;
+    cr_assert_eq(money_from_stripe("isk", 4010, &out), BILLOW_ESTRIPE_AMOUNT,
+                 "a fraction of a króna has no Billow amount");
+    cr_assert_eq(out, -1);
+    cr_assert_eq(money_from_stripe("ISK", 100, &out), 0, "case does not matter");
+    cr_assert_eq(out, 1);
+}
+
+Test(money, three_decimal_amounts_must_end_in_zero_for_stripe)
+{
+    const char *codes[] = {"bhd", "jod", "kwd", "omr", "tnd"};
+    for (size_t i = 0; i < 5; i++) {
+        int64_t out = -1;
+        cr_assert_eq(money_to_stripe(codes[i], 5125, &out), BILLOW_ESTRIPE_AMOUNT, "%s", codes[i]);
+        cr_assert_eq(out, -1, "%s: refused, not rounded", codes[i]);
+        cr_assert_eq(money_to_stripe(codes[i], 5120, &out), 0, "%s", codes[i]);
+        cr_assert_eq(out, 5120, "%s: the same figure", codes[i]);
+    }
+}
+
+Test(money, stripe_conversion_refuses_unknown_codes)
+{
+    int64_t out = 0;
+    cr_assert_eq(money_to_stripe("xxx", 100, &out), BILLOW_EPARAM_INVALID);
+    cr_assert_eq(money_to_stripe(NULL, 100, &out), BILLOW_EPARAM_INVALID);
+    cr_assert_eq(money_from_stripe("us", 100, &out), BILLOW_EPARAM_INVALID);
+}

@@ -397,9 +397,19 @@ function updateCustomer(acct, c, p) {
   return c;
 }
 
+// Stripe writes ISK as a two-decimal currency (100 = 1 króna) but, since
+// April 2023, takes only whole krónur in charges and refunds alike
+// (support.stripe.com, "Deprecation of fractional ISK charges and refunds").
+function validateWholeKronur(amount, currency, param = 'amount') {
+  if (currency === 'isk' && amount % 100 !== 0) {
+    throw invalid('Invalid amount. Currency ISK has become effectively zero-decimal and charged amounts must be evenly divisible by 100. See https://stripe.com/docs/currencies#special-cases for more information.', param, 'invalid_charge_amount_no_decimal_compatible');
+  }
+}
+
 function validateAmount(amount, currency, param = 'amount') {
   if (amount < 1) throw invalid('This value must be greater than or equal to 1.', param, 'parameter_invalid_integer');
   if (currency === undefined) return;
+  validateWholeKronur(amount, currency, param);
   if (amount < (MIN_AMOUNT[currency] || 0)) {
     throw invalid(`Amount must be at least ${money(MIN_AMOUNT[currency], currency)} ${currency}`, param, 'amount_too_small');
   }
@@ -836,6 +846,7 @@ function createRefund(ctx) {
   if (remaining <= 0) throw invalid(`Charge ${ch.id} has already been refunded.`, null, 'charge_already_refunded');
   const amount = p.amount ?? remaining;
   validateAmount(amount);
+  validateWholeKronur(amount, ch.currency);
   if (amount > remaining) {
     const msg = `Refund amount (${money(amount, ch.currency)}) is greater than unrefunded amount on charge (${money(remaining, ch.currency)})`;
     throw invalid(msg, 'amount', 'amount_too_large');

@@ -519,6 +519,21 @@ static handler_outcome_t record_failure(worker_job_t *job, const payments_outcom
     return out;
 }
 
+/* Whether invoice `id` has nothing scheduled: no retry and no end. */
+static handler_outcome_t invoice_idle(worker_job_t *job, const char *id, bool *idle)
+{
+    const char *params[1] = {id};
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job,
+                          "SELECT 1 FROM invoices WHERE id = $1 AND next_payment_attempt IS NULL"
+                          " AND dunning_ends_at IS NULL",
+                          1, params, PGRES_TUPLES_OK, &res);
+    *idle = out == HANDLER_OK && PQntuples(res) == 1;
+    PQclear(res);
+    return out;
+}
+
 /* Earlier attempts still waiting on the invoice's PaymentIntent (for the
  * customer's authentication) are over once a later attempt has confirmed
  * it again: the intent now speaks for the latest. */
@@ -607,6 +622,22 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                               charge[0] ? charge : NULL,
                               o->request_id && o->request_id[0] ? o->request_id : NULL,
                               now};
+    /* A failure of the latest attempt, already counted: was it counted
+     * while processing (and so never as a failure)? Asked only then. */
+    bool was_processing = false;
+    if (strcmp(v.status, "open") == 0 && o->attempt == v.attempt_count &&
+        (strcmp(status, "failed") == 0 || strcmp(status, "requires_action") == 0)) {
+        const char *p1[2] = {o->invoice_id, attempt};
+        out = handler_util_exec(job,
+                                "SELECT 1 FROM payment_attempts WHERE invoice_id = $1"
+                                " AND attempt = $2::integer AND status = 'processing'",
+                                2, p1, PGRES_TUPLES_OK, &res);
+        if (out != HANDLER_OK)
+            goto done;
+        was_processing = PQntuples(res) == 1;
+        PQclear(res);
+        res = NULL;
+    }
     out = handler_util_exec(job, ATTEMPT_SQL, 16, params, PGRES_TUPLES_OK, &res);
     if (out != HANDLER_OK)
         goto done;
@@ -622,13 +653,31 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                       o->invoice_id, "payment_intent", pi, "message", mismatch);
         out = record_success(job, o, &v, res, mismatch[0] ? mismatch : NULL);
     } else if (strcmp(status, "processing") == 0) {
+        /* Stripe will say how it ends; until then nothing is due: no retry,
+         * and no end either, or the policy's end (cancel) would act on a
+         * payment in flight. A failure later writes both again from the
+         * policy (record_failure); a success settles the invoice. */
         const char *p2[2] = {o->invoice_id, attempt};
         out = handler_util_exec(job,
                                 "UPDATE invoices SET attempt_count = greatest(attempt_count,"
-                                " $2::integer), next_payment_attempt = NULL WHERE id = $1",
+                                " $2::integer), next_payment_attempt = NULL,"
+                                " dunning_ends_at = NULL WHERE id = $1",
                                 2, p2, PGRES_COMMAND_OK, NULL);
     } else if (strcmp(v.status, "open") == 0 && o->attempt > v.attempt_count) {
         out = record_failure(job, o, &v, status, hard);
+    } else if (was_processing) {
+        /* The latest attempt was counted while processing, which parked the
+         * invoice's schedule, and has failed (or now waits for the
+         * customer) since: this is its first failure, and what comes next
+         * is written now, or the invoice would stay open with nothing to
+         * move it. Only when nothing was scheduled since (a new payment
+         * method's retry stands). An attempt that was requires_action went
+         * through record_failure then: its retry or end is written (or has
+         * run), and is not repeated. */
+        bool idle = false;
+        out = invoice_idle(job, o->invoice_id, &idle);
+        if (out == HANDLER_OK && idle)
+            out = record_failure(job, o, &v, status, hard);
     }
 
 done:

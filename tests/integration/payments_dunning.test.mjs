@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import Stripe from 'stripe';
+
 import { createCustomer, createPrice, createProduct, createTenant, waitJob } from './lib/billow.mjs';
 import { billingClient } from './lib/billing.mjs';
 import { lit, superuser } from './lib/db.mjs';
@@ -19,7 +21,7 @@ import { connectStripe, startStripeFake } from './lib/payments.mjs';
 import { hgetall, redis } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { checkRequest } from './lib/stripe_spec.mjs';
-import { until } from './lib/util.mjs';
+import { newId, sleep, until } from './lib/util.mjs';
 
 const S = slot(30);
 const stack = new Stack('payments_dunning', S);
@@ -44,12 +46,12 @@ after(async () => {
 // A tenant connected to the fake, with a $20/month price and helpers.
 async function setUp(policy) {
   const T = await createTenant(api);
-  const { key } = await connectStripe(api, fake, T);
+  const { key, whsec } = await connectStripe(api, fake, T);
   const b = billingClient(api, T.secret);
   if (policy) await b.post('/v1/settings/dunning', policy);
   const product = await createProduct(api, T.secret);
   const price = await createPrice(api, T.secret, { product: product.id, unit_amount: 2000 });
-  const ctx = { T, key, b, price };
+  const ctx = { T, key, whsec, b, price };
   tenants.push(ctx);
   return ctx;
 }
@@ -224,6 +226,71 @@ describe('authentication (SCA)', () => {
     const payments = await ctx.b.get('/v1/payments', {}, { invoice: inv.id });
     assert.equal(payments.data.length, 1);
     assert.equal((await fake.stats(ctx.key)).succeeded_total, 2, 'the first invoice and this one, once each');
+  });
+});
+
+describe('a payment processing', () => {
+  const signer = Stripe('sk_test_signer_only');
+
+  // A renewal whose off-session charge needs authentication (attempt 1
+  // requires_action, retry and end on 2027-02-04), then the customer
+  // authenticates and Stripe says the payment is processing, as it does
+  // for payment methods that confirm late. The world, invoice and intent.
+  async function processing(ctx) {
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_authenticationRequired' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    assert.equal(inv.next_payment_attempt, '2027-02-04T00:00:00Z');
+    const pi = (await attemptsOf(ctx, inv.id))[0].stripe_payment_intent;
+    // Stripe's own events of the decline are in before ours are sent.
+    await until('the fake\'s events to be delivered', async () => {
+      const events = await fake.events(ctx.key);
+      return events.every((e) => e.deliveries.every((d) => d.state === 'delivered')) ? true : undefined;
+    });
+    const intent = await (await fetch(`${fake.url}/v1/payment_intents/${pi}`, { headers: { Authorization: `Bearer ${ctx.key}` } })).json();
+    await sendEvent(ctx, 'payment_intent.processing', { ...intent, status: 'processing', last_payment_error: null }, 10);
+    await until('the attempt to be processing', async () => ((await attemptsOf(ctx, inv.id))[0].status === 'processing' ? true : undefined));
+    return { w, inv, intent };
+  }
+
+  // A signed event of Stripe's, as Stripe sends it, `ahead` seconds after
+  // now (newer than anything the fake sent about the same object).
+  async function sendEvent(ctx, type, object, ahead) {
+    const created = Math.floor(Date.now() / 1000) + ahead;
+    const body = JSON.stringify({ id: `evt_${newId('t').slice(2)}`, object: 'event', api_version: '2024-06-20', created, data: { object }, livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type });
+    const res = await api.post('/webhooks/stripe/{tenant}', {
+      params: { tenant: ctx.T.tenant.id },
+      headers: { 'Content-Type': 'application/json', 'Stripe-Signature': signer.webhooks.generateTestHeaderString({ payload: body, secret: ctx.whsec }) },
+      body,
+    });
+    assert.equal(res.status, 200, res.text);
+  }
+
+  const declined = (intent) => ({
+    ...intent,
+    status: 'requires_payment_method',
+    last_payment_error: { type: 'card_error', code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
+  });
+
+  it('parks the dunning end while it processes: the policy\'s end does not cancel a payment in flight', async () => {
+    const ctx = await setUp();
+    const { w, inv } = await processing(ctx);
+    await ctx.b.advance(w.clock, '2027-02-10T00:00:00Z');
+    await sleep(500);
+    assert.equal(await subStatus(ctx, w.sub.id), 'past_due', 'not canceled while the payment processes');
+    const now = await ctx.b.get('/v1/invoices/{id}', { id: inv.id });
+    assert.deepEqual([now.status, now.next_payment_attempt, now.attempt_count], ['open', null, 1]);
+  });
+
+  it('a processing attempt that fails then is a failure: the next retry is scheduled, not nothing forever', async () => {
+    const ctx = await setUp();
+    const { inv, intent } = await processing(ctx);
+    await sendEvent(ctx, 'payment_intent.payment_failed', declined(intent), 20);
+    const after = await invoiceWhere(ctx, inv.id, (i) => i.next_payment_attempt !== null, 'a retry scheduled after the failure');
+    assert.deepEqual([after.status, after.attempt_count, after.next_payment_attempt], ['open', 1, '2027-02-06T00:00:00Z']);
+    assert.equal(after.last_payment_error.decline_code, 'insufficient_funds');
+    const [first] = await attemptsOf(ctx, inv.id);
+    assert.deepEqual([first.status, first.decline_code], ['failed', 'insufficient_funds']);
   });
 });
 

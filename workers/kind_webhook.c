@@ -8,8 +8,10 @@
  * against the newest state seen of its object (stripe_objects): it is
  * applied only when it is newer (a later `created`, or at the same second
  * a status further along), and an older view of an object already seen
- * is kept as "stale" and changes nothing. Any order of the same events
- * therefore ends in the same state.
+ * is kept as "stale" and changes nothing that can go back: only what ever
+ * adds (a dispute's existence, a charge's refunded total) is taken from it
+ * (see stripe_event). Any order of the same events therefore ends in the
+ * same state.
  */
 #include "kind_webhook.h"
 
@@ -306,8 +308,10 @@ static handler_outcome_t apply_refund_object(worker_job_t *job, const json_t *re
     return out;
 }
 
-/* charge.dispute.created: the dispute recorded, its payment marked. */
-static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool *applied)
+/* charge.dispute.*: the dispute recorded, its payment marked; with newest
+ * (the event moved the dispute forward), its status is the event's too. */
+static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool newest,
+                                       bool *applied)
 {
     const char *id = json_string_value(json_object_get(d, "id"));
     const char *charge = json_string_value(json_object_get(d, "charge"));
@@ -320,12 +324,13 @@ static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool 
         !payments_from_stripe(json_object_get(d, "amount"), currency, &amount))
         return HANDLER_OK;
     snprintf(amount_s, sizeof amount_s, "%" PRId64, amount);
-    const char *params[6] = {id,
+    const char *params[7] = {id,
                              charge,
                              amount_s,
                              currency,
                              json_string_value(json_object_get(d, "reason")),
-                             json_string_value(json_object_get(d, "status"))};
+                             json_string_value(json_object_get(d, "status")),
+                             newest ? "t" : "f"};
     return run_effect(
         job,
         "WITH pay AS ("
@@ -336,10 +341,11 @@ static handler_outcome_t apply_dispute(worker_job_t *job, const json_t *d, bool 
         "   currency, reason, status)"
         "  VALUES (current_setting('app.tenant_id'), $1, (SELECT id FROM pay LIMIT 1), $2,"
         "   $3::bigint, coalesce($4, ''), $5, coalesce($6, 'needs_response'))"
-        "  ON CONFLICT (tenant_id, stripe_dispute) DO UPDATE SET status = excluded.status"
+        "  ON CONFLICT (tenant_id, stripe_dispute) DO UPDATE SET status ="
+        "   CASE WHEN $7::boolean THEN excluded.status ELSE disputes.status END"
         "  RETURNING payment_id"
         ") SELECT 1 FROM d WHERE payment_id IS NOT NULL",
-        6, params, applied);
+        7, params, applied);
 }
 
 /* invoice.paid of a Stripe invoice linked to a Billow one: paid. */
@@ -401,7 +407,24 @@ static handler_outcome_t stripe_event(worker_job_t *job)
 
     if ((out = advance_object(job, id, at, obj, &moved)) != HANDLER_OK)
         return out;
-    if (!moved) {
+    /* Staleness is per object, across all of its event types, while most
+     * effects belong to one type: a charge.dispute.funds_withdrawn of the
+     * same second can make the dispute's charge.dispute.created stale, and a
+     * later charge.updated the charge's charge.refunded. So what only ever
+     * adds is taken from every event of its object, stale or not: that a
+     * dispute exists (its status only from an event that moved it), and a
+     * charge's refunded total (kept as the greatest seen). */
+    bool dispute = strncmp(type, "charge.dispute.", strlen("charge.dispute.")) == 0;
+    bool charge = !dispute && strncmp(type, "charge.", strlen("charge.")) == 0;
+    if (dispute) {
+        out = apply_dispute(job, obj, moved, &applied);
+        if (!moved)
+            outcome = "stale";
+    } else if (charge) {
+        out = apply_refund(job, obj, &applied);
+        if (!moved)
+            outcome = "stale";
+    } else if (!moved) {
         outcome = "stale";
     } else if (strcmp(type, "payment_intent.succeeded") == 0 ||
                strcmp(type, "payment_intent.payment_failed") == 0 ||
@@ -410,12 +433,8 @@ static handler_outcome_t stripe_event(worker_job_t *job)
         out = apply_intent(job, obj, &applied);
     } else if (strcmp(type, "setup_intent.succeeded") == 0) {
         out = apply_setup(job, obj, &applied);
-    } else if (strcmp(type, "charge.refunded") == 0) {
-        out = apply_refund(job, obj, &applied);
     } else if (strcmp(type, "refund.created") == 0 || strcmp(type, "refund.updated") == 0) {
         out = apply_refund_object(job, obj, &applied);
-    } else if (strcmp(type, "charge.dispute.created") == 0) {
-        out = apply_dispute(job, obj, &applied);
     } else if (strcmp(type, "invoice.paid") == 0) {
         out = apply_invoice_paid(job, obj, &applied);
     } else if (strcmp(type, "customer.subscription.deleted") == 0) {

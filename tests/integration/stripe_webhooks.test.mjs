@@ -276,3 +276,36 @@ describe('the seven events', () => {
     assert.deepEqual(await finalState(L), inOrder);
   });
 });
+
+describe('events of one object, of another type, in the way', () => {
+  // Newness is judged per object across its event types; an effect of one
+  // type must not be lost because another type's event of the same object
+  // came first.
+  async function deliverEach(L, texts) {
+    for (const text of texts) {
+      const res = await deliver(L.T.tenant.id, text, sign(text, L.whsec));
+      assert.equal(res.status, 200, res.text);
+    }
+    await until(`${texts.length} events of ${L.T.tenant.id} to be processed`, async () => {
+      const [[n]] = await superuser(`SELECT count(*) FROM stripe_events WHERE tenant_id = ${lit(L.T.tenant.id)}`);
+      return Number(n) === texts.length ? true : undefined;
+    });
+  }
+
+  it('a dispute is recorded when a later-status event of it came first, with the newest status', async () => {
+    const L = await linkedTenant();
+    const created = EVENTS.find((e) => e.event.type === 'charge.dispute.created');
+    // The same dispute, the same second, further along: it moves the
+    // dispute first, and charge.dispute.created is then the stale one.
+    const updated = JSON.parse(created.text);
+    updated.id = 'evt_1PhHdAB7WZ01zgkWUpdat3d0';
+    updated.type = 'charge.dispute.updated';
+    updated.data.object.status = 'under_review';
+    await deliverEach(L, [JSON.stringify(updated), created.text]);
+    const t = lit(L.T.tenant.id);
+    const outcomes = Object.fromEntries(await superuser(`SELECT type, outcome FROM stripe_events WHERE tenant_id = ${t}`));
+    assert.equal(outcomes['charge.dispute.created'], 'stale');
+    assert.deepEqual(await superuser(`SELECT stripe_dispute, amount, reason, status FROM disputes WHERE tenant_id = ${t}`),
+      [[created.event.data.object.id, '2000', 'fraudulent', 'under_review']]);
+  });
+});

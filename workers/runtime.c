@@ -1386,8 +1386,13 @@ static void promote_due(runtime_t *rt)
 }
 
 /* Takes over entries idle longer than the visibility timeout (their
- * consumer died or hung) and processes them. *more is set when the scan has
- * not reached the end of the pending list. */
+ * consumer died or hung) and processes them, each as a batch of its own:
+ * the consumer may have died of one of them (a crash, the OOM killer), and
+ * in one batch every entry would be counted a delivery each time that job
+ * killed the next worker, until the whole batch went dead unrun. One at a
+ * time, only the job that kills counts deliveries; the others are done
+ * before it is reached or wait behind it until it goes dead. *more is set
+ * when the scan has not reached the end of the pending list. */
 static int claim_abandoned(runtime_t *rt, bool *more)
 {
     char idle_s[16], count_s[16];
@@ -1420,7 +1425,11 @@ static int claim_abandoned(runtime_t *rt, bool *more)
     const redisReply *entries = r->element[1];
     if (entries->type == REDIS_REPLY_ARRAY && entries->elements > 0) {
         log_write(LOG_INFO, "jobs_taken_over", "{s:i}", "count", (int)entries->elements);
-        rc = process_entries(rt, entries);
+        for (size_t i = 0; i < entries->elements && rc == 0 && !stop_requested; i++) {
+            redisReply one = {
+                .type = REDIS_REPLY_ARRAY, .elements = 1, .element = &entries->element[i]};
+            rc = process_entries(rt, &one);
+        }
     }
     freeReplyObject(r);
     return rc;

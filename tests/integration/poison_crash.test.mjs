@@ -61,11 +61,48 @@ describe('a job that crashes its worker', () => {
     const count = () => superValue(`SELECT count(*) FROM customers WHERE tenant_id = ${lit(tenant.id)} AND name = ${lit(name)}`).then(Number);
     assert.equal(await count(), 0);
 
-    stack.startWorker('domain');
+    const fixed = stack.startWorker('domain');
     const replay = await api.post('/v1/jobs/{id}/replay', { params: { id }, token: PLATFORM_ADMIN_TOKEN });
     assert.equal(replay.status, 200, replay.text);
     const done = await waitJob(api, id, secret, { timeoutMs: 30000 });
     assert.equal(done.result.name, name);
     assert.equal(await count(), 1);
+    await fixed.stop();
+  });
+
+  it('a batch taken over after a crash runs one job at a time: only the job it died on goes dead', async () => {
+    const w0 = stack.startWorker('domain');
+    const { secret } = await createTenant(api);
+    await w0.stop();
+
+    // Five jobs read as one batch by a worker that dies on its third
+    // handler call, and so does every worker after it.
+    const ids = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await api.post('/v1/customers', { token: secret, json: { name: tag(`batch-${i}`) } });
+      assert.equal(res.status, 202, res.text);
+      ids.push(res.json.id);
+    }
+    const dying = { ...CRASHING, BILLOW_FAULTS: 'worker.run_job:3' };
+    for (let i = 0; i < 2; i++) {
+      const w = stack.startWorker('domain', dying);
+      w.expectDeath();
+      const { signal } = await w.waitExit(60000);
+      assert.equal(signal, 'SIGKILL', `worker ${i + 1} died on its third job`);
+    }
+    // The first died inside its batch of five (nothing committed); the
+    // second, taking them over one at a time, did two and died on the
+    // third. The third worker buries that one (a third delivery) and runs
+    // the last two. In one batch, all five would have been counted at each
+    // takeover and buried unrun.
+    const survivor = stack.startWorker('domain', dying);
+    const final = [];
+    for (const id of ids) {
+      const job = await waitJob(api, id, secret, { status: id === ids[2] ? 'dead' : 'succeeded', timeoutMs: 60000 });
+      final.push(job.status);
+    }
+    assert.deepEqual(final, ['succeeded', 'succeeded', 'dead', 'succeeded', 'succeeded']);
+    assert.ok(survivor.running, 'the third worker is still running');
+    await survivor.stop();
   });
 });

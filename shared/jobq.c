@@ -115,15 +115,18 @@ const char JOBQ_LIBRARY[] =
     "  redis.call('XADD', keys[2], '*', 'job', args[2])\n"
     "  return {'enqueued', id}\n"
     "end\n"
-    /* KEYS: delayed, stream. ARGV: now_ms, limit. */
+    /* KEYS: delayed, stream. ARGV: now_ms, limit. Only a job still waiting
+     * for its retry (queued, with next_attempt_at) goes back: one that
+     * finished meanwhile (a takeover ran it again and it succeeded, or it
+     * went dead) stays as it ended, and its stale entry is only dropped. */
     "local function promote(keys, args)\n"
     "  local ids = redis.call('ZRANGEBYSCORE', keys[1], '-inf', args[1], 'LIMIT', 0, args[2])\n"
     "  for _, id in ipairs(ids) do\n"
     "    redis.call('ZREM', keys[1], id)\n"
     "    local sk = 'job:' .. id\n"
-    "    local env = redis.call('HGET', sk, 'envelope')\n"
-    "    if env then\n"
-    "      redis.call('HSET', sk, 'status', 'queued')\n"
+    "    local st = redis.call('HMGET', sk, 'envelope', 'status', 'next_attempt_at')\n"
+    "    local env = st[1]\n"
+    "    if env and st[2] == 'queued' and st[3] then\n"
     "      redis.call('HDEL', sk, 'next_attempt_at')\n"
     "      redis.call('XADD', keys[2], '*', 'job', env)\n"
     "    end\n"

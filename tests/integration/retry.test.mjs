@@ -11,6 +11,7 @@ import { createTenant, waitJob } from './lib/billow.mjs';
 import { holdLock, lit, superuser, superValue } from './lib/db.mjs';
 import { PLATFORM_ADMIN_TOKEN, slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
+import { hgetall, redis, redisValue } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { tag, until } from './lib/util.mjs';
 
@@ -118,5 +119,28 @@ describe('retries', () => {
       if (!released) await lock.release();
       if (worker) await worker.stop();
     }
+  });
+
+  it('a stale retry of a job that has finished since is dropped, not run again', async () => {
+    // A slow worker chose to retry the job while a takeover ran it to
+    // success: the hash holds the retry's envelope, the status the success,
+    // and the delayed set the retry's entry.
+    const w = stack.startWorker('domain');
+    const name = tag('finished');
+    const id = await submit(name);
+    const done = await waitJob(api, id, secret);
+    await w.stop();
+    await redis(S.redisDb, 'HSET', `job:${id}`, 'envelope', JSON.stringify({ id, type: 'customer.create' }));
+    await redis(S.redisDb, 'ZADD', 'delayed:domain', 0, id);
+    const length = await redisValue(S.redisDb, 'XLEN', 'jobs:domain');
+
+    const moved = await redisValue(S.redisDb, 'FCALL', 'billow_promote', 2, 'delayed:domain', 'jobs:domain', Date.now(), 100);
+    assert.equal(moved, '1', 'the entry was taken off the delayed set');
+    assert.equal(await redisValue(S.redisDb, 'ZSCORE', 'delayed:domain', id), '');
+    assert.equal(await redisValue(S.redisDb, 'XLEN', 'jobs:domain'), length, 'nothing was queued again');
+    const hash = await hgetall(S.redisDb, `job:${id}`);
+    assert.equal(hash.status, 'succeeded');
+    assert.deepEqual((await job(id)).result, done.result);
+    assert.equal(await customersNamed(name), 1);
   });
 });

@@ -254,7 +254,9 @@ bool kind_renewal_tick(worker_conn_t *c, const config_t *cfg, void *state)
     kind_renewal_state_t *st = state;
     if (c->db == NULL || c->redis == NULL)
         return false;
-    int64_t now = timeutil_now_ms();
+    /* Monotonic: a wall clock stepped back would hold off the full walk,
+     * the only one that finds subscriptions behind the cursor, as long. */
+    int64_t now = (int64_t)(timeutil_mono_ns() / 1000000u);
     if (now >= st->rescan_at_ms) {
         st->after_end[0] = st->after_tenant[0] = st->after_id[0] = '\0';
         st->rescan_at_ms = now + RESCAN_MS;

@@ -21,7 +21,7 @@ typedef struct {
     char after_end[64];     /* Period end of the last row enqueued ("" at a pass's start). */
     char after_tenant[64];  /* Its tenant. */
     char after_id[IDS_MAX]; /* Its subscription. */
-    int64_t rescan_at_ms;   /* When the walk starts from the beginning again. */
+    int64_t rescan_at_ms;   /* When the walk starts from the beginning again (monotonic). */
 } kind_renewal_state_t;
 
 /* Empties st (the next tick starts a new pass). */

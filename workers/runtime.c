@@ -559,11 +559,25 @@ static int batch_mark_running(runtime_t *rt, batch_t *b)
         }
         redisReply *r = reply;
         /* A status hash that is not a hash is someone else's key: count the
-         * delivery as the first rather than refuse the job. */
+         * delivery as the first rather than refuse the job. Any other error
+         * (out of memory) stops the batch before it runs: a delivery that
+         * cannot be counted would let a crashing job run forever. */
+        bool foreign = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
+        bool refused = r->type == REDIS_REPLY_ERROR && !foreign;
+        if (refused)
+            log_write(LOG_WARN, "redis_error", "{s:s,s:s}", "where", "mark_running", "error",
+                      r->str);
         b->jobs[i].deliveries = r->type == REDIS_REPLY_INTEGER ? r->integer : 1;
         freeReplyObject(r);
         if (worker_conn_redis_replies(&rt->conn, 1, "mark_running") != 0)
             return BILLOW_EUNAVAILABLE;
+        if (refused) {
+            /* The rest of the pipeline is read, so the connection stays. */
+            for (size_t k = i + 1; k < b->njobs; k++)
+                if (worker_conn_redis_replies(&rt->conn, 2, "mark_running") != 0)
+                    break;
+            return BILLOW_EUNAVAILABLE;
+        }
     }
     return 0;
 }
@@ -1086,13 +1100,22 @@ static int append_acks(runtime_t *rt, const batch_t *b, int *n)
     return rc;
 }
 
-/* Step 3: publishes every outcome, then acks the entries, in one pipeline. */
+/* Step 3: publishes every outcome, then acks the entries, in one pipeline
+ * and one MULTI/EXEC: Redis out of memory refuses the status writes and the
+ * retries' ZADD but would still take XACK and XDEL, which would lose the
+ * job. Inside MULTI it refuses the whole, the entries stay pending, and
+ * their redelivery publishes again (a finished job's outcome is in
+ * processed_jobs). */
 static int batch_publish(runtime_t *rt, batch_t *b)
 {
     long long now = (long long)timeutil_now_ms();
     int n = 0, rc = 0;
     if (rt->conn.redis == NULL)
         return BILLOW_EUNAVAILABLE;
+    if (redisAppendCommand(rt->conn.redis, "MULTI") != REDIS_OK)
+        rc = BILLOW_EUNAVAILABLE;
+    else
+        n++;
     for (size_t i = 0; i < b->njobs && rc == 0; i++) {
         batch_job_t *bj = &b->jobs[i];
         if (bj->state == BJ_DECIDED) {
@@ -1108,12 +1131,20 @@ static int batch_publish(runtime_t *rt, batch_t *b)
     }
     if (rc == 0)
         rc = append_acks(rt, b, &n);
+    if (rc == 0) {
+        if (redisAppendCommand(rt->conn.redis, "EXEC") != REDIS_OK)
+            rc = BILLOW_EUNAVAILABLE;
+        else
+            n++;
+    }
     if (rc != 0) {
         /* The pipeline is half-built: the connection cannot be trusted. */
         worker_conn_redis_lost(&rt->conn, "publish");
         return rc;
     }
-    return worker_conn_redis_replies(&rt->conn, n, "publish");
+    /* A command refused while queued makes EXEC fail (EXECABORT): nothing
+     * was done. */
+    return worker_conn_redis_replies_all(&rt->conn, n, "publish");
 }
 
 /* Step 4: relays the follow-ups the batch committed, then deletes them from

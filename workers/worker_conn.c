@@ -220,8 +220,10 @@ int worker_conn_redis_append(worker_conn_t *c, const worker_conn_argv_t *a, int 
     return 0;
 }
 
-int worker_conn_redis_replies(worker_conn_t *c, int count, const char *where)
+/* Reads count replies; *errors counts the error replies among them. */
+static int read_replies(worker_conn_t *c, int count, const char *where, int *errors)
 {
+    *errors = 0;
     for (int i = 0; i < count; i++) {
         void *reply = NULL;
         if (c->redis == NULL || redisGetReply(c->redis, &reply) != REDIS_OK) {
@@ -229,11 +231,26 @@ int worker_conn_redis_replies(worker_conn_t *c, int count, const char *where)
             return BILLOW_EUNAVAILABLE;
         }
         redisReply *r = reply;
-        if (r->type == REDIS_REPLY_ERROR)
+        if (r->type == REDIS_REPLY_ERROR) {
             log_write(LOG_WARN, "redis_error", "{s:s,s:s}", "where", where, "error", r->str);
+            (*errors)++;
+        }
         freeReplyObject(r);
     }
     return 0;
+}
+
+int worker_conn_redis_replies(worker_conn_t *c, int count, const char *where)
+{
+    int errors;
+    return read_replies(c, count, where, &errors);
+}
+
+int worker_conn_redis_replies_all(worker_conn_t *c, int count, const char *where)
+{
+    int errors;
+    int rc = read_replies(c, count, where, &errors);
+    return rc != 0 ? rc : errors > 0 ? BILLOW_EUNAVAILABLE : 0;
 }
 
 void worker_conn_pg_log(const worker_conn_t *c, const PGresult *res, const char *what)

@@ -81,6 +81,11 @@ int worker_conn_redis_append(worker_conn_t *c, const worker_conn_argv_t *a,
  * and skipped (one odd key must not stop the rest). Returns 0, or
  * BILLOW_EUNAVAILABLE when the connection failed (it is then dropped). */
 int worker_conn_redis_replies(worker_conn_t *c, int count, const char *where) BILLOW_MUSTCHECK;
+/* As worker_conn_redis_replies, but any error reply fails the whole
+ * (BILLOW_EUNAVAILABLE, the connection kept: every reply was read). For the
+ * writes a job's fate hangs on, which Redis refuses whole when it is out of
+ * memory (maxmemory with noeviction) while still taking XACK and XDEL. */
+int worker_conn_redis_replies_all(worker_conn_t *c, int count, const char *where) BILLOW_MUSTCHECK;
 
 /* The primary message of a failed result, or the connection's error when
  * res is NULL, without libpq's trailing newline. Caller frees. */

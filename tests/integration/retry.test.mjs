@@ -5,6 +5,7 @@
 // replayed after the fix.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
 import { createTenant, waitJob } from './lib/billow.mjs';
@@ -142,5 +143,34 @@ describe('retries', () => {
     assert.equal(hash.status, 'succeeded');
     assert.deepEqual((await job(id)).result, done.result);
     assert.equal(await customersNamed(name), 1);
+  });
+
+  it('with Redis out of memory a job is neither run uncounted nor acked unrecorded; it finishes once Redis has room', async () => {
+    const w = stack.startWorker('domain', IMPATIENT);
+    await until('the worker to start', async () => (fs.readFileSync(w.logFile, 'utf8').includes('worker_started') ? true : undefined));
+    // Held still while the job arrives and Redis fills up (maxmemory of 1
+    // byte, noeviction: every write that may grow it is refused, while
+    // reads, XACK and XDEL are still taken).
+    process.kill(w.pid, 'SIGSTOP');
+    const name = tag('oom');
+    let id;
+    try {
+      id = await submit(name);
+      await redis(S.redisDb, 'CONFIG', 'SET', 'maxmemory', '1');
+      process.kill(w.pid, 'SIGCONT');
+      // The worker cannot count the delivery: it runs nothing, acks
+      // nothing, and tries again after a pause.
+      await until('the worker to meet the refusal', async () => (fs.readFileSync(w.logFile, 'utf8').includes('OOM') ? true : undefined));
+      assert.equal((await job(id)).status, 'queued');
+      assert.equal(await customersNamed(name), 0);
+      assert.equal(await redisValue(S.redisDb, 'XLEN', 'jobs:domain'), '1', 'the entry is still in the stream');
+    } finally {
+      process.kill(w.pid, 'SIGCONT');
+      await redis(S.redisDb, 'CONFIG', 'SET', 'maxmemory', '0');
+    }
+    const done = await waitJob(api, id, secret, { timeoutMs: 30000 });
+    assert.equal(done.result.name, name);
+    assert.equal(await customersNamed(name), 1);
+    await w.stop();
   });
 });

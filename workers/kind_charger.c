@@ -778,8 +778,9 @@ done:
  * than through Stripe (voided, or paid out of band), so its
  * PaymentIntent, still waiting (for the customer's authentication, say),
  * is canceled and can no longer take money. If the customer paid it in the
- * meantime, Stripe refuses; its payment_intent.succeeded event records the
- * payment against the settled invoice, for staff to refund. */
+ * meantime, Stripe refuses with the succeeded intent, and the payment is
+ * recorded against the settled invoice, for staff to refund (as its
+ * payment_intent.succeeded event would record it, once). */
 static handler_outcome_t payment_cancel_intent(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
@@ -818,7 +819,18 @@ static handler_outcome_t payment_cancel_intent(worker_job_t *job)
         out = payments_stripe_fault(job, &r);
         goto done;
     }
-    if (strcmp(status, "canceled") == 0) {
+    if (strcmp(status, "succeeded") == 0) {
+        /* The customer finished paying before the cancel came: Stripe took
+         * the money, and its answer carries the intent. Recorded now, as
+         * payment_intent.succeeded would be; a tenant without a webhook
+         * endpoint has nothing else to tell Billow. The invoice is settled
+         * already, so it stays as it is, with a payment to refund. */
+        bool applied = false;
+        out = payments_apply_intent(
+            job, json_object_get(json_object_get(r.body, "error"), "payment_intent"), &applied);
+        if (out != HANDLER_OK)
+            goto done;
+    } else if (strcmp(status, "canceled") == 0) {
         const char *params[2] = {invoice, intent};
         out = handler_util_exec(job,
                                 "UPDATE payment_attempts SET status = 'failed',"

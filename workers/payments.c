@@ -827,3 +827,68 @@ done:
     PQclear(res);
     return out;
 }
+
+/* The attempt an event of the invoice's PaymentIntent `pi` (in state
+ * status) speaks of, or 0 for none: the attempt still waiting on that
+ * intent (for authentication, or processing); else, for a success, a new
+ * attempt (the customer paid on the tenant's page, or a charger recorded
+ * nothing before it died: its retry then finds the attempt made), unless
+ * the intent's success is recorded already (an intent succeeds once). A
+ * failure with no attempt waiting was the charger's own, recorded by it. */
+static handler_outcome_t attempt_of(worker_job_t *job, const char *invoice, const char *pi,
+                                    const char *status, int *attempt)
+{
+    const char *params[3] = {invoice, pi, status};
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(
+        job,
+        "SELECT coalesce((SELECT a.attempt FROM payment_attempts a WHERE a.invoice_id = $1"
+        "  AND a.stripe_payment_intent = $2 AND a.status IN ('requires_action', 'processing')"
+        "  ORDER BY a.attempt DESC LIMIT 1),"
+        " (SELECT i.attempt_count + 1 FROM invoices i WHERE i.id = $1 AND $3 = 'succeeded'"
+        "   AND NOT EXISTS (SELECT 1 FROM payment_attempts b WHERE b.invoice_id = $1"
+        "    AND b.stripe_payment_intent = $2 AND b.status = 'succeeded')), 0)",
+        3, params, PGRES_TUPLES_OK, &res);
+    *attempt = 0;
+    if (out == HANDLER_OK)
+        *attempt = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return out;
+}
+
+handler_outcome_t payments_apply_intent(worker_job_t *job, const json_t *pi, bool *applied)
+{
+    const char *invoice =
+        json_string_value(json_object_get(json_object_get(pi, "metadata"), "billow_invoice"));
+    const char *id = json_string_value(json_object_get(pi, "id"));
+    const char *status = json_string_value(json_object_get(pi, "status"));
+    const json_t *err = json_object_get(pi, "last_payment_error");
+    int attempt = 0;
+    *applied = false;
+    if (!invoice || !id || !status)
+        return HANDLER_OK;
+    handler_outcome_t out = payments_lock_invoice(job, invoice);
+    if (out == HANDLER_REJECTED) {
+        /* Not one of this tenant's invoices (or not yet: a one-off invoice
+         * whose charger died is made again by its retry): recorded only. */
+        json_decref(job->error);
+        job->error = NULL;
+        return HANDLER_OK;
+    }
+    if (out != HANDLER_OK || (out = attempt_of(job, invoice, id, status, &attempt)) != HANDLER_OK ||
+        attempt == 0)
+        return out;
+    payments_outcome_t o = {
+        .invoice_id = invoice,
+        .attempt = attempt,
+        .intent = pi,
+        .failure_code = json_string_value(json_object_get(err, "code")),
+        .decline_code = json_string_value(json_object_get(err, "decline_code")),
+        .failure_message = json_string_value(json_object_get(err, "message")),
+    };
+    json_t *att = NULL;
+    out = payments_apply(job, &o, &att);
+    *applied = att != NULL;
+    json_decref(att);
+    return out;
+}

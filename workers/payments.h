@@ -136,6 +136,14 @@ typedef struct {
 handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                                  json_t **attempt_obj);
 
+/* Applies the state of PaymentIntent `pi` (a Stripe object, from an event
+ * or an answer) to the attempt of its invoice (metadata billow_invoice) it
+ * speaks of, as the charger would have: the attempt still waiting on it,
+ * or, for a success nobody recorded yet, the invoice's next attempt. Locks
+ * the invoice. *applied is set when an attempt was written. An intent of
+ * no invoice of this tenant changes nothing. */
+handler_outcome_t payments_apply_intent(worker_job_t *job, const json_t *pi, bool *applied);
+
 /* Records refund `re` (a Stripe refund object, as Stripe's answer or an
  * event carries it) against the payment of its PaymentIntent or charge,
  * keyed by its Stripe id, so the charger's answer, a replay of it and the

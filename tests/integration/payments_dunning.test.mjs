@@ -295,6 +295,44 @@ describe('a payment processing', () => {
 });
 
 describe('an invoice settled outside Stripe', () => {
+  it('paid out of band after the customer paid, with no webhook endpoint: the cancel records what Stripe took', async () => {
+    // No webhook endpoint: only the cancel's answer tells Billow.
+    const T = await createTenant(api);
+    const { key } = await connectStripe(api, null, T);
+    const b = billingClient(api, T.secret);
+    const product = await createProduct(api, T.secret);
+    const price = await createPrice(api, T.secret, { product: product.id, unit_amount: 2000 });
+    const ctx = { T, key, b, price };
+    const w = await subscribed(ctx);
+    await b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_authenticationRequired' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    const [waiting] = await attemptsOf(ctx, inv.id);
+    assert.equal(waiting.status, 'requires_action');
+    const pi = waiting.stripe_payment_intent;
+
+    // The customer, on the tenant's page, confirms on-session and passes
+    // 3-D Secure: Stripe takes the money. Staff, not knowing, mark the
+    // invoice paid out of band.
+    const confirmed = await fetch(`${fake.url}/v1/payment_intents/${pi}/confirm`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'payment_method=pm_card_authenticationRequired',
+    });
+    assert.equal(confirmed.status, 200, await confirmed.text());
+    await fake.control('POST', `/_fake/payment_intents/${pi}/authenticate`, { outcome: 'succeed' });
+    const paid = await b.post('/v1/invoices/{id}/pay', { paid_out_of_band: true }, 200, { id: inv.id });
+    assert.equal(paid.status, 'paid');
+    let payments;
+    await until('the payment Stripe took to be recorded', async () => {
+      payments = await superuser(`SELECT amount, stripe_payment_intent FROM payments WHERE tenant_id = ${lit(T.tenant.id)} AND invoice_id = ${lit(inv.id)}`);
+      return payments.length ? true : undefined;
+    });
+    assert.deepEqual(payments, [['2000', pi]]);
+    const [after] = await attemptsOf(ctx, inv.id);
+    assert.equal(after.status, 'succeeded');
+    assert.equal((await b.get('/v1/invoices/{id}', { id: inv.id })).status, 'paid');
+  });
+
   it('paid out of band while its charge waits for authentication: the PaymentIntent is canceled and can take no money', async () => {
     const ctx = await setUp();
     const w = await subscribed(ctx);

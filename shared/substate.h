@@ -12,6 +12,12 @@
  *   past_due ──retries exhausted──▶ unpaid (or canceled) ──invoice paid──▶ active
  *   trialing / active / past_due ──pause──▶ paused ──resume──▶ active
  *   any but canceled ──cancel──▶ canceled (final)
+ *
+ * "Payment fails" and "retries exhausted" are about any open invoice of
+ * the subscription, not only its latest; "invoice paid" moves it only when
+ * that leaves none of its invoices open (workers/billing.c decides that,
+ * this table which moves are allowed). A void or a write-off of the last
+ * open invoice moves nothing: only a payment makes it active again.
  */
 #ifndef BILLOW_SUBSTATE_H
 #define BILLOW_SUBSTATE_H
@@ -24,18 +30,18 @@ typedef enum {
     SUBSTATE_INCOMPLETE, /* Created; its first invoice is not paid yet. */
     SUBSTATE_TRIALING,   /* In a free trial; billing starts when it ends. */
     SUBSTATE_ACTIVE,     /* Billed every period; its invoices are paid or being charged. */
-    SUBSTATE_PAST_DUE,   /* Its latest invoice failed to be paid; retries go on. */
+    SUBSTATE_PAST_DUE,   /* One of its invoices is open after a failed charge. */
     SUBSTATE_PAUSED,     /* Billing stopped; no period runs until it is resumed. */
     SUBSTATE_CANCELED,   /* Ended for good. */
-    SUBSTATE_UNPAID,     /* Retries are exhausted; it stays until paid or canceled. */
+    SUBSTATE_UNPAID,     /* An invoice's retries ran out; it stays until all are paid. */
     SUBSTATE_COUNT_
 } substate_t;
 
 typedef enum {
-    SUBSTATE_EV_INVOICE_PAID,       /* The latest invoice was paid (or closed at zero). */
+    SUBSTATE_EV_INVOICE_PAID,       /* An invoice was paid (or closed at zero), none is open. */
     SUBSTATE_EV_TRIAL_END,          /* The trial's end was reached. */
-    SUBSTATE_EV_PAYMENT_FAILED,     /* A charge of the latest invoice failed. */
-    SUBSTATE_EV_RETRIES_EXHAUSTED,  /* Dunning gave up and leaves it unpaid. */
+    SUBSTATE_EV_PAYMENT_FAILED,     /* A charge of one of its open invoices failed. */
+    SUBSTATE_EV_RETRIES_EXHAUSTED,  /* Dunning gave up on one and leaves it unpaid. */
     SUBSTATE_EV_INCOMPLETE_EXPIRED, /* The first period ended with its invoice unpaid. */
     SUBSTATE_EV_PAUSE,              /* Staff paused it. */
     SUBSTATE_EV_RESUME,             /* Staff resumed it. */

@@ -324,6 +324,33 @@ handler_outcome_t billing_sub_transition(worker_job_t *job, billing_sub_t *s, su
     return HANDLER_OK;
 }
 
+/* The one question behind "back to active": is any invoice of the
+ * subscription other than the one just paid still open? Open means owed:
+ * a void or a write-off (uncollectible) is not, yet neither of them makes
+ * the subscription active, since only a paid invoice does that. */
+static const char OTHER_OPEN_SQL[] =
+    "SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'open' AND id <> $2 LIMIT 1";
+
+handler_outcome_t billing_sub_invoice_paid(worker_job_t *job, billing_sub_t *s,
+                                           const char *invoice_id)
+{
+    substate_t to;
+    char why[160];
+    /* Most invoices are paid by active subscriptions, which nothing moves:
+     * spare them the query. A canceled one (also one being canceled, whose
+     * final invoice is made after its status became canceled) stays so. */
+    if (substate_next(s->status, SUBSTATE_EV_INVOICE_PAID, &to, why) != 0 || to == s->status)
+        return HANDLER_OK;
+    const char *params[2] = {s->id, invoice_id};
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job, OTHER_OPEN_SQL, 2, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) == 0)
+        out = billing_sub_transition(job, s, SUBSTATE_EV_INVOICE_PAID);
+    PQclear(res);
+    return out;
+}
+
 static const char PRICES_SQL[] =
     "SELECT coalesce(jsonb_agg(jsonb_build_object('price', price_object(p), 'product_name',"
     " pr.name, 'product_active', pr.active)), '[]'::jsonb)::text "
@@ -704,6 +731,12 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
         s->has_pending = false;
     if (amount_due)
         *amount_due = due;
+    /* Made with nothing due (a credit covered it, or it is free), it is
+     * paid as much as a charged one: a first invoice activates its
+     * subscription, and a past-due one with nothing else open is active. */
+    if (status == INVSTATE_PAID &&
+        (out = billing_sub_invoice_paid(job, s, invoice_id)) != HANDLER_OK)
+        goto done;
     if (due > 0) {
         char charge_id[IDS_MAX], key[IDS_MAX * 2];
         snprintf(key, sizeof key, "payment.charge|%s|1", invoice_id);

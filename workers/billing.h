@@ -102,6 +102,17 @@ handler_outcome_t billing_sub_save(worker_job_t *job, billing_sub_t *s);
  * sentence. */
 handler_outcome_t billing_sub_transition(worker_job_t *job, billing_sub_t *s, substate_event_t ev);
 
+/* Tells s that its invoice `invoice_id` has just become paid (by a
+ * payment, by staff, or by being made with nothing due) and moves it by
+ * SUBSTATE_EV_INVOICE_PAID when no other invoice of s is still open: a
+ * subscription is past due (or unpaid) while any of its invoices is open
+ * after a failed collection, whichever of them is the latest. Only s's
+ * status changes; the caller saves s. A status the table leaves as it is
+ * (active, trialing, paused, canceled) is not looked into, and one it
+ * refuses stays as it is: a paid invoice is a fact, not a request. */
+handler_outcome_t billing_sub_invoice_paid(worker_job_t *job, billing_sub_t *s,
+                                           const char *invoice_id);
+
 /* Resolves wanted items ([{"price", "quantity", "at"?}], as the api
  * validated them) against the catalog into out[] (product names, period
  * amounts), checking each price exists (404), and all share one currency
@@ -145,9 +156,10 @@ handler_outcome_t billing_pending_add(worker_job_t *job, billing_sub_t *s, const
  * customer's balance applied (a credit lowers amount_due, a negative total
  * becomes credit); finalized at once (open, or paid when nothing is due),
  * numbered from the tenant's gapless sequence; a payment.charge follow-up
- * when something is due; s->latest_invoice_id set. With skip_if_empty and
- * no line at all, no invoice is made (*amount_due = -1). *amount_due may be
- * NULL. */
+ * when something is due; s->latest_invoice_id set. An invoice that closes
+ * paid goes through billing_sub_invoice_paid(), so s->status may move (the
+ * caller saves s). With skip_if_empty and no line at all, no invoice is
+ * made (*amount_due = -1). *amount_due may be NULL. */
 handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, const char *reason,
                                          int64_t period_start, int64_t period_end,
                                          const json_t *lines, bool take_pending, bool skip_if_empty,

@@ -27,17 +27,20 @@
 /* Due invoices taken per scan step. */
 #define DUNNING_SCAN_LIMIT 500
 
-/* Moves the subscription of invoice_id by ev when it is that invoice's
- * subscription's latest and the move is allowed (a quiet no-op otherwise:
- * a subscription already past due stays so; a canceled one is left). */
+/* Moves the subscription of invoice_id by ev when the invoice is still
+ * open and the move is allowed (a quiet no-op otherwise: a subscription
+ * already past due stays so; a canceled one is left). Any open invoice of
+ * the subscription counts, not only its latest: a renewal that fails after
+ * a newer invoice was made (a credit invoiced at once, say) is as much
+ * owed. An invoice paid or voided since the failure moves nothing. */
 static handler_outcome_t move_subscription(worker_job_t *job, const char *invoice_id,
                                            substate_event_t ev, char status_out[32])
 {
     const char *params[1] = {invoice_id};
     PGresult *res = NULL;
-    handler_outcome_t out =
-        handler_util_exec(job, "SELECT coalesce(subscription_id, '') FROM invoices WHERE id = $1",
-                          1, params, PGRES_TUPLES_OK, &res);
+    handler_outcome_t out = handler_util_exec(
+        job, "SELECT coalesce(subscription_id, ''), status = 'open' FROM invoices WHERE id = $1", 1,
+        params, PGRES_TUPLES_OK, &res);
     billing_sub_t s;
     memset(&s, 0, sizeof s);
     status_out[0] = '\0';
@@ -45,13 +48,13 @@ static handler_outcome_t move_subscription(worker_job_t *job, const char *invoic
         goto done;
     if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] == '\0')
         goto done;
+    bool still_open = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     out = billing_sub_load(job, PQgetvalue(res, 0, 0), "subscription", &s);
     if (out != HANDLER_OK)
         goto done;
     substate_t to;
     char why[160];
-    if (strcmp(s.latest_invoice_id, invoice_id) == 0 &&
-        substate_next(s.status, ev, &to, why) == 0 && to != s.status) {
+    if (still_open && substate_next(s.status, ev, &to, why) == 0 && to != s.status) {
         out = billing_sub_transition(job, &s, ev);
         if (out == HANDLER_OK)
             out = billing_sub_save(job, &s);

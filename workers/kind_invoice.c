@@ -328,10 +328,6 @@ static handler_outcome_t subscription_create(worker_job_t *job)
     int64_t due;
     out = billing_invoice_create(job, &s, "subscription_create", start, s.period_end, lines, false,
                                  false, &due);
-    if (out != HANDLER_OK)
-        goto done;
-    if (due == 0 && s.status == SUBSTATE_INCOMPLETE)
-        out = billing_sub_transition(job, &s, SUBSTATE_EV_INVOICE_PAID);
     if (out == HANDLER_OK)
         out = billing_sub_save(job, &s);
     if (out == HANDLER_OK)
@@ -625,12 +621,13 @@ static void untake(worker_job_t *job)
 }
 
 /* subscription.cycle, set-based: the plain renewals of a batch (an active
- * or past-due subscription at the end of the period its job names, with no
- * pending change, cancel, prorations or balance, and a next period that
- * has not ended yet) are priced here one by one with the same functions as
- * subscription_cycle, then written in one statement: numbers from one
- * update of the tenant's sequence, every invoice, line, period and charge
- * follow-up. Anything else is left to subscription_cycle, job by job. */
+ * subscription, or a past-due one with something due, at the end of the
+ * period its job names, with no pending change, cancel, prorations or
+ * balance, and a next period that has not ended yet) are priced here one
+ * by one with the same functions as subscription_cycle, then written in
+ * one statement: numbers from one update of the tenant's sequence, every
+ * invoice, line, period and charge follow-up. Anything else is left to
+ * subscription_cycle, job by job. */
 static handler_outcome_t subscription_cycle_batch(worker_job_t *const *jobs, size_t n, bool *taken)
 {
     const char **ids = mem_calloc(n + 1, sizeof *ids);
@@ -694,7 +691,10 @@ static handler_outcome_t subscription_cycle_batch(worker_job_t *const *jobs, siz
             json_object_set_new(line, "invoice", json_string(invoice_id));
             json_object_set_new(line, "position", json_integer((json_int_t)k));
         }
-        if (!fits || total < 0) {
+        /* A free renewal closes paid, which may move a past-due
+         * subscription back to active: that is billing_invoice_create's
+         * to decide, job by job. */
+        if (!fits || total < 0 || (total == 0 && s->status != SUBSTATE_ACTIVE)) {
             json_decref(lines);
             continue;
         }
@@ -1246,18 +1246,17 @@ handler_outcome_t kind_invoice_settle(worker_job_t *job, const char *id, invstat
             goto done;
     }
     out = invoice_move(job, id, ev, quiet, moved);
-    if (out != HANDLER_OK || !*moved)
+    if (out != HANDLER_OK || !*moved || ev != INVSTATE_EV_PAY || !has_sub)
         goto done;
-    substate_t to;
-    char why[160];
-    /* Quietly, a payment that arrives after the subscription ended (a late
-     * success of an old attempt) pays the invoice and leaves the
-     * subscription as it is. */
-    if (ev == INVSTATE_EV_PAY && has_sub && strcmp(s.latest_invoice_id, id) == 0 &&
-        (!quiet || substate_next(s.status, SUBSTATE_EV_INVOICE_PAID, &to, why) == 0)) {
-        out = billing_sub_transition(job, &s, SUBSTATE_EV_INVOICE_PAID);
-        if (out == HANDLER_OK)
-            out = billing_sub_save(job, &s);
+    /* Any of the subscription's invoices counts, not only its latest: a
+     * renewal that failed and is paid by a retry after a newer invoice was
+     * made (a credit, a renewal) settles it as much. A payment that
+     * arrives after the subscription ended (a late success of an old
+     * attempt) pays the invoice and leaves the subscription canceled. */
+    substate_t was = s.status;
+    out = billing_sub_invoice_paid(job, &s, id);
+    if (out == HANDLER_OK && s.status != was) {
+        out = billing_sub_save(job, &s);
         /* billing_sub_save answers with the subscription; the caller's job
          * answers with its own result. */
         json_decref(job->result);

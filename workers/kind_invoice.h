@@ -28,8 +28,9 @@ void kind_invoice_cycle_job_id(const char *subscription_id, int64_t period_end, 
  * customer's clock: the invoice's subscription is locked first, as
  * everywhere; a voided invoice gives back the credit it used and has its
  * PaymentIntent canceled if that still waits (payment.cancel_intent); a paid
- * invoice that is its subscription's latest moves the subscription back to
- * active (from incomplete, past_due or unpaid). An invoice that cannot
+ * invoice moves its subscription back to active (from incomplete, past_due
+ * or unpaid) when no other invoice of it is still open, whichever is the
+ * latest (billing_sub_invoice_paid); a canceled one stays canceled. An invoice that cannot
  * move rejects the job (409 invoice_state), or with quiet is left alone
  * (HANDLER_OK, *moved false). For the invoice kind's own jobs, the charger
  * and the webhook processor. */

@@ -182,6 +182,102 @@ describe('all retries failing end as the policy says', () => {
   });
 });
 
+describe('a subscription\'s status follows all its open invoices, not its latest', () => {
+  // A customer on a new clock at 2027-01-01 paying by pm_card_visa,
+  // subscribed to 3 × $10/month (the first invoice paid), so a downgrade
+  // to fewer units can be invoiced at once as a credit.
+  async function subscribedThree(ctx) {
+    const price = await createPrice(api, ctx.T.secret, { product: ctx.price.product, unit_amount: 1000 });
+    const clock = await ctx.b.post('/v1/test_clocks', { frozen_time: '2027-01-01T00:00:00Z' }, 201);
+    const customer = await createCustomer(api, ctx.T.secret, { email: `c-${clock.id.slice(-6)}@example.com`, test_clock: clock.id, default_payment_method: 'pm_card_visa' });
+    const sub = await ctx.b.post('/v1/subscriptions', { customer: customer.id, items: [{ price: price.id, quantity: 3 }] }, 201);
+    await invoiceWhere(ctx, sub.latest_invoice, (i) => i.status === 'paid', 'the first invoice paid by card');
+    return { clock, customer, sub, item: sub.items.data[0] };
+  }
+
+  // The subscription's status once its jobs have settled on `want`.
+  async function statusBecomes(ctx, id, want) {
+    let last;
+    await until(`subscription ${id} to be ${want}`, async () => {
+      last = await subStatus(ctx, id);
+      return last === want ? true : undefined;
+    }, { describe: () => last });
+  }
+
+  it('a failed renewal paid by a retry after a credit invoice became the latest makes it active, and credit-covered renewals keep it so', async () => {
+    const ctx = await setUp();
+    const w = await subscribedThree(ctx);
+    await fake.control('POST', '/_fake/payment_methods/pm_card_visa/script', { api_key: ctx.key, outcomes: ['insufficient_funds', 'succeed'] });
+
+    // R1 (Feb 1, 3 × $10) fails: past due.
+    const r1 = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    assert.deepEqual([r1.status, r1.amount_due], ['open', 3000]);
+    await statusBecomes(ctx, w.sub.id, 'past_due');
+
+    // At once, down to 1 unit, invoiced now: U credits 2 units of the whole
+    // period, closes paid with nothing due and becomes the latest invoice.
+    const down = await ctx.b.post('/v1/subscriptions/{id}', { items: [{ id: w.item.id, quantity: 1 }], proration_behavior: 'always_invoice' }, 200, { id: w.sub.id });
+    assert.notEqual(down.latest_invoice, r1.id);
+    const u = await ctx.b.get('/v1/invoices/{id}', { id: down.latest_invoice });
+    assert.deepEqual([u.status, u.total, u.amount_due], ['paid', -2000, 0]);
+    assert.equal(down.status, 'past_due', 'R1 is still open after a failed charge: a paid newer invoice does not clear that');
+
+    // The retry of R1 succeeds: nothing of the subscription is open any more.
+    await ctx.b.advance(w.clock, '2027-02-04T00:00:00Z');
+    const paid = await invoiceWhere(ctx, r1.id, (i) => i.status === 'paid', 'R1 paid by its retry');
+    assert.equal(paid.attempt_count, 2);
+    await statusBecomes(ctx, w.sub.id, 'active');
+
+    // The next renewals are covered by the credit (paid at $0): still active.
+    await ctx.b.advance(w.clock, '2027-03-01T00:00:00Z');
+    const r2 = await ctx.b.get('/v1/invoices/{id}', { id: (await ctx.b.get('/v1/subscriptions/{id}', { id: w.sub.id })).latest_invoice });
+    assert.deepEqual([r2.billing_reason, r2.status, r2.total, r2.amount_due], ['subscription_cycle', 'paid', 1000, 0]);
+    assert.equal(await subStatus(ctx, w.sub.id), 'active');
+  });
+
+  it('with two open failed invoices, paying the newest leaves it past due; paying the other makes it active', async () => {
+    // One retry, 40 days after the first failure: R1's retry comes after R2.
+    const ctx = await setUp({ retry_days: [40] });
+    const w = await subscribed(ctx);
+    await fake.control('POST', '/_fake/payment_methods/pm_card_visa/script', { api_key: ctx.key, outcomes: ['insufficient_funds', 'insufficient_funds', 'succeed'] });
+
+    const r1 = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    assert.equal(r1.next_payment_attempt, '2027-03-13T00:00:00Z');
+    await statusBecomes(ctx, w.sub.id, 'past_due');
+    const r2 = await advanceTo(ctx, w, '2027-03-01T00:00:00Z', 1);
+    assert.notEqual(r2.id, r1.id);
+    assert.equal(r2.status, 'open');
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: r1.id })).status, 'open');
+
+    // Staff record R2 (the latest) as paid: R1 is still open after a failure.
+    const paidR2 = await ctx.b.post('/v1/invoices/{id}/pay', { paid_out_of_band: true }, 200, { id: r2.id });
+    assert.equal(paidR2.status, 'paid');
+    assert.equal(await subStatus(ctx, w.sub.id), 'past_due');
+
+    // R1's retry succeeds: none is open any more.
+    await ctx.b.advance(w.clock, '2027-03-13T00:00:00Z');
+    const paidR1 = await invoiceWhere(ctx, r1.id, (i) => i.status === 'paid', 'R1 paid by its retry');
+    assert.equal(paidR1.attempt_count, 2);
+    await statusBecomes(ctx, w.sub.id, 'active');
+  });
+
+  it('mark_unpaid: the last failure of an invoice that is no longer the latest makes it unpaid', async () => {
+    const ctx = await setUp({ retry_days: [1], end_action: 'mark_unpaid' });
+    const w = await subscribedThree(ctx);
+    await fake.control('POST', '/_fake/payment_methods/pm_card_visa/script', { api_key: ctx.key, outcomes: ['insufficient_funds', 'insufficient_funds'] });
+
+    const r1 = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    await statusBecomes(ctx, w.sub.id, 'past_due');
+    const down = await ctx.b.post('/v1/subscriptions/{id}', { items: [{ id: w.item.id, quantity: 2 }], proration_behavior: 'always_invoice' }, 200, { id: w.sub.id });
+    assert.notEqual(down.latest_invoice, r1.id);
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: down.latest_invoice })).status, 'paid');
+
+    await ctx.b.advance(w.clock, '2027-02-02T00:00:00Z');
+    await invoiceWhere(ctx, r1.id, (i) => i.attempt_count === 2, 'R1\'s last attempt');
+    await statusBecomes(ctx, w.sub.id, 'unpaid');
+  });
+});
+
 describe('authentication (SCA)', () => {
   it('an off-session charge that needs authentication waits for the customer, who authenticates; the webhook pays the invoice once', async () => {
     const ctx = await setUp();

@@ -52,6 +52,15 @@ Test(substate, a_failed_payment_makes_active_past_due_and_exhaustion_unpaid)
     refused(SUBSTATE_ACTIVE, SUBSTATE_EV_RETRIES_EXHAUSTED, "active");
 }
 
+Test(substate, a_paid_invoice_leaves_trialing_paused_and_canceled_as_they_are)
+{
+    /* A canceled subscription's final invoice is made after it became
+     * canceled, and may close paid at once (a credit): it stays canceled. */
+    cr_assert_eq(next_ok(SUBSTATE_CANCELED, SUBSTATE_EV_INVOICE_PAID), SUBSTATE_CANCELED);
+    cr_assert_eq(next_ok(SUBSTATE_PAUSED, SUBSTATE_EV_INVOICE_PAID), SUBSTATE_PAUSED);
+    cr_assert_eq(next_ok(SUBSTATE_TRIALING, SUBSTATE_EV_INVOICE_PAID), SUBSTATE_TRIALING);
+}
+
 Test(substate, pause_and_resume)
 {
     cr_assert_eq(next_ok(SUBSTATE_ACTIVE, SUBSTATE_EV_PAUSE), SUBSTATE_PAUSED);

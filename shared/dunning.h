@@ -31,7 +31,7 @@
 
 typedef enum {
     DUNNING_END_CANCEL,         /* Cancel the subscription at once. */
-    DUNNING_END_MARK_UNPAID,    /* Subscription unpaid (no further invoices are charged). */
+    DUNNING_END_MARK_UNPAID,    /* Subscription unpaid; it still renews, each invoice charged. */
     DUNNING_END_LEAVE_PAST_DUE, /* Leave it past due; staff decide. */
 } dunning_end_t;
 

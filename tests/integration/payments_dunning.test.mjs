@@ -261,6 +261,28 @@ describe('a subscription\'s status follows all its open invoices, not its latest
     await statusBecomes(ctx, w.sub.id, 'active');
   });
 
+  it('mark_unpaid: a later renewal charged and paid while the old invoice is open leaves it unpaid; paying the old one makes it active', async () => {
+    const ctx = await setUp({ retry_days: [1], end_action: 'mark_unpaid' });
+    const w = await subscribed(ctx);
+    await fake.control('POST', '/_fake/payment_methods/pm_card_visa/script', { api_key: ctx.key, outcomes: ['insufficient_funds', 'insufficient_funds', 'succeed'] });
+
+    const r1 = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    await advanceTo(ctx, w, '2027-02-02T00:00:00Z', 2);
+    await statusBecomes(ctx, w.sub.id, 'unpaid');
+
+    // An unpaid subscription still renews, and its renewal is charged.
+    const r2 = await advanceTo(ctx, w, '2027-03-01T00:00:00Z', 1);
+    assert.notEqual(r2.id, r1.id);
+    await invoiceWhere(ctx, r2.id, (i) => i.status === 'paid', 'R2 paid by card');
+    assert.equal((await attemptsOf(ctx, r2.id))[0].status, 'succeeded');
+    await until('the receipt for R2', async () => ((await notifications(ctx, w.customer.id)).includes('payment.succeeded') ? true : undefined));
+    assert.equal(await subStatus(ctx, w.sub.id), 'unpaid', 'R1 is still open');
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: r1.id })).status, 'open');
+
+    await ctx.b.post('/v1/invoices/{id}/pay', { paid_out_of_band: true }, 200, { id: r1.id });
+    assert.equal(await subStatus(ctx, w.sub.id), 'active');
+  });
+
   it('mark_unpaid: the last failure of an invoice that is no longer the latest makes it unpaid', async () => {
     const ctx = await setUp({ retry_days: [1], end_action: 'mark_unpaid' });
     const w = await subscribedThree(ctx);

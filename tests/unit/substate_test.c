@@ -52,6 +52,15 @@ Test(substate, a_failed_payment_makes_active_past_due_and_exhaustion_unpaid)
     refused(SUBSTATE_ACTIVE, SUBSTATE_EV_RETRIES_EXHAUSTED, "active");
 }
 
+Test(substate, an_unpaid_subscription_stays_unpaid_while_its_renewals_fail)
+{
+    /* Its renewals are still charged; their failures and their own ends
+     * leave it unpaid, and only paying (all of) them makes it active. */
+    cr_assert_eq(next_ok(SUBSTATE_UNPAID, SUBSTATE_EV_PAYMENT_FAILED), SUBSTATE_UNPAID);
+    cr_assert_eq(next_ok(SUBSTATE_UNPAID, SUBSTATE_EV_RETRIES_EXHAUSTED), SUBSTATE_UNPAID);
+    cr_assert_eq(next_ok(SUBSTATE_PAST_DUE, SUBSTATE_EV_PAYMENT_FAILED), SUBSTATE_PAST_DUE);
+}
+
 Test(substate, a_paid_invoice_leaves_trialing_paused_and_canceled_as_they_are)
 {
     /* A canceled subscription's final invoice is made after it became

@@ -251,14 +251,24 @@ void money_format(int64_t amount, const money_currency_t *currency, char out[MON
     out[len] = '\0';
 }
 
-int money_to_stripe(const char *currency, int64_t amount, int64_t *out)
+/* The Stripe rule of currency into *rule: 0, or BILLOW_EPARAM_INVALID for a
+ * code Billow does not know, BILLOW_ESTRIPE_CURRENCY for one Stripe does not
+ * take. */
+static int stripe_rule_of(const char *currency, stripe_rule_t *rule)
 {
     const money_currency_t *c = money_currency_find(currency);
     if (c == NULL)
         return BILLOW_EPARAM_INVALID;
-    stripe_rule_t rule = stripe_rule(c->code);
-    if (!rule.supported)
-        return BILLOW_ESTRIPE_CURRENCY;
+    *rule = stripe_rule(c->code);
+    return rule->supported ? 0 : BILLOW_ESTRIPE_CURRENCY;
+}
+
+int money_to_stripe(const char *currency, int64_t amount, int64_t *out)
+{
+    stripe_rule_t rule;
+    int rc = stripe_rule_of(currency, &rule);
+    if (rc != 0)
+        return rc;
     if (!money_in_range(amount))
         return BILLOW_EAMOUNT_TOO_LARGE;
     /* Refused rather than rounded: charging another amount than the
@@ -274,12 +284,10 @@ int money_to_stripe(const char *currency, int64_t amount, int64_t *out)
 
 int money_from_stripe(const char *currency, int64_t stripe_amount, int64_t *out)
 {
-    const money_currency_t *c = money_currency_find(currency);
-    if (c == NULL)
-        return BILLOW_EPARAM_INVALID;
-    stripe_rule_t rule = stripe_rule(c->code);
-    if (!rule.supported)
-        return BILLOW_ESTRIPE_CURRENCY;
+    stripe_rule_t rule;
+    int rc = stripe_rule_of(currency, &rule);
+    if (rc != 0)
+        return rc;
     if (stripe_amount % rule.factor != 0)
         return BILLOW_ESTRIPE_AMOUNT;
     int64_t r = stripe_amount / rule.factor;

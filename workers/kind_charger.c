@@ -83,6 +83,20 @@ static void charge_dispose(charge_t *ch)
     memset(ch, 0, sizeof *ch);
 }
 
+/* GETs path with form (freed here) into *r. On anything but an answer,
+ * records the fault on the job, disposes of *r and returns its outcome. */
+static handler_outcome_t stripe_get(worker_job_t *job, const char *key, const char *path,
+                                    stripe_form_t *form, stripe_response_t *r)
+{
+    stripe_call(payments_stripe(), key, "GET", path, form, NULL, r);
+    stripe_form_free(form);
+    if (r->outcome == STRIPE_OK)
+        return HANDLER_OK;
+    handler_outcome_t out = payments_stripe_fault(job, r);
+    stripe_response_dispose(r);
+    return out;
+}
+
 /* Looks in Stripe for a PaymentIntent made for invoice_id (its metadata
  * names the invoice) that Billow never recorded: the one a first attempt
  * made before its job died unrecorded, when the job runs again after
@@ -101,13 +115,9 @@ static handler_outcome_t find_unrecorded_intent(worker_job_t *job, const char *k
     stripe_form_add(form, "query", query);
     stripe_form_add(form, "limit", "100");
     stripe_response_t r;
-    stripe_call(payments_stripe(), key, "GET", "/v1/payment_intents/search", form, NULL, &r);
-    stripe_form_free(form);
-    if (r.outcome != STRIPE_OK) {
-        handler_outcome_t out = payments_stripe_fault(job, &r);
-        stripe_response_dispose(&r);
+    handler_outcome_t out = stripe_get(job, key, "/v1/payment_intents/search", form, &r);
+    if (out != HANDLER_OK)
         return out;
-    }
     const json_t *pick = NULL;
     json_int_t newest = -1;
     size_t i;
@@ -544,13 +554,9 @@ static handler_outcome_t find_unrecorded_refund(worker_job_t *job, const char *k
         if (after[0])
             stripe_form_add(form, "starting_after", after);
         stripe_response_t r;
-        stripe_call(payments_stripe(), key, "GET", "/v1/refunds", form, NULL, &r);
-        stripe_form_free(form);
-        if (r.outcome != STRIPE_OK) {
-            handler_outcome_t out = payments_stripe_fault(job, &r);
-            stripe_response_dispose(&r);
+        handler_outcome_t out = stripe_get(job, key, "/v1/refunds", form, &r);
+        if (out != HANDLER_OK)
             return out;
-        }
         const json_t *data = json_object_get(r.body, "data");
         size_t i;
         json_t *re;

@@ -1198,15 +1198,62 @@ static void batch_relay(runtime_t *rt, batch_t *b)
     free(tenants);
 }
 
+/* When the malformed envelope raw still names a job whose status exists
+ * (an api or a worker of another version wrote it, say), that job ends:
+ * dead, with the reason, and its waiters told. Otherwise a client polling it
+ * or waiting on it (Prefer: wait) would see it queued forever. It is kept
+ * out of the dead sets: a replay would put the same envelope back. */
+static int end_malformed_job(runtime_t *rt, const char *raw)
+{
+    json_t *j = json_loads(raw, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *type = json_string_value(json_object_get(j, "type"));
+    char key[JOBQ_KEY_MAX];
+    int rc = 0;
+    if (id == NULL || !ids_valid("job", id))
+        goto done;
+    jobq_status_key(id, key);
+    redisReply *r = redisCommand(rt->conn.redis, "EXISTS %s", key);
+    if (r == NULL) {
+        worker_conn_redis_lost(&rt->conn, "malformed");
+        rc = BILLOW_EUNAVAILABLE;
+        goto done;
+    }
+    bool exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    if (!exists)
+        goto done;
+    json_t *err = error_json("api_error", "malformed_envelope",
+                             "The job's envelope could not be read by this worker, so it was not "
+                             "run. Enqueue it again.",
+                             NULL, 500);
+    char *err_text = json_text(err);
+    json_decref(err);
+    bool ok = redisAppendCommand(rt->conn.redis, "HSET %s status dead error %s finished_at %lld",
+                                 key, err_text, (long long)timeutil_now_ms()) == REDIS_OK &&
+              redisAppendCommand(rt->conn.redis, "PUBLISH %s %s:%s", JOBQ_DONE_CHANNEL, id,
+                                 type ? type : "") == REDIS_OK;
+    free(err_text);
+    if (!ok) {
+        worker_conn_redis_lost(&rt->conn, "malformed");
+        rc = BILLOW_EUNAVAILABLE;
+        goto done;
+    }
+    rc = worker_conn_redis_replies(&rt->conn, 2, "malformed");
+done:
+    json_decref(j);
+    return rc;
+}
+
 /* Moves entries the batch cannot use out of the way: an envelope that does
- * not decode has no id, so no status can be written for it; it is kept in
- * dead:<kind>:malformed for a human. */
+ * not decode is kept in dead:<kind>:malformed for a human, and the job it
+ * still names, if any, ends dead (end_malformed_job). */
 static int drop_malformed(runtime_t *rt, const runtime_entry_t *e)
 {
     char *raw =
         e->job ? mem_strndup(e->job, e->job_len) : mem_printf("(entry %s has no job field)", e->id);
     log_write(LOG_ERROR, "job_malformed", "{s:s,s:s}", "entry_id", e->id, "job", raw);
-    if (rt->conn.redis == NULL) {
+    if (rt->conn.redis == NULL || end_malformed_job(rt, raw) != 0) {
         free(raw);
         return BILLOW_EUNAVAILABLE;
     }

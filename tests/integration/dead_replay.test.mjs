@@ -219,6 +219,24 @@ describe('dead jobs and replays', () => {
     assertError(again, 409, 'job_not_dead');
   });
 
+  it('an entry whose envelope does not decode is set aside, and the job it names ends dead', async () => {
+    // As an api of another version might write it: the job's id and type,
+    // and little else the worker needs.
+    const jobId = newId('job');
+    const trace = newId('req');
+    const env = { id: jobId, type: 'customer.create', tenant_id: DEMO_TENANT_ID };
+    const reply = await redis(S.redisDb, 'FCALL', 'billow_enqueue', 2, `job:${jobId}`, 'jobs:domain',
+      jobId, JSON.stringify(env), Date.now(), 'domain', 'customer.create', DEMO_TENANT_ID, trace, '', 86400, 'platform');
+    assert.deepEqual(reply, ['enqueued', jobId]);
+    const dead = await waitJob(api, jobId, PLATFORM_ADMIN_TOKEN, { status: 'dead' });
+    assert.equal(dead.error.code, 'malformed_envelope');
+    assert.ok(dead.finished_at);
+    const kept = await redis(S.redisDb, 'LRANGE', 'dead:domain:malformed', 0, -1);
+    assert.ok(kept.some((l) => l.includes(jobId)), 'the entry is kept for a human');
+    // Not in the dead sets: a replay would only put the same envelope back.
+    assert.equal(await redisValue(S.redisDb, 'ZSCORE', 'dead:domain', jobId), '');
+  });
+
   it('POST /v1/jobs/replay replays the dead jobs of a type whose death falls in [since, until]', async () => {
     const before = Date.now() - 2000;
     const poison = await enqueuePoison();

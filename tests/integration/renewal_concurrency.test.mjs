@@ -22,7 +22,7 @@ import { slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
 import { pendingOf, streamConsumers } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
-import { until } from './lib/util.mjs';
+import { sleep, until } from './lib/util.mjs';
 
 const S = slot(26);
 const stack = new Stack('renewal_concurrency', S);
@@ -79,7 +79,10 @@ describe('renewals with two schedulers, three invoice workers and a crash', () =
       stack.startWorker('invoice', WORKER_ENV);
       stack.startWorker('invoice', WORKER_ENV);
       let held = 0;
-      await until('the first invoice worker to hold a batch', async () => {
+      // Held, and still held a moment later: its batch waits on the lock.
+      await until('the first invoice worker to hold a batch it cannot finish', async () => {
+        if ((await pendingOf(S.redisDb, 'jobs:invoice', victim.pid)) === 0) return undefined;
+        await sleep(300);
         held = await pendingOf(S.redisDb, 'jobs:invoice', victim.pid);
         return held > 0 ? true : undefined;
       }, { timeoutMs: 120000, intervalMs: 20, describe: async () => JSON.stringify(await streamConsumers(S.redisDb, 'jobs:invoice')) });

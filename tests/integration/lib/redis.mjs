@@ -60,12 +60,11 @@ export async function streamConsumers(db, stream) {
 }
 
 // Entries of stream delivered to the worker with process id pid and not yet
-// acked (its consumer is found by the pid in its name; without one, every
-// consumer's pending entries count).
+// acked: those of its consumer, named host-pid-random (0 before the worker
+// has read anything; never another worker's).
 export async function pendingOf(db, stream, pid) {
   const cs = await streamConsumers(db, stream);
-  const mine = cs.filter((c) => c.name.includes(String(pid)));
-  return mine.length ? mine.reduce((a, c) => a + c.pending, 0) : streamPending(db, stream);
+  return cs.filter((c) => c.name.includes(`-${pid}-`)).reduce((a, c) => a + c.pending, 0);
 }
 
 // Entries of stream delivered and not yet acked, over all its consumers.

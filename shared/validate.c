@@ -25,48 +25,6 @@
 /* Shortest slug: shorter ones are too easy to squat and too easy to confuse. */
 #define SLUG_MIN 3
 
-/* Cuts a UTF-8 sequence that snprintf truncation left incomplete at the end
- * of buf, so the text can still become a JSON string in the error response. */
-static void drop_partial_utf8(char *buf)
-{
-    size_t len = strlen(buf);
-    size_t lead = len;
-    /* Walk back over at most three continuation bytes to the lead byte. */
-    while (lead > 0 && len - lead < 4 && ((unsigned char)buf[lead - 1] & 0xc0) == 0x80)
-        lead--;
-    if (lead == 0 || ((unsigned char)buf[lead - 1] & 0x80) == 0)
-        return;
-    unsigned char c = (unsigned char)buf[lead - 1];
-    size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-    if (len - (lead - 1) < need)
-        buf[lead - 1] = '\0';
-}
-
-/* Characters (code points) in valid UTF-8: the bytes that are not
- * continuation bytes. */
-static size_t utf8_chars(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xc0) != 0x80;
-    return n;
-}
-
-int validate_fail(validate_error_t *err, int code, const char *param, const char *fmt, ...)
-{
-    if (err == NULL)
-        return code;
-    err->code = code;
-    snprintf(err->param, sizeof err->param, "%s", param != NULL ? param : "");
-    drop_partial_utf8(err->param);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    drop_partial_utf8(err->message);
-    return code;
-}
-
 /* Bytes in the valid UTF-8 sequence of a character (not ASCII) starting at
  * p, with left bytes available, or 0 when none starts there. Overlong forms
  * (e.g. C0 80 for NUL), surrogates and code points past U+10FFFF are not
@@ -105,6 +63,48 @@ static size_t utf8_sequence(const unsigned char *p, size_t left, bool *cut)
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return n;
+}
+
+/* Cuts a UTF-8 sequence that snprintf truncation left incomplete at the end
+ * of buf, so the text can still become a JSON string in the error response. */
+static void drop_partial_utf8(char *buf)
+{
+    size_t len = strlen(buf);
+    size_t lead = len;
+    /* Walk back over at most three continuation bytes to the lead byte. */
+    while (lead > 0 && len - lead < 4 && ((unsigned char)buf[lead - 1] & 0xc0) == 0x80)
+        lead--;
+    if (lead == 0 || ((unsigned char)buf[lead - 1] & 0x80) == 0)
+        return;
+    bool cut;
+    (void)utf8_sequence((const unsigned char *)buf + lead - 1, len - (lead - 1), &cut);
+    if (cut)
+        buf[lead - 1] = '\0';
+}
+
+/* Characters (code points) in valid UTF-8: the bytes that are not
+ * continuation bytes. */
+static size_t utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
+int validate_fail(validate_error_t *err, int code, const char *param, const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    err->code = code;
+    snprintf(err->param, sizeof err->param, "%s", param != NULL ? param : "");
+    drop_partial_utf8(err->param);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    drop_partial_utf8(err->message);
+    return code;
 }
 
 bool validate_utf8_printable(const char *s, size_t len)

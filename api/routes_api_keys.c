@@ -110,7 +110,7 @@ void routes_api_keys_create(api_req_t *ar)
         }
         role = json_string_value(v);
     }
-    if (!permissions_may_grant(ar->auth.role, role)) {
+    if (!permissions_may_act_on(ar->auth.role, role)) {
         respond_error(ar, BILLOW_EFORBIDDEN, "role",
                       "Only an owner may create a key with the role %s; these credentials have "
                       "the role %s.",
@@ -137,7 +137,7 @@ static bool key_usable_or_respond(api_req_t *ar, int err, const PGresult *res, c
         return false;
     }
     const char *role = PQgetvalue(res, 0, 0);
-    if (!permissions_may_grant(ar->auth.role, role)) {
+    if (!permissions_may_act_on(ar->auth.role, role)) {
         respond_error(ar, BILLOW_EFORBIDDEN, "id",
                       "Only an owner may %s a key with the role %s; these credentials have the "
                       "role %s.",

@@ -550,8 +550,17 @@ static void on_session_owner(void *data, int err, const PGresult *res)
         respond_error(ar, BILLOW_ENOT_FOUND, "id", "No such session: '%s'.", ar->params[0]);
         return;
     }
-    if (strcmp(PQgetvalue(res, 0, 0), ar->auth.user_id) != 0 && router_unenrolled_refused(ar))
-        return;
+    if (strcmp(PQgetvalue(res, 0, 0), ar->auth.user_id) != 0) {
+        if (router_unenrolled_refused(ar))
+            return;
+        if (!permissions_may_act_on(ar->auth.role, PQgetvalue(res, 0, 1))) {
+            respond_error(ar, BILLOW_EFORBIDDEN, "id",
+                          "Only an owner may end an owner's sessions; these credentials have "
+                          "the role %s.",
+                          ar->auth.role);
+            return;
+        }
+    }
     revoke_session(ar, ar->params[0], "revoked");
 }
 
@@ -562,7 +571,9 @@ void routes_auth_sessions_delete(api_req_t *ar)
         return;
     }
     const char *params[1] = {ar->params[0]};
-    if (pg_pool_query(ar->app->pg, ar->auth.tenant_id, "SELECT user_id FROM sessions WHERE id = $1",
+    if (pg_pool_query(ar->app->pg, ar->auth.tenant_id,
+                      "SELECT s.user_id, u.role FROM sessions s JOIN users u"
+                      " ON u.tenant_id = s.tenant_id AND u.id = s.user_id WHERE s.id = $1",
                       1, params, on_session_owner, ar) != 0)
         respond_db_down(ar);
 }

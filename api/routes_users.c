@@ -61,7 +61,7 @@ static int check_role(const char *role, validate_error_t *e)
 /* True when the caller may give role; otherwise answers 403 (param role). */
 static bool may_grant_or_respond(api_req_t *ar, const char *role)
 {
-    if (permissions_may_grant(ar->auth.role, role))
+    if (permissions_may_act_on(ar->auth.role, role))
         return true;
     respond_error(ar, BILLOW_EFORBIDDEN, "role",
                   "Only an owner may give the role %s; these credentials have the role %s.", role,

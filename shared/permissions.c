@@ -101,10 +101,10 @@ bool permissions_known(const char *permission)
     return row_of(permission) >= 0;
 }
 
-bool permissions_may_grant(const char *granter, const char *granted)
+bool permissions_may_act_on(const char *actor, const char *target)
 {
-    int g = permissions_role_parse(granter);
-    int r = permissions_role_parse(granted);
+    int g = permissions_role_parse(actor);
+    int r = permissions_role_parse(target);
     if (g < 0 || r < 0)
         return false;
     return r != ROLE_OWNER || g == ROLE_OWNER;

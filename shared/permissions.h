@@ -35,10 +35,11 @@ const char *permissions_role_name(role_t role);
 bool permissions_allows(const char *role, const char *permission);
 /* True when permission is in the table. */
 bool permissions_known(const char *permission);
-/* True when a caller of role granter may give a user or key the role
- * granted: anyone who may manage users or keys may grant any role but
- * owner, which only an owner may grant. */
-bool permissions_may_grant(const char *granter, const char *granted);
+/* True when a caller of role actor may act on a user or key of role
+ * target: give that role, change or revoke its holder, end its sessions.
+ * Anyone who may manage users, keys or sessions reaches every role but
+ * owner, which only an owner reaches. */
+bool permissions_may_act_on(const char *actor, const char *target);
 /* The roles, comma-separated, for messages ("owner, admin, billing, support, analyst"). */
 const char *permissions_role_list(void);
 /* Prints the matrix as Markdown (docs/permissions.md). */

@@ -165,6 +165,26 @@ describe('listing sessions', () => {
     assert.deepEqual((await listSessions(owner, { user: user.id })).map((x) => x.id), [c.session.id]);
   });
 
+  it('an admin may list but not end an owner\'s sessions; another owner may end them', async () => {
+    const admin = await signIn(await makeUser('admin'));
+    const second = await signIn(await makeUser('owner'));
+    const ownerSession = await signIn(T.owner);
+
+    const listed = await listSessions(admin.token, { user: T.owner.id });
+    assert.ok(listed.some((x) => x.id === ownerSession.session.id), JSON.stringify(listed));
+
+    const del = await api.delete('/v1/auth/sessions/{id}', { params: { id: ownerSession.session.id }, token: admin.token });
+    assertError(del, 403, 'forbidden', { param: 'id', type: 'permission_error' });
+    assert.match(del.json.error.message, /Only an owner may end an owner's sessions/);
+    assert.equal(await works(ownerSession.token), true, 'the owner\'s session still works');
+    assert.deepEqual(await sessionRow(ownerSession.session.id), { revoked: false, reason: '' });
+
+    // Another owner may.
+    const byOwner = await api.delete('/v1/auth/sessions/{id}', { params: { id: ownerSession.session.id }, token: second.token });
+    assert.equal(byOwner.status, 200, byOwner.text);
+    assert.equal(await works(ownerSession.token), false);
+  });
+
   it('a billing user may neither list nor end another user\'s sessions', async () => {
     const billing = await signIn(await makeUser('billing'));
     const other = await makeUser('support');

@@ -57,13 +57,13 @@ Test(permissions, unknown_roles_and_permissions_hold_nothing)
 
 Test(permissions, only_an_owner_grants_owner)
 {
-    cr_assert(permissions_may_grant("owner", "owner"));
-    cr_assert(permissions_may_grant("owner", "analyst"));
-    cr_assert_not(permissions_may_grant("admin", "owner"));
-    cr_assert(permissions_may_grant("admin", "admin"));
-    cr_assert(permissions_may_grant("admin", "billing"));
-    cr_assert_not(permissions_may_grant("admin", "superuser"));
-    cr_assert_not(permissions_may_grant("root", "analyst"));
+    cr_assert(permissions_may_act_on("owner", "owner"));
+    cr_assert(permissions_may_act_on("owner", "analyst"));
+    cr_assert_not(permissions_may_act_on("admin", "owner"));
+    cr_assert(permissions_may_act_on("admin", "admin"));
+    cr_assert(permissions_may_act_on("admin", "billing"));
+    cr_assert_not(permissions_may_act_on("admin", "superuser"));
+    cr_assert_not(permissions_may_act_on("root", "analyst"));
 }
 
 Test(permissions, markdown_has_a_row_per_permission_and_a_column_per_role)

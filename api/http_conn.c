@@ -107,14 +107,14 @@ struct http_conn_s {
     size_t name_off[HTTP_MAX_HEADERS];  /* Arena offset of each header's name. */
     size_t value_off[HTTP_MAX_HEADERS]; /* Arena offset of each header's value, or NO_VALUE. */
     bool in_value;                      /* The last header callback was for a value. */
-    bool strings_fixed;   /* req's strings point into its arena (see req_fix_strings). */
-    size_t body_cap;      /* Bytes allocated for req->body. */
-    int fail;             /* A limit a parser callback hit (BILLOW_E*), or 0. */
-    char *fail_msg;       /* Message for fail, or NULL for the default; owned. */
-    char *out;            /* The response being written; owned until written. */
-    size_t stall_queue;   /* Write queue size at the last stall check. */
-    uint64_t write_ns;    /* When the response being written was queued (monotonic). */
-    char client_addr[64]; /* Peer IP address as text. */
+    bool strings_fixed;      /* req's strings point into its arena (see req_fix_strings). */
+    size_t body_cap;         /* Bytes allocated for req->body. */
+    int fail;                /* A limit a parser callback hit (BILLOW_E*), or 0. */
+    char *fail_msg;          /* Message for fail, or NULL for the default; owned. */
+    char *out;               /* The response being written; owned until written. */
+    size_t stall_queue;      /* Write queue size at the last stall check. */
+    uint64_t write_deadline; /* Loop time (uv_now, ms) the response must be written by. */
+    char client_addr[64];    /* Peer IP address as text. */
 };
 
 struct http_server_s {
@@ -296,6 +296,19 @@ static void conn_timer_start(http_conn_t *c, uint64_t timeout_ms, uint64_t repea
 {
     /* uv_timer_start only fails on a closing handle or a NULL callback. */
     (void)uv_timer_start(&c->timer, on_timer, timeout_ms, repeat_ms);
+}
+
+/* Arms the next check of a response being written: one idle period on, or
+ * at the write deadline if that comes first. The deadline is kept in loop
+ * time, as the timer counts, so the check made at the deadline always finds
+ * it reached (a monotonic clock read later in the turn could find it a
+ * millisecond short and wait a whole period more). */
+static void conn_timer_write_check(http_conn_t *c)
+{
+    uint64_t now = uv_now(c->server->loop);
+    uint64_t left = c->write_deadline > now ? c->write_deadline - now : 0;
+    uint64_t idle = c->server->limits.idle_timeout_ms;
+    conn_timer_start(c, left < idle ? left : idle, 0);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -621,11 +634,12 @@ static void on_timer(uv_timer_t *timer)
          * ends it, and so does the write deadline, which a client reading a
          * byte at a time cannot stretch. */
         size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-        uint64_t spent_ms = (timeutil_mono_ns() - c->write_ns) / 1000000u;
-        if (queued == c->stall_queue || spent_ms >= c->server->limits.write_timeout_ms)
+        if (queued == c->stall_queue || uv_now(c->server->loop) >= c->write_deadline) {
             conn_close(c);
-        else
+        } else {
             c->stall_queue = queued;
+            conn_timer_write_check(c);
+        }
         break;
     }
     case CONN_HANDLING:
@@ -1045,12 +1059,8 @@ void http_respond(http_req_t *req, int status, const http_header_t *extra, size_
         } else {
             sent = send_body ? len : 0;
             c->stall_queue = SIZE_MAX;
-            c->write_ns = timeutil_mono_ns();
-            /* Checked every idle period, or at the write deadline if sooner. */
-            uint64_t every = s->limits.idle_timeout_ms < s->limits.write_timeout_ms
-                                 ? s->limits.idle_timeout_ms
-                                 : s->limits.write_timeout_ms;
-            conn_timer_start(c, every, every);
+            c->write_deadline = uv_now(s->loop) + s->limits.write_timeout_ms;
+            conn_timer_write_check(c);
         }
     }
     if (s->log != NULL)

@@ -1160,20 +1160,21 @@ Test(http_conn, client_that_stops_reading_a_response_is_dropped, .timeout = 60)
 Test(http_conn, client_that_reads_a_response_a_trickle_at_a_time_is_cut_off, .timeout = 60)
 {
     /* The reads make progress within every idle period, which the stall
-     * check alone accepts forever: the write deadline ends it. */
+     * check alone accepts forever: the write deadline ends it, at the
+     * deadline and not a check period later. */
     http_limits_t limits = test_limits;
-    limits.idle_timeout_ms = 5000;
-    limits.write_timeout_ms = 1000;
+    limits.idle_timeout_ms = 3000;
+    limits.write_timeout_ms = 2000;
     server_start(&limits);
     client_t *cl = client_open();
     cr_assert(client_send(cl, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
     cr_assert_eq(wait_count(&F.nlogs, 1), 1);
     uint64_t start = timeutil_mono_ns(), closed_ms = 0;
     static char b[65536];
-    /* Up to 64 KiB every 50 ms (BIG_BODY would take 25 s) for up to 4 s;
+    /* Up to 64 KiB every 50 ms (BIG_BODY would take 25 s) for up to 6 s;
      * the kernel's buffers still hold data after the server lets go, so the
      * server's count says when it did. */
-    while (closed_ms == 0 && timeutil_mono_ns() - start < 4000ull * 1000000u) {
+    while (closed_ms == 0 && timeutil_mono_ns() - start < 6000ull * 1000000u) {
         cr_assert_gt(recv(cl->fd, b, sizeof b, 0), 0);
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
         nanosleep(&ts, NULL);
@@ -1183,9 +1184,13 @@ Test(http_conn, client_that_reads_a_response_a_trickle_at_a_time_is_cut_off, .ti
             closed_ms = (timeutil_mono_ns() - start) / 1000000u;
         pthread_mutex_unlock(&F.mu);
     }
-    cr_assert_gt(closed_ms, 0, "a trickling reader kept its response open for 4 s");
-    cr_assert_geq(closed_ms, 950, "not cut off before the deadline (%llu ms)",
+    cr_assert_gt(closed_ms, 0, "a trickling reader kept its response open for 6 s");
+    cr_assert_geq(closed_ms, 1950, "not cut off before the deadline (%llu ms)",
                   (unsigned long long)closed_ms);
+    /* The next check would come at 4 s (the deadline's, again) or 5 s (an
+     * idle period after the first): well past 3.5 s. */
+    cr_assert_lt(closed_ms, 3500, "cut off at the deadline, not a check later (%llu ms)",
+                 (unsigned long long)closed_ms);
     client_close(cl);
     server_finish();
 }

@@ -687,8 +687,9 @@ static void replay_step_done(scan_t *s)
         }
         /* Those replayed are queued and no longer dead: the log names them,
          * and calling again replays the rest, each once. */
-        log_write(LOG_WARN, "jobs_replayed_partly", "{s:I,s:o,s:s,s:s}", "count", (json_int_t)n,
+        log_write(LOG_WARN, "jobs_replayed_partly", "{s:I,s:O,s:s,s:s}", "count", (json_int_t)n,
                   "ids", ids, "actor", ar->auth.actor, "request_id", ar->http->request_id);
+        json_decref(ids);
         respond_error(ar, BILLOW_EUNAVAILABLE, NULL,
                       "The job queue failed after %zu of the jobs were replayed (they are queued "
                       "again; the log lists them under this request id). Call again to replay the "

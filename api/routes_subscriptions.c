@@ -325,9 +325,10 @@ void routes_subscriptions_cancel(api_req_t *ar)
 
 void routes_subscriptions_pause(api_req_t *ar)
 {
-    static const char *const keys[] = {"proration_behavior", NULL};
+    static const char *const keys[] = {"proration_behavior", "pending_update", NULL};
     validate_error_t e;
     const char *proration;
+    const json_t *pending = json_object_get(ar->body, "pending_update");
     if (!id_ok_or_respond(ar))
         return;
     if (validate_known_keys(ar->body, keys, &e) != 0 ||
@@ -336,9 +337,18 @@ void routes_subscriptions_pause(api_req_t *ar)
         respond_invalid(ar, &e);
         return;
     }
-    submit_change(
-        ar, "subscription.pause",
-        json_pack("{s:s}", "proration_behavior", proration ? proration : "create_prorations"));
+    /* As on update: the scheduled change can only be dropped here. */
+    if (pending && !json_is_null(pending)) {
+        validate_fail(&e, BILLOW_EPARAM_INVALID, "pending_update",
+                      "pending_update can only be null, to drop the change scheduled for the "
+                      "period end.");
+        respond_invalid(ar, &e);
+        return;
+    }
+    json_t *payload =
+        json_pack("{s:s}", "proration_behavior", proration ? proration : "create_prorations");
+    carry(payload, ar->body, "pending_update");
+    submit_change(ar, "subscription.pause", payload);
 }
 
 void routes_subscriptions_resume(api_req_t *ar)

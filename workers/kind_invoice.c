@@ -514,6 +514,8 @@ static handler_outcome_t subscription_cycle(worker_job_t *job)
             out = invoice_move(job, s.latest_invoice_id, INVSTATE_EV_VOID, true, &moved);
         s.canceled_at = s.ended_at = end;
         s.period_start = s.period_end = BILLING_UNSET;
+        json_decref(s.pending_update);
+        s.pending_update = NULL;
         if (out == HANDLER_OK)
             out = billing_sub_save(job, &s);
         goto done;
@@ -526,6 +528,8 @@ static handler_outcome_t subscription_cycle(worker_job_t *job)
         s.ended_at = end;
         s.period_start = s.period_end = BILLING_UNSET;
         s.cancel_at_period_end = false;
+        json_decref(s.pending_update); /* The cancel won: it is never applied. */
+        s.pending_update = NULL;
         if (out == HANDLER_OK)
             out = billing_sub_save(job, &s);
         goto done;
@@ -1060,13 +1064,36 @@ static handler_outcome_t subscription_update(worker_job_t *job)
             asked ? asked : "earlier");
         goto done;
     }
-    if (drop_pending) {
-        json_decref(s.pending_update);
-        s.pending_update = NULL;
+    /* A new anchor moves the period end the change was scheduled for: it
+     * would apply on a date nobody was told. */
+    if (anchor && s.pending_update && !drop_pending) {
+        const char *asked = json_string_value(json_object_get(s.pending_update, "requested_at"));
+        out = runtime_reject(
+            job, 409, "pending_update_exists", "billing_cycle_anchor",
+            "This subscription has a change scheduled for its period end (pending_update, "
+            "requested at %s); a new billing cycle anchor moves that end. Send "
+            "\"pending_update\": null with the new anchor to drop the scheduled change, or move "
+            "the anchor once the change has been made.",
+            asked ? asked : "earlier");
+        goto done;
     }
     if (json_is_boolean(cape)) {
         s.cancel_at_period_end = json_is_true(cape);
         s.canceled_at = s.cancel_at_period_end ? s.now : BILLING_UNSET;
+    }
+    /* A subscription that ends at its period end has no next period for a
+     * scheduled change to apply to: the cancel wins, and drops it at once
+     * (undoing the cancel does not bring it back). */
+    if (changes && scheduling && s.cancel_at_period_end) {
+        out = runtime_reject(job, 409, "subscription_state", "effective_at",
+                             "This subscription ends at its period end (cancel_at_period_end), "
+                             "so a change scheduled for then would never be made. Send "
+                             "cancel_at_period_end: false with it to keep the subscription.");
+        goto done;
+    }
+    if (drop_pending || s.cancel_at_period_end) {
+        json_decref(s.pending_update);
+        s.pending_update = NULL;
     }
     if (changes) {
         out = merge_items(job, &s, changes, &wanted);
@@ -1189,6 +1216,20 @@ static handler_outcome_t pause_now(worker_job_t *job, billing_sub_t *s, substate
         return runtime_reject(job, 409, "subscription_state", NULL,
                               "This subscription ends at its period's end; undo the cancel before "
                               "pausing it.");
+    /* The pause ends the period the scheduled change was for, and the
+     * resume starts another: the caller says whether it still stands. */
+    if (s->pending_update && !json_is_null(json_object_get(job->env->payload, "pending_update"))) {
+        const char *asked = json_string_value(json_object_get(s->pending_update, "requested_at"));
+        return runtime_reject(
+            job, 409, "pending_update_exists", "pending_update",
+            "This subscription has a change scheduled for its period end (pending_update, "
+            "requested at %s), which a pause ends. Send \"pending_update\": null to pause it "
+            "and drop the scheduled change; schedule it again after the resume if it still "
+            "stands.",
+            asked ? asked : "earlier");
+    }
+    json_decref(s->pending_update);
+    s->pending_update = NULL;
     prorate_t how = prorate_of(job->env->payload);
     if (was != SUBSTATE_TRIALING && s->period_end != BILLING_UNSET && how != PRORATE_NONE &&
         (out = credit_all(job, s, s->now, lines)) == HANDLER_OK)

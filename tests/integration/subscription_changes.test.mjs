@@ -274,6 +274,126 @@ describe('a change made now while a change is scheduled', () => {
   });
 });
 
+describe('a change scheduled for the period end, and a cancel at the period end', () => {
+  it('cancel_at_period_end: true drops the scheduled change at once; the period end cancels with none left', async () => {
+    const basic = await price(1000);
+    const pro = await price(2500);
+    const { clock, customer } = await onClock('2029-02-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: basic.id }]);
+    const item = sub.items.data[0];
+    await advance(clock, '2029-02-05T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: pro.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+    assert.deepEqual(sub.pending_update, { items: [{ id: item.id, price: pro.id, quantity: 1 }], requested_at: '2029-02-05T00:00:00Z' });
+    sub = await post('/v1/subscriptions/{id}', { cancel_at_period_end: true }, 200, { id: sub.id });
+    assert.equal(sub.cancel_at_period_end, true);
+    assert.equal(sub.pending_update, null, 'the cancel wins, and its answer shows the scheduled change gone');
+    // Undoing the cancel does not bring the scheduled change back.
+    sub = await post('/v1/subscriptions/{id}', { cancel_at_period_end: false }, 200, { id: sub.id });
+    assert.equal(sub.pending_update, null);
+    sub = await post('/v1/subscriptions/{id}', { cancel_at_period_end: true }, 200, { id: sub.id });
+
+    await advance(clock, '2029-03-01T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.status, 'canceled');
+    assert.equal(sub.ended_at, '2029-03-01T00:00:00Z');
+    assert.equal(sub.pending_update, null);
+    assert.deepEqual(sub.items.data.map((i) => [i.id, i.price]), [[item.id, basic.id]]);
+    assert.equal((await invoicesOf(sub)).length, 1, 'no renewal');
+  });
+
+  it('a change cannot be scheduled for the end of a subscription that ends then: 409 subscription_state, unless the same request undoes the cancel', async () => {
+    const basic = await price(1000);
+    const pro = await price(2500);
+    const { customer } = await onClock('2029-02-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: basic.id }]);
+    const item = sub.items.data[0];
+    sub = await post('/v1/subscriptions/{id}', { cancel_at_period_end: true }, 200, { id: sub.id });
+    const change = { items: [{ id: item.id, price: pro.id }], effective_at: 'period_end' };
+    const refused = await attempt('/v1/subscriptions/{id}', change, { id: sub.id });
+    assertError(refused, 409, 'subscription_state', { param: 'effective_at' });
+    assert.match(refused.json.error.message, /cancel_at_period_end/);
+    // Nor in the request that sets the cancel.
+    const both = await attempt('/v1/subscriptions/{id}', { ...change, cancel_at_period_end: true }, { id: sub.id });
+    assertError(both, 409, 'subscription_state', { param: 'effective_at' });
+    let now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(now.pending_update, null);
+    assert.equal(now.cancel_at_period_end, true);
+    // Undoing the cancel in the same request schedules it.
+    now = await post('/v1/subscriptions/{id}', { ...change, cancel_at_period_end: false }, 200, { id: sub.id });
+    assert.equal(now.cancel_at_period_end, false);
+    assert.deepEqual(now.pending_update.items, [{ id: item.id, price: pro.id, quantity: 1 }]);
+  });
+});
+
+describe('moving the anchor or pausing while a change is scheduled', () => {
+  // Basic $10 from Apr 1 2029 (April is 30 days); on Apr 5 Pro $25 is
+  // scheduled for the period end (May 1); the clock then stands at Apr 10.
+  async function scheduled() {
+    const basic = await price(1000);
+    const pro = await price(2500);
+    const { clock, customer } = await onClock('2029-04-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: basic.id }]);
+    const item = sub.items.data[0];
+    await advance(clock, '2029-04-05T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: pro.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+    assert.notEqual(sub.pending_update, null);
+    await advance(clock, '2029-04-10T00:00:00Z');
+    return { basic, pro, clock, sub, item, pending: sub.pending_update };
+  }
+
+  it('a new billing_cycle_anchor (now or a time) is refused with 409 pending_update_exists; with pending_update: null it moves and the change is dropped', async () => {
+    const { basic, sub, item, pending } = await scheduled();
+    for (const anchor of ['now', '2029-04-20T00:00:00Z']) {
+      const res = await attempt('/v1/subscriptions/{id}', { billing_cycle_anchor: anchor }, { id: sub.id });
+      assertError(res, 409, 'pending_update_exists', { param: 'billing_cycle_anchor' });
+      assert.match(res.json.error.message, /requested at 2029-04-05T00:00:00Z/);
+      assert.match(res.json.error.message, /"pending_update": null/);
+    }
+    const now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(now.billing_cycle_anchor, '2029-04-01T00:00:00Z');
+    assert.equal(now.current_period_end, '2029-05-01T00:00:00Z');
+    assert.deepEqual(now.pending_update, pending);
+    assert.deepEqual(now.items.data.map((i) => [i.id, i.price]), [[item.id, basic.id]]);
+    assert.equal((await invoicesOf(sub)).length, 1, 'nothing was invoiced');
+    assert.deepEqual(await pendingOf(sub), []);
+
+    // The caller says which wins: dropping it in the same request moves the
+    // anchor.
+    const moved = await post('/v1/subscriptions/{id}', { billing_cycle_anchor: 'now', pending_update: null }, 200, { id: sub.id });
+    assert.equal(moved.pending_update, null);
+    assert.equal(moved.billing_cycle_anchor, '2029-04-10T00:00:00Z');
+    assert.equal(moved.current_period_end, '2029-05-10T00:00:00Z');
+    assert.deepEqual(moved.items.data.map((i) => [i.id, i.price]), [[item.id, basic.id]]);
+    // Apr 10 is 9 of April's 30 days in: cumulative = round(1000 × 9/30) =
+    // 300, credit −(1000 − 300) = −700; then a full period of Basic, 1000.
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 2);
+    assert.deepEqual(invoices[1].lines.data.map((l) => [l.price, l.amount]), [[basic.id, -700], [basic.id, 1000]]);
+  });
+
+  it('pause is refused with 409 pending_update_exists; with pending_update: null it pauses, and the resume bills the items as they are', async () => {
+    const { basic, clock, sub, item, pending } = await scheduled();
+    const refused = await attempt('/v1/subscriptions/{id}/pause', {}, { id: sub.id });
+    assertError(refused, 409, 'pending_update_exists', { param: 'pending_update' });
+    let now = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(now.status, 'active');
+    assert.deepEqual(now.pending_update, pending);
+    assertError(await attempt('/v1/subscriptions/{id}/pause', { pending_update: {} }, { id: sub.id }), 400, 'parameter_invalid', { param: 'pending_update' });
+
+    now = await post('/v1/subscriptions/{id}/pause', { pending_update: null }, 200, { id: sub.id });
+    assert.equal(now.status, 'paused');
+    assert.equal(now.pending_update, null);
+    // The unused [Apr 10, May 1) of Basic waits as a credit: −700.
+    assert.deepEqual(await pendingOf(sub), [-700]);
+    await advance(clock, '2029-04-20T00:00:00Z');
+    now = await post('/v1/subscriptions/{id}/resume', {}, 200, { id: sub.id });
+    assert.equal(now.status, 'active');
+    assert.deepEqual(now.items.data.map((i) => [i.id, i.price]), [[item.id, basic.id]]);
+    const invoices = await invoicesOf(sub);
+    assert.deepEqual(invoices[1].lines.data.map((l) => [l.price, l.amount]), [[basic.id, 1000], [basic.id, -700]]);
+  });
+});
+
 describe('a quantity increase with the default proration_behavior', () => {
   it('makes no invoice at once; the renewal holds the full period and both proration lines', async () => {
     const seat = await price(1000);

@@ -434,9 +434,10 @@ done:
 }
 
 /* Loads wanted items into s (they replace the current ones); a change of
- * interval starts a new schedule at `at`. With check_active, prices new to
- * s must be on sale (a change now, or one being scheduled); a scheduled
- * change applied at its time was checked when it was made. */
+ * interval starts a new schedule at `at`, keeping its day of the month.
+ * With check_active, prices new to s must be on sale (a change now, or one
+ * being scheduled); a scheduled change applied at its time was checked
+ * when it was made. */
 static handler_outcome_t apply_items(worker_job_t *job, billing_sub_t *s, const json_t *wanted,
                                      const char *param, bool check_active, int64_t at,
                                      bool *interval_changed)
@@ -473,10 +474,16 @@ static handler_outcome_t apply_items(worker_job_t *job, billing_sub_t *s, const 
     }
     *interval_changed = unit != s->sched.unit || count != s->sched.count;
     if (*interval_changed) {
+        /* The billing day stays: a schedule on the 31st keeps ending on
+         * month ends, so the new one is anchored on the first such day at
+         * or after `at` (at itself when a period of the old one ends
+         * there). Days and weeks have no billing day. */
         s->sched.unit = unit;
         s->sched.count = count;
-        s->sched.anchor = at;
-        s->sched.day_of_month = 0;
+        if (unit != CALENDAR_MONTH && unit != CALENDAR_YEAR)
+            s->sched.day_of_month = 0;
+        s->sched.anchor =
+            s->sched.day_of_month > 0 ? next_day_of_month(at, s->sched.day_of_month) : at;
     }
     memcpy(s->items, items, n * sizeof items[0]);
     s->n_items = n;
@@ -883,16 +890,15 @@ static const billing_item_t *find_item(const billing_item_t *items, size_t n, co
     return NULL;
 }
 
-/* Starts s's schedule afresh at s->now (the interval stays; the anchor and
- * its day become now's) and invoices the new full period at once with
- * `lines` (credits already collected) and the pending items, for `reason`. */
-static handler_outcome_t restart_now(worker_job_t *job, billing_sub_t *s, const char *reason,
-                                     json_t *lines)
+/* Starts a period of s's schedule at s->now, ending at the schedule's next
+ * boundary (a whole period when now is a boundary, else the part up to the
+ * next one, prorated), and invoices it at once with `lines` (credits
+ * already collected) and the pending items, for `reason`. */
+static handler_outcome_t start_period_now(worker_job_t *job, billing_sub_t *s, const char *reason,
+                                          json_t *lines)
 {
     int64_t next_end;
-    s->sched.anchor = s->now;
-    s->sched.day_of_month = 0;
-    if (calendar_boundary(&s->sched, 1, &next_end) != 0)
+    if (calendar_next_boundary(&s->sched, s->now, &next_end) != 0)
         return runtime_fault(job, HANDLER_PERMANENT, "internal_error",
                              "Subscription %s has no period after %" PRId64 ".", s->id, s->now);
     s->period_start = s->now;
@@ -901,6 +907,17 @@ static handler_outcome_t restart_now(worker_job_t *job, billing_sub_t *s, const 
     if (out == HANDLER_OK)
         out = billing_invoice_create(job, s, reason, s->now, next_end, lines, true, false, NULL);
     return out;
+}
+
+/* Starts s's schedule afresh at s->now (the interval stays; the anchor and
+ * its day become now's) and invoices the new full period at once, as
+ * start_period_now(). */
+static handler_outcome_t restart_now(worker_job_t *job, billing_sub_t *s, const char *reason,
+                                     json_t *lines)
+{
+    s->sched.anchor = s->now;
+    s->sched.day_of_month = 0;
+    return start_period_now(job, s, reason, lines);
 }
 
 /* Changes items now, with prorations (or a fresh period when the interval
@@ -922,11 +939,13 @@ static handler_outcome_t change_items_now(worker_job_t *job, billing_sub_t *s, c
     if (out != HANDLER_OK || trialing)
         return out; /* A trial is free: items change with nothing to prorate. */
     if (interval_changed) {
-        /* A new interval restarts the schedule now: credit what is unused
-         * and invoice the new period in full. */
+        /* A new interval restarts the schedule now (apply_items anchored
+         * it, on the billing day when there is one): credit what is unused
+         * and invoice the first period, in full, or its part up to the
+         * billing day. */
         if (how != PRORATE_NONE && (out = credit_all(job, &old, s->now, lines)) != HANDLER_OK)
             return out;
-        return restart_now(job, s, "subscription_update", lines);
+        return start_period_now(job, s, "subscription_update", lines);
     }
     for (size_t i = 0; i < old.n_items; i++) {
         const billing_item_t *now_it = find_item(s->items, s->n_items, old.items[i].id);

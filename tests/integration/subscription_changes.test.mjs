@@ -394,6 +394,66 @@ describe('moving the anchor or pausing while a change is scheduled', () => {
   });
 });
 
+describe('a change of interval keeps billing_cycle_anchor_config.day_of_month', () => {
+  it('scheduled for a period end on Apr 30, monthly → quarterly renews on Jul 31, not Jul 30', async () => {
+    const monthly = await price(1000);
+    const quarterly = await price(3000, { recurring: { interval: 'month', interval_count: 3 } });
+    const { clock, customer } = await onClock('2029-03-10T00:00:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }], billing_cycle_anchor_config: { day_of_month: 31 } }, 201);
+    await pay((await invoicesOf(sub))[0]);
+    await advance(clock, '2029-03-31T00:00:00Z');
+    await advance(clock, '2029-04-15T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.current_period_end, '2029-04-30T00:00:00Z', '31 clamped to April\'s 30');
+    const item = sub.items.data[0];
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: quarterly.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+
+    await advance(clock, '2029-04-30T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.deepEqual(sub.plan, { interval: 'month', interval_count: 3 });
+    assert.equal(sub.billing_cycle_anchor, '2029-04-30T00:00:00Z');
+    assert.deepEqual(sub.billing_cycle_anchor_config, { day_of_month: 31 });
+    assert.equal(sub.current_period_start, '2029-04-30T00:00:00Z');
+    assert.equal(sub.current_period_end, '2029-07-31T00:00:00Z', 'back on the 31st');
+    const renewal = (await invoicesOf(sub)).at(-1);
+    assert.equal(renewal.billing_reason, 'subscription_cycle');
+    assert.equal(renewal.period_end, '2029-07-31T00:00:00Z');
+    assert.deepEqual(renewal.lines.data.map((l) => [l.price, l.amount]), [[quarterly.id, 3000]]);
+  });
+
+  it('made now, monthly → yearly starts the year on the next 31st (Jun 30) with the part before it prorated', async () => {
+    const monthly = await price(1000);
+    const yearly = await price(12000, { recurring: { interval: 'year' } });
+    const { clock, customer } = await onClock('2029-05-31T00:00:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }], billing_cycle_anchor_config: { day_of_month: 31 } }, 201);
+    await pay((await invoicesOf(sub))[0]);
+    await advance(clock, '2029-06-10T00:00:00Z');
+    const item = sub.items.data[0];
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: item.id, price: yearly.id }] }, 200, { id: sub.id });
+    assert.deepEqual(sub.plan, { interval: 'year', interval_count: 1 });
+    assert.deepEqual(sub.billing_cycle_anchor_config, { day_of_month: 31 });
+    assert.equal(sub.billing_cycle_anchor, '2029-06-30T00:00:00Z');
+    assert.equal(sub.current_period_start, '2029-06-10T00:00:00Z');
+    assert.equal(sub.current_period_end, '2029-06-30T00:00:00Z');
+    const inv = (await invoicesOf(sub)).at(-1);
+    assert.equal(inv.billing_reason, 'subscription_update');
+    // Monthly [May 31, Jun 30) is 30 days; Jun 10 is 10 in: cumulative =
+    // round(1000 × 10/30) = 333, credit −667. Yearly: the full period that
+    // holds Jun 10 is [Jun 30 2028, Jun 30 2029), 365 days, Jun 10 is 345
+    // in: cumulative = round(12000 × 345/365) = round(11342.47) = 11342,
+    // so [Jun 10, Jun 30) is 12000 − 11342 = 658.
+    assert.deepEqual(inv.lines.data.map((l) => [l.price, l.amount]), [[monthly.id, -667], [yearly.id, 658]]);
+    assert.deepEqual(periods(inv), [['2029-06-10T00:00:00Z', '2029-06-30T00:00:00Z'], ['2029-06-10T00:00:00Z', '2029-06-30T00:00:00Z']]);
+
+    await advance(clock, '2029-06-30T00:00:00Z');
+    const renewal = (await invoicesOf(sub)).at(-1);
+    assert.equal(renewal.billing_reason, 'subscription_cycle');
+    assert.equal(renewal.period_start, '2029-06-30T00:00:00Z');
+    assert.equal(renewal.period_end, '2030-06-30T00:00:00Z');
+    assert.deepEqual(amounts(renewal), [12000]);
+  });
+});
+
 describe('a quantity increase with the default proration_behavior', () => {
   it('makes no invoice at once; the renewal holds the full period and both proration lines', async () => {
     const seat = await price(1000);

@@ -24,6 +24,7 @@ static const char *const event_names[SUBSTATE_EV_COUNT_] = {
     [SUBSTATE_EV_INCOMPLETE_EXPIRED] = "incomplete_expired",
     [SUBSTATE_EV_PAUSE] = "pause",
     [SUBSTATE_EV_RESUME] = "resume",
+    [SUBSTATE_EV_RESUME_OWING] = "resume_owing",
     [SUBSTATE_EV_CANCEL] = "cancel",
     [SUBSTATE_EV_UPDATE] = "update",
 };
@@ -49,6 +50,7 @@ static const int moves[SUBSTATE_EV_COUNT_][SUBSTATE_COUNT_] = {
     [SUBSTATE_EV_INCOMPLETE_EXPIRED] = {CAN, NONE, NONE, NONE, NONE, NONE, NONE},
     [SUBSTATE_EV_PAUSE] = {NONE, PAU, PAU, PAU, NONE, NONE, NONE},
     [SUBSTATE_EV_RESUME] = {NONE, NONE, NONE, NONE, ACT, NONE, NONE},
+    [SUBSTATE_EV_RESUME_OWING] = {NONE, NONE, NONE, NONE, PDU, NONE, NONE},
     [SUBSTATE_EV_CANCEL] = {CAN, CAN, CAN, CAN, CAN, NONE, CAN},
     [SUBSTATE_EV_UPDATE] = {NONE, SAME, SAME, SAME, NONE, NONE, SAME},
 };
@@ -81,6 +83,7 @@ static void explain(substate_t from, substate_event_t ev, char why[160])
     }
     switch (ev) {
     case SUBSTATE_EV_RESUME:
+    case SUBSTATE_EV_RESUME_OWING:
         snprintf(why, 160, "Only a paused subscription can be resumed; this one is %s.",
                  names[from]);
         return;

@@ -11,6 +11,7 @@
  *   active ──payment fails──▶ past_due ──invoice paid──▶ active
  *   past_due ──retries exhausted──▶ unpaid (or canceled) ──invoice paid──▶ active
  *   trialing / active / past_due ──pause──▶ paused ──resume──▶ active
+ *   paused ──resume while an invoice of it is open──▶ past_due
  *   any but canceled ──cancel──▶ canceled (final)
  *
  * "Payment fails" and "retries exhausted" are about any open invoice of
@@ -44,7 +45,8 @@ typedef enum {
     SUBSTATE_EV_RETRIES_EXHAUSTED,  /* Dunning gave up on one and leaves it unpaid. */
     SUBSTATE_EV_INCOMPLETE_EXPIRED, /* The first period ended with its invoice unpaid. */
     SUBSTATE_EV_PAUSE,              /* Staff paused it. */
-    SUBSTATE_EV_RESUME,             /* Staff resumed it. */
+    SUBSTATE_EV_RESUME,             /* Staff resumed it, and none of its invoices is open. */
+    SUBSTATE_EV_RESUME_OWING,       /* Staff resumed it while one of its invoices is open. */
     SUBSTATE_EV_CANCEL, /* Staff canceled it, or its period ended with a cancel pending. */
     SUBSTATE_EV_UPDATE, /* Staff changed its items, anchor or pending cancel. */
     SUBSTATE_EV_COUNT_

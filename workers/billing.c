@@ -325,29 +325,39 @@ handler_outcome_t billing_sub_transition(worker_job_t *job, billing_sub_t *s, su
 }
 
 /* The one question behind "back to active": is any invoice of the
- * subscription other than the one just paid still open? Open means owed:
- * a void or a write-off (uncollectible) is not, yet neither of them makes
- * the subscription active, since only a paid invoice does that. */
+ * subscription other than the one named still open? Open means owed: a
+ * void or a write-off (uncollectible) is not, yet neither of them makes the
+ * subscription active, since only a paid invoice does that. */
 static const char OTHER_OPEN_SQL[] =
     "SELECT 1 FROM invoices WHERE subscription_id = $1 AND status = 'open' AND id <> $2 LIMIT 1";
+
+handler_outcome_t billing_sub_owes(worker_job_t *job, const billing_sub_t *s, const char *except_id,
+                                   bool *owes)
+{
+    const char *params[2] = {s->id, except_id ? except_id : ""};
+    PGresult *res = NULL;
+    handler_outcome_t out =
+        handler_util_exec(job, OTHER_OPEN_SQL, 2, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK)
+        *owes = PQntuples(res) > 0;
+    PQclear(res);
+    return out;
+}
 
 handler_outcome_t billing_sub_invoice_paid(worker_job_t *job, billing_sub_t *s,
                                            const char *invoice_id)
 {
     substate_t to;
     char why[160];
+    bool owes = false;
     /* Most invoices are paid by active subscriptions, which nothing moves:
      * spare them the query. A canceled one (also one being canceled, whose
      * final invoice is made after its status became canceled) stays so. */
     if (substate_next(s->status, SUBSTATE_EV_INVOICE_PAID, &to, why) != 0 || to == s->status)
         return HANDLER_OK;
-    const char *params[2] = {s->id, invoice_id};
-    PGresult *res = NULL;
-    handler_outcome_t out =
-        handler_util_exec(job, OTHER_OPEN_SQL, 2, params, PGRES_TUPLES_OK, &res);
-    if (out == HANDLER_OK && PQntuples(res) == 0)
+    handler_outcome_t out = billing_sub_owes(job, s, invoice_id, &owes);
+    if (out == HANDLER_OK && !owes)
         out = billing_sub_transition(job, s, SUBSTATE_EV_INVOICE_PAID);
-    PQclear(res);
     return out;
 }
 

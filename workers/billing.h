@@ -102,6 +102,13 @@ handler_outcome_t billing_sub_save(worker_job_t *job, billing_sub_t *s);
  * sentence. */
 handler_outcome_t billing_sub_transition(worker_job_t *job, billing_sub_t *s, substate_event_t ev);
 
+/* *owes = whether any invoice of s other than `except_id` (may be NULL or
+ * empty for none) is still open: the question behind every move of s's
+ * status that follows its invoices (back to active when paid, past due
+ * when resumed). *owes is set only on HANDLER_OK. */
+handler_outcome_t billing_sub_owes(worker_job_t *job, const billing_sub_t *s, const char *except_id,
+                                   bool *owes);
+
 /* Tells s that its invoice `invoice_id` has just become paid (by a
  * payment, by staff, or by being made with nothing due) and moves it by
  * SUBSTATE_EV_INVOICE_PAID when no other invoice of s is still open: a

@@ -1163,7 +1163,7 @@ done:
     return out;
 }
 
-/* What one staff action (cancel, pause, resume) does to subscription s,
+/* What one staff action (cancel, pause) does to subscription s,
  * whose status has just moved by the action's event from `was`; lines is
  * an empty array to collect invoice lines in. */
 typedef handler_outcome_t (*sub_action_fn)(worker_job_t *job, billing_sub_t *s, substate_t was,
@@ -1264,20 +1264,36 @@ static handler_outcome_t subscription_pause(worker_job_t *job)
 }
 
 /* subscription.resume: a new period starts now, anchored now, invoiced in
- * full with whatever was left pending. */
-static handler_outcome_t resume_now(worker_job_t *job, billing_sub_t *s, substate_t was,
-                                    json_t *lines)
+ * full with whatever was left pending. The status follows every invoice,
+ * as a payment's does: with one from before the pause still open it is
+ * past due, not active. */
+static handler_outcome_t subscription_resume(worker_job_t *job)
 {
-    s->paused_at = BILLING_UNSET;
+    billing_sub_t s;
+    json_t *lines = json_array();
+    handler_outcome_t out;
+    bool owes = false;
+
+    memset(&s, 0, sizeof s);
+    out = load_named(job, &s);
+    if (out == HANDLER_OK && s.status == SUBSTATE_PAUSED)
+        out = billing_sub_owes(job, &s, NULL, &owes);
+    if (out == HANDLER_OK)
+        out = billing_sub_transition(job, &s, owes ? SUBSTATE_EV_RESUME_OWING : SUBSTATE_EV_RESUME);
+    if (out != HANDLER_OK)
+        goto done;
+    s.paused_at = BILLING_UNSET;
     /* Not subscription_cycle: a resume may start a period in the very
      * second an earlier one started (pause and resume at once), and the
      * one-invoice-per-period key is for the periods the schedule makes. */
-    return restart_now(job, s, "subscription_resume", lines);
-}
+    out = restart_now(job, &s, "subscription_resume", lines);
+    if (out == HANDLER_OK)
+        out = billing_sub_save(job, &s);
 
-static handler_outcome_t subscription_resume(worker_job_t *job)
-{
-    return run_action(job, SUBSTATE_EV_RESUME, resume_now);
+done:
+    json_decref(lines);
+    billing_sub_dispose(&s);
+    return out;
 }
 
 handler_outcome_t kind_invoice_settle(worker_job_t *job, const char *id, invstate_event_t ev,

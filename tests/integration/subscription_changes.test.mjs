@@ -1,10 +1,11 @@
 // The subscription engine's changes, through the real api and workers, each
 // on its own test clock: day-of-month anchors with end-of-month clamping,
-// scheduled changes (and changes made now while one is scheduled),
+// scheduled changes (and changes made now, a cancel at the period end, a
+// new anchor or a pause while one is scheduled), a resume that still owes,
 // prorated quantity changes, cancellation with and without proration,
 // moving the billing cycle anchor, a change of interval (also during a
-// trial), tiered prices on invoices, zero- and three-decimal currencies,
-// backdating, the expiry of an incomplete subscription, and the errors of
+// trial, and keeping day_of_month), tiered prices on invoices, zero- and
+// three-decimal currencies, backdating, the expiry of an incomplete subscription, and the errors of
 // these routes (status, code and param).
 //
 // Every expected amount is worked out by hand from docs/billing.md, in the
@@ -451,6 +452,38 @@ describe('a change of interval keeps billing_cycle_anchor_config.day_of_month', 
     assert.equal(renewal.period_start, '2029-06-30T00:00:00Z');
     assert.equal(renewal.period_end, '2030-06-30T00:00:00Z');
     assert.deepEqual(amounts(renewal), [12000]);
+  });
+});
+
+describe('resume while an invoice from before the pause is open', () => {
+  it('comes back past_due, not active, and is active once every open invoice is paid', async () => {
+    const monthly = await price(1000);
+    const { clock, customer } = await onClock('2029-07-01T00:00:00Z');
+    let sub = await activeSub(customer, [{ price: monthly.id }]);
+    await advance(clock, '2029-08-01T00:00:00Z');
+    const renewal = (await invoicesOf(sub))[1];
+    assert.equal(renewal.status, 'open');
+    // Its charge failed: the subscription is past due, as the dunning kind
+    // leaves it (no charger runs in this file).
+    await superuser(`UPDATE subscriptions SET status = 'past_due' WHERE tenant_id = ${lit(tenantId)} AND id = ${lit(sub.id)}`);
+    await advance(clock, '2029-08-05T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}/pause', {}, 200, { id: sub.id });
+    assert.equal(sub.status, 'paused');
+    await advance(clock, '2029-08-10T00:00:00Z');
+    sub = await post('/v1/subscriptions/{id}/resume', {}, 200, { id: sub.id });
+    assert.equal(sub.status, 'past_due', 'the renewal of Aug 1 is still owed');
+    assert.equal(sub.current_period_start, '2029-08-10T00:00:00Z');
+    const invoices = await invoicesOf(sub);
+    assert.equal(invoices.length, 3);
+    // August is 31 days; Aug 5 is 4 in: cumulative = round(1000 × 4/31) =
+    // 129, so the pause credited −871; the resume bills 1000 − 871 = 129.
+    assert.deepEqual(amounts(invoices[2]), [1000, -871]);
+    assert.equal(invoices[2].status, 'open');
+
+    await pay(renewal);
+    assert.equal((await get('/v1/subscriptions/{id}', { id: sub.id })).status, 'past_due', 'the resume\'s invoice is open too');
+    await pay(invoices[2]);
+    assert.equal((await get('/v1/subscriptions/{id}', { id: sub.id })).status, 'active');
   });
 });
 

@@ -77,7 +77,15 @@ Test(substate, pause_and_resume)
     cr_assert_eq(next_ok(SUBSTATE_PAUSED, SUBSTATE_EV_RESUME), SUBSTATE_ACTIVE);
     refused(SUBSTATE_PAUSED, SUBSTATE_EV_PAUSE, "cannot be paused");
     refused(SUBSTATE_ACTIVE, SUBSTATE_EV_RESUME, "Only a paused subscription");
+    refused(SUBSTATE_PAST_DUE, SUBSTATE_EV_RESUME_OWING, "Only a paused subscription");
     refused(SUBSTATE_INCOMPLETE, SUBSTATE_EV_PAUSE, "incomplete");
+}
+
+Test(substate, a_resume_while_an_invoice_is_open_is_past_due_not_active)
+{
+    /* An invoice from before the pause still owed: resuming does not make
+     * it active, as paying the newest invoice alone does not. */
+    cr_assert_eq(next_ok(SUBSTATE_PAUSED, SUBSTATE_EV_RESUME_OWING), SUBSTATE_PAST_DUE);
 }
 
 Test(substate, canceled_is_final)

@@ -2,11 +2,14 @@
  * kind_charger.h).
  *
  * Every Stripe call is made inside the job's transaction, under an
- * Idempotency-Key derived from Billow's own ids (invoice and attempt,
- * refund, customer, job). A charger that dies after Stripe answered and
- * before its commit leaves nothing behind; the job is delivered again,
- * asks Stripe the same question under the same key, gets the same answer
- * (Stripe replays it, it does not charge again) and commits it. The
+ * Idempotency-Key derived from Billow's own ids (invoice and attempt, with
+ * the payment method for a confirmation; refund, customer, job), which
+ * name everything its parameters depend on: a key is never sent again with
+ * other parameters (Stripe would refuse it). A charger that dies after
+ * Stripe answered and before its commit leaves nothing behind; the job is
+ * delivered again, asks Stripe the same question under the same key, gets
+ * the same answer (Stripe replays it, it does not charge again) and
+ * commits it. The
  * invoice's locks are held across the call, so two jobs never attempt one
  * invoice at once.
  */
@@ -55,10 +58,17 @@ static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id
     return out;
 }
 
+/* Longest Idempotency-Key the charger builds: its prefix, the invoice, the
+ * attempt and a payment method id (Stripe's own limit, 255, is checked by
+ * the Stripe client). */
+#define CHARGE_IDEM_MAX (64 + IDS_MAX + PAYMENTS_STRIPE_ID_MAX)
+
 /* One attempt at an invoice, from its checks to its recorded outcome:
- * charge_prepare decides whether Stripe is asked and builds the request,
- * the caller makes the call (alone, or with a batch's others at once),
- * charge_finish applies the answer. */
+ * charge_prepare decides whether Stripe is asked and builds the requests,
+ * the caller makes the calls (alone, or with a batch's others at once):
+ * the invoice's PaymentIntent made first if it has none (charge_created
+ * reads that answer and prepares the confirmation), then its confirmation,
+ * and charge_finish applies the answer. */
 typedef struct {
     worker_job_t *job;
     const char *invoice_id;
@@ -67,16 +77,22 @@ typedef struct {
     payments_invoice_t v;  /* The invoice, under its locks. */
     int64_t stripe_amount; /* v.amount_remaining as Stripe writes it. */
     const char *skipped;   /* Why nothing is attempted, or NULL. */
-    bool send;             /* A Stripe call is prepared. */
+    bool create;           /* The intent is made first (create_form). */
+    stripe_form_t *create_form;
+    char create_idem[CHARGE_IDEM_MAX];
+    stripe_response_t created; /* Stripe's answer to the create, once made. */
+    bool send;                 /* A confirmation is prepared (or follows the create). */
     stripe_form_t *form;
     char path[PAYMENTS_STRIPE_ID_MAX + 64];
-    char idem[160];
-    stripe_response_t r; /* Stripe's answer, once made. */
+    char idem[CHARGE_IDEM_MAX];
+    stripe_response_t r; /* Stripe's answer to the confirmation, once made. */
     json_t *attempt_obj; /* The attempt recorded (owned), or NULL. */
 } charge_t;
 
 static void charge_dispose(charge_t *ch)
 {
+    stripe_form_free(ch->create_form);
+    stripe_response_dispose(&ch->created);
     stripe_form_free(ch->form);
     stripe_response_dispose(&ch->r);
     json_decref(ch->attempt_obj);
@@ -150,15 +166,40 @@ static handler_outcome_t find_unrecorded_intent(worker_job_t *job, const char *k
     return HANDLER_OK;
 }
 
+/* Prepares the confirmation of the invoice's PaymentIntent (ch->v.intent)
+ * off-session with the customer's default payment method.
+ *
+ * Its Idempotency-Key names the payment method as well as the attempt: a
+ * try whose answer was lost is asked again with the same parameters under
+ * the same key (Stripe replays its answer), and a try after the default
+ * changed meanwhile is another request under another key, where the same
+ * key would be refused (idempotency_error) and the attempt could never end.
+ * A new key cannot charge twice: the intent succeeds at most once, and
+ * Stripe answers a confirmation of one that succeeded with that intent
+ * (charge_finish takes it as the attempt's success). */
+static void confirm_prepare(charge_t *ch)
+{
+    snprintf(ch->path, sizeof ch->path, "/v1/payment_intents/%s/confirm", ch->v.intent);
+    snprintf(ch->idem, sizeof ch->idem, "billow:pi:%s:%d:%s", ch->invoice_id, ch->attempt,
+             ch->v.payment_method);
+    ch->form = stripe_form_new();
+    stripe_form_add(ch->form, "payment_method", ch->v.payment_method);
+    stripe_form_add(ch->form, "off_session", "true");
+}
+
 /* Prepares attempt ch->attempt at ch->invoice_id, whose locks the caller
  * holds: the checks that may leave nothing to do (the invoice was paid out
  * of band or voided, the attempt was made already: its job delivered
  * twice, or the webhook recorded it after a crash), an attempt without a
- * payment method recorded at once, or a request: a retry confirms the
- * invoice's PaymentIntent again, a first attempt creates it (off-session,
- * with the customer's default payment method). A first attempt for a
- * customer with no Stripe customer yet makes one when may_create, else
- * sets *deferred and prepares nothing. */
+ * payment method recorded at once, or the requests: the confirmation of
+ * the invoice's PaymentIntent, made first by a first attempt. A first
+ * attempt for a customer with no Stripe customer yet makes one when
+ * may_create, else sets *deferred and prepares nothing.
+ *
+ * The create names no payment method and does not confirm: its parameters
+ * are the invoice's alone, so whatever the customer's default is when a
+ * try whose answer was lost runs again, the create is the same request
+ * under the same key, and Stripe answers with the one intent it made. */
 static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *deferred)
 {
     worker_job_t *job = ch->job;
@@ -188,7 +229,6 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
                                 .failure_message = "The customer has no default payment method."};
         return payments_apply(job, &o, &ch->attempt_obj);
     }
-    snprintf(ch->idem, sizeof ch->idem, "billow:pi:%s:%d", ch->invoice_id, ch->attempt);
     if (!ch->v.intent[0]) {
         /* Checked before anything reaches Stripe: an amount Stripe cannot
          * take in this currency is refused, not charged rounded. */
@@ -213,24 +253,42 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
                 return out;
         }
     }
-    /* A retry confirms the invoice's PaymentIntent again. */
-    if (ch->v.intent[0])
-        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents/%s/confirm", ch->v.intent);
-    else
-        snprintf(ch->path, sizeof ch->path, "/v1/payment_intents");
-    ch->form = stripe_form_new();
-    stripe_form_add(ch->form, "payment_method", ch->v.payment_method);
-    stripe_form_add(ch->form, "off_session", "true");
-    if (!ch->v.intent[0]) {
-        stripe_form_add_int(ch->form, "amount", ch->stripe_amount);
-        stripe_form_add(ch->form, "currency", ch->v.currency);
-        stripe_form_add(ch->form, "customer", stripe_customer);
-        stripe_form_add(ch->form, "confirm", "true");
-        stripe_form_add(ch->form, "description", ch->v.description);
-        stripe_form_add_metadata(ch->form, "billow_tenant", job->env->tenant_id);
-        stripe_form_add_metadata(ch->form, "billow_invoice", ch->invoice_id);
-    }
     ch->send = true;
+    if (ch->v.intent[0]) {
+        /* A retry confirms the invoice's PaymentIntent again. */
+        confirm_prepare(ch);
+        return HANDLER_OK;
+    }
+    /* The key is the one a create that also confirmed was sent under
+     * before: a try of that kind whose answer was lost meets Stripe's
+     * idempotency_error (the job goes dead, for ops to look at) rather
+     * than a second intent. */
+    ch->create = true;
+    snprintf(ch->create_idem, sizeof ch->create_idem, "billow:pi:%s:%d", ch->invoice_id,
+             ch->attempt);
+    ch->create_form = stripe_form_new();
+    stripe_form_add_int(ch->create_form, "amount", ch->stripe_amount);
+    stripe_form_add(ch->create_form, "currency", ch->v.currency);
+    stripe_form_add(ch->create_form, "customer", stripe_customer);
+    stripe_form_add(ch->create_form, "description", ch->v.description);
+    stripe_form_add_metadata(ch->create_form, "billow_tenant", job->env->tenant_id);
+    stripe_form_add_metadata(ch->create_form, "billow_invoice", ch->invoice_id);
+    return HANDLER_OK;
+}
+
+/* Reads Stripe's answer to the create in ch->created: the intent is the
+ * invoice's, and its confirmation is prepared. Anything but the intent is
+ * the job's fault (a passing one retries the create under its key). */
+static handler_outcome_t charge_created(charge_t *ch)
+{
+    const char *id = json_string_value(json_object_get(ch->created.body, "id"));
+    if (ch->created.outcome != STRIPE_OK)
+        return payments_stripe_fault(ch->job, &ch->created);
+    if (id == NULL || strlen(id) >= sizeof ch->v.intent)
+        return runtime_fault(ch->job, HANDLER_PERMANENT, "stripe_error",
+                             "Stripe answered the PaymentIntent's create without a usable id.");
+    snprintf(ch->v.intent, sizeof ch->v.intent, "%s", id);
+    confirm_prepare(ch);
     return HANDLER_OK;
 }
 
@@ -241,6 +299,7 @@ static handler_outcome_t charge_finish(charge_t *ch)
     payments_outcome_t o = {.invoice_id = ch->invoice_id,
                             .attempt = ch->attempt,
                             .payment_method = ch->v.payment_method,
+                            .idempotency_key = ch->idem,
                             .request_id = r->request_id};
     /* Stripe has answered and nothing is committed: the crash tests kill
      * the charger here. */
@@ -262,10 +321,13 @@ static handler_outcome_t charge_finish(charge_t *ch)
         const char *param = json_string_value(json_object_get(err, "param"));
         const char *pi_status = json_string_value(json_object_get(pi, "status"));
         /* The intent cannot be confirmed because it succeeded already (the
-         * customer paid it on the tenant's page before its event arrived):
-         * that success is this attempt's outcome. */
+         * customer paid it on the tenant's page before its event arrived,
+         * or this attempt's try whose answer was lost, with the payment
+         * method the default was then): that success is this attempt's
+         * outcome, with the payment method the intent was paid with. */
         if (pi_status && strcmp(pi_status, "succeeded") == 0) {
             o.intent = pi;
+            o.payment_method = NULL;
             break;
         }
         /* Someone canceled the intent (in Stripe's dashboard): this
@@ -301,6 +363,11 @@ static handler_outcome_t charge_alone(charge_t *ch)
     ch->key = key;
     if (out == HANDLER_OK)
         out = charge_prepare(ch, true, NULL);
+    if (out == HANDLER_OK && ch->create) {
+        stripe_call(payments_stripe(), ch->key, "POST", "/v1/payment_intents", ch->create_form,
+                    ch->create_idem, &ch->created);
+        out = charge_created(ch);
+    }
     if (out == HANDLER_OK && ch->send) {
         stripe_call(payments_stripe(), ch->key, "POST", ch->path, ch->form, ch->idem, &ch->r);
         out = charge_finish(ch);
@@ -447,9 +514,11 @@ static handler_outcome_t payment_create(worker_job_t *job)
  * a batch (one tenant's) are prepared one by one under their locks, sent
  * to Stripe together (up to CHARGER_PARALLEL at once: one process charges
  * as many invoices per second as Stripe answers in parallel, not one after
- * another), and applied one by one, in the batch's one transaction. A
- * charge that first needs a Stripe customer made, and a payment whose
- * customer is not ready for one, are left to the one-by-one handler. */
+ * another): first the creates of the intents first attempts make, then
+ * every confirmation; and applied one by one, in the batch's one
+ * transaction. A charge that first needs a Stripe customer made, and a
+ * payment whose customer is not ready for one, are left to the one-by-one
+ * handler. */
 static handler_outcome_t charge_batch(worker_job_t *const *jobs, size_t n, bool *taken, bool create)
 {
     charge_t *chs = mem_calloc(n, sizeof *chs);
@@ -490,12 +559,25 @@ static handler_outcome_t charge_batch(worker_job_t *const *jobs, size_t n, bool 
         if (deferred)
             continue;
         taken[i] = true;
-        if (ch->send) {
-            reqs[m] = (stripe_request_t){key, "POST", ch->path, ch->form, ch->idem, &ch->r};
+        if (ch->create) {
+            reqs[m] = (stripe_request_t){
+                key, "POST", "/v1/payment_intents", ch->create_form, ch->create_idem, &ch->created};
             of[m++] = i;
         }
     }
     stripe_call_many(payments_stripe(), reqs, m, payments_parallel());
+    for (size_t j = 0; j < m && out == HANDLER_OK; j++)
+        out = charge_created(&chs[of[j]]);
+    m = 0;
+    for (size_t i = 0; i < n && out == HANDLER_OK; i++) {
+        charge_t *ch = &chs[i];
+        if (taken[i] && ch->send) {
+            reqs[m] = (stripe_request_t){key, "POST", ch->path, ch->form, ch->idem, &ch->r};
+            of[m++] = i;
+        }
+    }
+    if (out == HANDLER_OK)
+        stripe_call_many(payments_stripe(), reqs, m, payments_parallel());
     for (size_t j = 0; j < m && out == HANDLER_OK; j++)
         out = charge_finish(&chs[of[j]]);
     for (size_t i = 0; i < n && out == HANDLER_OK; i++) {

@@ -555,7 +555,7 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
     payments_invoice_t v;
     PGresult *res = NULL;
     handler_outcome_t out;
-    char att_id[IDS_MAX], attempt[16], idem[160], now[24];
+    char att_id[IDS_MAX], attempt[16], idem[64 + IDS_MAX + PAYMENTS_STRIPE_ID_MAX], now[24];
     char pi[PAYMENTS_STRIPE_ID_MAX] = "", charge[PAYMENTS_STRIPE_ID_MAX] = "";
     char amount[24] = "", currency[8] = "";
 
@@ -604,7 +604,10 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
         pm = json_string_value(json_object_get(o->intent, "payment_method"));
     ids_generate("payatt", att_id);
     snprintf(attempt, sizeof attempt, "%d", o->attempt);
-    snprintf(idem, sizeof idem, "billow:pi:%s:%d", o->invoice_id, o->attempt);
+    if (o->idempotency_key)
+        snprintf(idem, sizeof idem, "%s", o->idempotency_key);
+    else
+        snprintf(idem, sizeof idem, "billow:pi:%s:%d", o->invoice_id, o->attempt);
     snprintf(now, sizeof now, "%" PRId64, v.now);
     const char *params[16] = {att_id,
                               o->invoice_id,

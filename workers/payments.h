@@ -120,8 +120,11 @@ typedef struct {
     const char *failure_code;    /* card_declined, payment_method_missing … or NULL. */
     const char *decline_code;    /* insufficient_funds … or NULL. */
     const char *failure_message; /* For people, or NULL. */
-    const char *payment_method;  /* pm_… or NULL. */
-    const char *request_id;      /* Stripe's request id, or NULL. */
+    const char *payment_method;  /* pm_… or NULL (the intent's). */
+    /* The Idempotency-Key of the request that confirmed the intent, or
+     * NULL (no request, or an event): billow:pi:<invoice>:<attempt>. */
+    const char *idempotency_key;
+    const char *request_id; /* Stripe's request id, or NULL. */
 } payments_outcome_t;
 
 /* Applies o to the invoice's attempt (the caller holds the invoice's locks,

@@ -137,11 +137,12 @@ describe('a renewal declined', () => {
       const n = await notifications(ctx, w.customer.id);
       return n.filter((x) => x === 'payment.failed').length === 2 && n.includes('payment.succeeded') ? true : undefined;
     });
-    // One charge per attempt at Stripe, each under its own key.
+    // One charge per attempt at Stripe, each under its own key (the
+    // attempt's, and the payment method's it was confirmed with).
     const stats = await fake.stats(ctx.key);
-    assert.equal(stats.charges[`billow:pi:${inv.id}:1`], 1);
-    assert.equal(stats.charges[`billow:pi:${inv.id}:2`], 1);
-    assert.equal(stats.charges[`billow:pi:${inv.id}:3`], 1);
+    assert.equal(stats.charges[`billow:pi:${inv.id}:1:pm_card_visa`], 1);
+    assert.equal(stats.charges[`billow:pi:${inv.id}:2:pm_card_visa`], 1);
+    assert.equal(stats.charges[`billow:pi:${inv.id}:3:pm_card_visa`], 1);
   });
 });
 
@@ -814,11 +815,12 @@ describe('one-time payments and refunds', () => {
   it('Stripe answering 500 is retried under the same key, and charges once', async () => {
     const ctx = await setUp();
     const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
-    await fake.control('POST', '/_fake/faults', { api_key: ctx.key, path_prefix: '/v1/payment_intents', count: 2, status: 500, mode: 'after' });
+    // The charge (the intent's confirmation) is made, its answer lost twice.
+    await fake.control('POST', '/_fake/faults', { api_key: ctx.key, path_prefix: '/v1/payment_intents/', count: 2, status: 500, mode: 'after' });
     const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 2500, currency: 'usd' }, 201);
     assert.equal(res.invoice.status, 'paid');
     const stats = await fake.stats(ctx.key);
-    assert.equal(stats.charges[`billow:pi:${res.invoice.id}:1`], 1, 'the effect of the lost answers was replayed, not repeated');
+    assert.equal(stats.charges[`billow:pi:${res.invoice.id}:1:pm_card_visa`], 1, 'the effect of the lost answers was replayed, not repeated');
     assert.equal(stats.succeeded_total, 1);
   });
 
@@ -828,9 +830,10 @@ describe('one-time payments and refunds', () => {
     const { key } = await connectStripe(api, null, T);
     const b = billingClient(api, T.secret);
     const customer = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
-    // Stripe makes the intent and charges the card, and every answer is
-    // lost until the job is dead (4 attempts), its invoice never written.
-    await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents', count: 1000, status: 500, mode: 'after' });
+    // Stripe makes the intent and charges the card, and every answer of the
+    // charge (the intent's confirmation) is lost until the job is dead (4
+    // attempts), its invoice never written.
+    await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents/', count: 1000, status: 500, mode: 'after' });
     const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customer.id, amount: 3100, currency: 'usd' } });
     assert.equal(res.status, 202, res.text);
     const jobId = res.json.id;

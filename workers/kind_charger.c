@@ -735,7 +735,7 @@ static handler_outcome_t payment_refund(worker_job_t *job)
                                 " AND metadata = '{}'::jsonb AND $2::jsonb <> '{}'::jsonb",
                                 2, p2, PGRES_COMMAND_OK, NULL);
         if (out == HANDLER_OK)
-            out = payments_sync_refunded(job, payment, -1);
+            out = payments_sync_refunded(job, payment, -1, NULL);
         if (out == HANDLER_OK)
             out =
                 handler_util_exec(job, "SELECT refund_object(r)::text FROM refunds r WHERE id = $1",

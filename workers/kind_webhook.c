@@ -65,11 +65,13 @@ static const status_rank_t ranks[] = {
     {"subscription", "unpaid", 5},
     {"subscription", "incomplete_expired", 6},
     {"subscription", "canceled", 7},
+    /* A refund can fail after it succeeded (the card cannot take the money
+     * back), never the other way round. */
     {"refund", "pending", 1},
     {"refund", "requires_action", 1},
     {"refund", "succeeded", 2},
-    {"refund", "failed", 2},
-    {"refund", "canceled", 2},
+    {"refund", "failed", 3},
+    {"refund", "canceled", 3},
     {"dispute", "warning_needs_response", 1},
     {"dispute", "needs_response", 2},
     {"dispute", "warning_under_review", 3},
@@ -194,10 +196,12 @@ static handler_outcome_t apply_setup(worker_job_t *job, const json_t *si, bool *
         3, params, applied);
 }
 
-/* charge.refunded: the payment's refunded amount is Stripe's total for the
- * charge (refunds made in Stripe's dashboard count too). A total, not an
- * increment: it is applied with greatest(), so it only grows and a refund
- * the charger also records is never counted twice. */
+/* charge.refunded (and every other charge.* of a charge): Stripe's total
+ * refunded of the charge (refunds made in Stripe's dashboard count too).
+ * A total, not an increment, and kept as the most Stripe said: a refund
+ * the charger also records is never counted twice, and a stale report of
+ * a total that still counted a refund which failed since does not count
+ * it again (payments_sync_refunded). */
 static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, bool *applied)
 {
     const char *id = json_string_value(json_object_get(charge, "id"));
@@ -216,22 +220,23 @@ static handler_outcome_t apply_refund(worker_job_t *job, const json_t *charge, b
         job,
         "UPDATE payments SET stripe_charge = coalesce(stripe_charge, $1) "
         "WHERE id = (SELECT id FROM payments WHERE stripe_charge = $1 OR stripe_payment_intent = $2"
-        " ORDER BY id LIMIT 1 FOR UPDATE) RETURNING id, amount_refunded",
+        " ORDER BY id LIMIT 1 FOR UPDATE) RETURNING id",
         2, params, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK && PQntuples(res) == 1) {
         char pay[IDS_MAX];
-        int64_t before = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         snprintf(pay, sizeof pay, "%s", PQgetvalue(res, 0, 0));
-        out = payments_sync_refunded(job, pay, refunded);
-        *applied = out == HANDLER_OK && refunded > before;
+        out = payments_sync_refunded(job, pay, refunded, applied);
     }
     PQclear(res);
     return out;
 }
 
-/* refund.created / refund.updated: the refund recorded by its Stripe id
- * (once, whether the charger's answer or this came first), with the Billow
- * id its metadata names when the charger made it. */
+/* refund.created / refund.updated / refund.failed, and charge.refund.updated
+ * (whose object is the refund, not the charge): the refund recorded by its
+ * Stripe id (once, whether the charger's answer or this came first), with
+ * the Billow id its metadata names when the charger made it, its status
+ * moved forward; one that failed or was canceled is no longer counted in
+ * its payment's and invoice's refunded amounts. */
 static handler_outcome_t apply_refund_object(worker_job_t *job, const json_t *re, bool *applied)
 {
     json_t *obj = NULL;
@@ -347,8 +352,10 @@ static handler_outcome_t stripe_event(worker_job_t *job)
      * adds is taken from every event of its object, stale or not: that a
      * dispute exists (its status only from an event that moved it), and a
      * charge's refunded total (kept as the greatest seen). */
+    const char *object = json_string_value(json_object_get(obj, "object"));
+    bool refund = object != NULL && strcmp(object, "refund") == 0;
     bool dispute = strncmp(type, "charge.dispute.", strlen("charge.dispute.")) == 0;
-    bool charge = !dispute && strncmp(type, "charge.", strlen("charge.")) == 0;
+    bool charge = !dispute && !refund && strncmp(type, "charge.", strlen("charge.")) == 0;
     if (dispute) {
         out = apply_dispute(job, obj, moved, &applied);
         if (!moved)
@@ -366,7 +373,10 @@ static handler_outcome_t stripe_event(worker_job_t *job)
         out = payments_apply_intent(job, obj, &applied);
     } else if (strcmp(type, "setup_intent.succeeded") == 0) {
         out = apply_setup(job, obj, &applied);
-    } else if (strcmp(type, "refund.created") == 0 || strcmp(type, "refund.updated") == 0) {
+    } else if (refund) {
+        /* refund.created, .updated, .failed and charge.refund.updated:
+         * each carries the refund, and only the newest view of it moves
+         * its status (a late refund.created after refund.failed is stale). */
         out = apply_refund_object(job, obj, &applied);
     } else if (strcmp(type, "invoice.paid") == 0) {
         out = apply_invoice_paid(job, obj, &applied);

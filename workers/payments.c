@@ -710,43 +710,64 @@ static const char *refund_reason(const char *s)
 }
 
 handler_outcome_t payments_sync_refunded(worker_job_t *job, const char *payment_id,
-                                         int64_t stripe_total)
+                                         int64_t stripe_total, bool *changed)
 {
     char total[24];
     snprintf(total, sizeof total, "%" PRId64, stripe_total);
     const char *params[2] = {payment_id, total};
     PGresult *res = NULL;
-    /* greatest(), never +=: each source states a total, so seeing one
-     * twice, or a replayed answer after the event, changes nothing. */
+    if (changed)
+        *changed = false;
+    /* Totals, never increments: each source states one, so seeing one
+     * twice, or a replayed answer after the event, changes nothing.
+     * Stripe's is kept as the most it said (an older total reported late
+     * cannot lower it), less the refunds that failed since: a failed
+     * refund is counted off once, by its row's status, however often and
+     * in whatever order Stripe reports it. The refunds that did not fail
+     * are a floor (Stripe's total may not have caught up with them yet). */
     handler_outcome_t out = handler_util_exec(
         job,
-        "WITH v AS ("
-        "  SELECT p.id, least(p.amount, greatest(p.amount_refunded, $2::bigint,"
-        "   (SELECT coalesce(sum(r.amount), 0) FROM refunds r WHERE r.tenant_id = p.tenant_id"
-        "     AND r.payment_id = p.id AND r.status IN ('pending', 'succeeded')))) AS total"
-        "  FROM payments p WHERE p.id = $1"
-        ") UPDATE payments p SET amount_refunded = v.total,"
-        "  status = CASE WHEN v.total >= p.amount THEN 'refunded' ELSE 'partially_refunded' END,"
+        "WITH r AS ("
+        "  SELECT coalesce(sum(r.amount) FILTER (WHERE r.status IN ('pending', 'succeeded')), 0)"
+        "   AS live, coalesce(sum(r.amount) FILTER (WHERE r.status IN ('failed', 'canceled')), 0)"
+        "   AS failed FROM refunds r, payments p WHERE p.id = $1 AND r.tenant_id = p.tenant_id"
+        "   AND r.payment_id = p.id"
+        "), v AS ("
+        "  SELECT p.id, p.amount_refunded AS before,"
+        "   greatest(p.stripe_amount_refunded, $2::bigint) AS stripe FROM payments p WHERE p.id = "
+        "$1"
+        "), t AS ("
+        "  SELECT v.id, v.before, v.stripe,"
+        "   least(p.amount, greatest(r.live, v.stripe - r.failed)) AS total"
+        "  FROM v, r, payments p WHERE p.id = v.id"
+        ") UPDATE payments p SET stripe_amount_refunded = t.stripe, amount_refunded = t.total,"
+        "  status = CASE WHEN t.total >= p.amount THEN 'refunded'"
+        "   WHEN t.total > 0 THEN 'partially_refunded' ELSE 'succeeded' END,"
         "  updated_at = now()"
-        " FROM v WHERE p.id = v.id AND v.total > p.amount_refunded RETURNING p.invoice_id",
+        " FROM t WHERE p.id = t.id"
+        "  AND (t.total <> t.before OR t.stripe <> p.stripe_amount_refunded)"
+        " RETURNING p.invoice_id, t.total <> t.before",
         2, params, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK && PQntuples(res) == 1) {
         const char *p2[1] = {PQgetvalue(res, 0, 0)};
-        out =
-            handler_util_exec(job,
-                              "UPDATE invoices i SET amount_refunded = greatest(i.amount_refunded,"
-                              " (SELECT coalesce(sum(p.amount_refunded), 0) FROM payments p"
-                              "  WHERE p.tenant_id = i.tenant_id AND p.invoice_id = i.id)),"
-                              " updated_at = now() WHERE i.id = $1",
-                              1, p2, PGRES_COMMAND_OK, NULL);
+        if (changed)
+            *changed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        /* The invoice's is its payments' (a payment's may go down). */
+        out = handler_util_exec(job,
+                                "UPDATE invoices i SET amount_refunded ="
+                                " (SELECT coalesce(sum(p.amount_refunded), 0) FROM payments p"
+                                "  WHERE p.tenant_id = i.tenant_id AND p.invoice_id = i.id),"
+                                " updated_at = now() WHERE i.id = $1",
+                                1, p2, PGRES_COMMAND_OK, NULL);
     }
     PQclear(res);
     return out;
 }
 
 /* Inserted once per Stripe refund; met again (the job's replayed answer,
- * the webhook after the job), it only moves on from pending and takes the
- * tenant's metadata if it had none. */
+ * the webhook after the job), its status only moves forward (pending, then
+ * succeeded, then failed or canceled: the last two are final) and it takes
+ * the tenant's metadata if it had none. */
 static const char REFUND_SQL[] =
     "INSERT INTO refunds AS r (tenant_id, id, payment_id, amount, currency, reason, status,"
     " stripe_refund, metadata, created_at) "
@@ -757,7 +778,8 @@ static const char REFUND_SQL[] =
     "WHERE p.id = $2 AND NOT EXISTS (SELECT 1 FROM refunds x WHERE x.tenant_id = p.tenant_id"
     " AND x.id = $1 AND x.stripe_refund IS DISTINCT FROM $6) "
     "ON CONFLICT (tenant_id, stripe_refund) WHERE stripe_refund IS NOT NULL DO UPDATE SET"
-    " status = CASE WHEN r.status = 'pending' THEN excluded.status ELSE r.status END,"
+    " status = CASE WHEN r.status = 'pending' OR (r.status = 'succeeded'"
+    "  AND excluded.status IN ('failed', 'canceled')) THEN excluded.status ELSE r.status END,"
     " metadata = CASE WHEN r.metadata = '{}'::jsonb THEN excluded.metadata ELSE r.metadata END,"
     " updated_at = now()";
 
@@ -816,7 +838,7 @@ handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, cons
     out = handler_util_exec(job, REFUND_SQL, 7, params, PGRES_COMMAND_OK, NULL);
     if (out != HANDLER_OK)
         goto done;
-    out = payments_sync_refunded(job, pay_id, charge_total);
+    out = payments_sync_refunded(job, pay_id, charge_total, NULL);
     if (out != HANDLER_OK || refund_obj == NULL)
         goto done;
     const char *p3[1] = {stripe_id};

@@ -150,28 +150,35 @@ handler_outcome_t payments_apply_intent(worker_job_t *job, const json_t *pi, boo
 /* Records refund `re` (a Stripe refund object, as Stripe's answer or an
  * event carries it) against the payment of its PaymentIntent or charge,
  * keyed by its Stripe id, so the charger's answer, a replay of it and the
- * webhook's refund.created end in one row whichever comes first. The row's
+ * webhook's refund events end in one row whichever comes first. The row's
  * id is `id` (the refund job's), else the Billow id in the refund's
  * metadata (billow_refund), else a new one (a refund made in Stripe's
  * dashboard). `metadata` (JSON text, may be NULL) is the tenant's, kept
- * when the row has none yet. A row already there only moves from pending
- * to Stripe's final status. Then the payment's and invoice's refunded
+ * when the row has none yet. A row already there only moves forward:
+ * from pending to Stripe's status, from succeeded to failed or canceled
+ * (Stripe fails a refund after it succeeded when the card cannot take the
+ * money back), never back. Then the payment's and invoice's refunded
  * amounts follow (payments_sync_refunded, with the charge's
- * amount_refunded when `re` carries the charge expanded). *refund_obj (may
- * be NULL) receives the refund object (new reference), or NULL when no
- * payment of this tenant has that intent or charge. */
+ * amount_refunded when `re` carries the charge expanded), so a failed
+ * refund is no longer counted. *refund_obj (may be NULL) receives the
+ * refund object (new reference), or NULL when no payment of this tenant
+ * has that intent or charge. */
 handler_outcome_t payments_record_refund(worker_job_t *job, const char *id, const json_t *re,
                                          const char *metadata, json_t **refund_obj);
 
 /* Sets the refunded amount of payment `payment_id` (whose row the caller
- * has locked) to the most of: what it was, `stripe_total` (Stripe's own
- * amount_refunded of the charge, in Billow's minor units; negative when not
- * known) and the refunds recorded against it that did not fail, never more
- * than the payment. It only grows: Stripe's figure is absolute, so a
- * replayed or late report can never count a refund twice. The payment's
- * status and its invoice's amount_refunded follow. */
+ * has locked) from its sources, each a total: the refunds recorded against
+ * it that did not fail, and Stripe's own amount_refunded of the charge,
+ * kept as the most Stripe ever said (`stripe_total`, in Billow's minor
+ * units, is folded in; negative when not known) less the refunds recorded
+ * as failed or canceled; the greater of the two, never more than the
+ * payment. Seeing a total again, or an older one late, changes nothing, so
+ * a replayed or stale report can never count a refund twice nor count
+ * again one that failed; a refund that fails lowers the amount once. The
+ * payment's status and its invoice's amount_refunded (its payments')
+ * follow. *changed (may be NULL) is set when the refunded amount moved. */
 handler_outcome_t payments_sync_refunded(worker_job_t *job, const char *payment_id,
-                                         int64_t stripe_total);
+                                         int64_t stripe_total, bool *changed);
 
 /* Records a message for the customer of invoice_id (template
  * "payment.failed" …, data merged with the invoice's number, amount and

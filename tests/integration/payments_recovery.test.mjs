@@ -14,16 +14,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import Stripe from 'stripe';
+
 import { createCustomer, createPrice, createProduct, createTenant, waitJob } from './lib/billow.mjs';
 import { billingClient } from './lib/billing.mjs';
+import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
 import { connectStripe, startStripeFake } from './lib/payments.mjs';
 import { Stack } from './lib/stack.mjs';
-import { until } from './lib/util.mjs';
+import { newId, until } from './lib/util.mjs';
 
 const S = slot(33);
 const stack = new Stack('payments_recovery', S);
+const signer = new Stripe('sk_test_unused');
 let api;
 let fake;
 
@@ -143,5 +147,109 @@ describe('a charge whose answer was lost, retried after the payment method chang
     assert.deepEqual(attempts.map((a) => [a.attempt, a.status]), [[1, 'failed'], [2, 'succeeded']]);
     const dead = await api.get('/v1/jobs', { token: ctx.T.secret, query: { status: 'dead' } });
     assert.deepEqual(dead.json.data.map((j) => [j.type, j.error?.code]), [], 'no job went dead');
+  });
+});
+
+// A Stripe object of the tenant's as the fake holds it now.
+async function stripeGet(ctx, path) {
+  const r = await fetch(`${fake.url}${path}`, { headers: { Authorization: `Bearer ${ctx.key}` } });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+
+// A signed event of Stripe's, as Stripe sends it, `ahead` seconds after
+// now; waits until the webhook worker has recorded it, and returns its
+// outcome (applied, stale, recorded).
+async function sendEvent(ctx, type, object, ahead) {
+  const id = `evt_${newId('t').slice(2)}`;
+  const created = Math.floor(Date.now() / 1000) + ahead;
+  const body = JSON.stringify({ id, object: 'event', api_version: '2024-06-20', created, data: { object }, livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type });
+  const res = await api.post('/webhooks/stripe/{tenant}', {
+    params: { tenant: ctx.T.tenant.id },
+    headers: { 'Content-Type': 'application/json', 'Stripe-Signature': signer.webhooks.generateTestHeaderString({ payload: body, secret: ctx.whsec }) },
+    body,
+  });
+  assert.equal(res.status, 200, res.text);
+  return until(`event ${type} to be processed`, async () => {
+    const rows = await superuser(`SELECT outcome FROM stripe_events WHERE tenant_id = ${lit(ctx.T.tenant.id)} AND id = ${lit(id)}`);
+    return rows.length ? rows[0][0] : undefined;
+  });
+}
+
+// Waits until every event the fake made for the tenant was delivered and
+// recorded by the webhook worker.
+async function eventsSettled(ctx) {
+  await until('the fake\'s events to be recorded', async () => {
+    const events = await fake.events(ctx.key);
+    if (!events.every((e) => e.deliveries.every((d) => d.state === 'delivered'))) return undefined;
+    const [[n]] = await superuser(`SELECT count(*) FROM stripe_events WHERE tenant_id = ${lit(ctx.T.tenant.id)}`);
+    return Number(n) >= events.length ? true : undefined;
+  });
+}
+
+// The refund's status (the API has no read of one refund).
+async function refundStatus(ctx, id) {
+  const [[status]] = await superuser(`SELECT status FROM refunds WHERE tenant_id = ${lit(ctx.T.tenant.id)} AND id = ${lit(id)}`);
+  return status;
+}
+
+async function refundedAmounts(ctx, payment, invoice) {
+  const p = await ctx.b.get('/v1/payments/{id}', { id: payment });
+  const i = await ctx.b.get('/v1/invoices/{id}', { id: invoice });
+  return [p.amount_refunded, p.status, i.amount_refunded];
+}
+
+describe('a refund Stripe marks failed after it was counted', () => {
+  it('is no longer counted in the payment\'s and invoice\'s refunded amounts, once, whatever the order of Stripe\'s events', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_visa' });
+    const paid = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 10000, currency: 'usd' }, 201);
+    const payment = paid.payment.id;
+    const invoice = paid.invoice.id;
+    const refund = await ctx.b.post('/v1/payments/{id}/refunds', { amount: 3000 }, 201, { id: payment });
+    assert.equal(refund.status, 'succeeded');
+    await eventsSettled(ctx);
+    assert.deepEqual(await refundedAmounts(ctx, payment, invoice), [3000, 'partially_refunded', 3000]);
+    const re = await stripeGet(ctx, `/v1/refunds/${refund.stripe_refund}`);
+    const chargeBefore = await stripeGet(ctx, `/v1/charges/${re.charge}`);
+    assert.equal(chargeBefore.amount_refunded, 3000);
+
+    // The card cannot take the money back: Stripe marks the refund failed.
+    const failed = { ...re, status: 'failed', failure_reason: 'expired_or_canceled_card', failure_balance_transaction: `txn_${newId('t').slice(2)}` };
+    assert.equal(await sendEvent(ctx, 'charge.refund.updated', failed, 10), 'applied');
+    assert.equal(await refundStatus(ctx, refund.id), 'failed');
+    assert.deepEqual(await refundedAmounts(ctx, payment, invoice), [0, 'succeeded', 0], 'the failed refund is not counted');
+
+    // The same failure told again (Stripe's other event types for it): counted off once.
+    await sendEvent(ctx, 'refund.updated', failed, 11);
+    await sendEvent(ctx, 'refund.failed', failed, 12);
+    assert.deepEqual(await refundedAmounts(ctx, payment, invoice), [0, 'succeeded', 0], 'a failure counted off once');
+
+    // Older news arriving late: the refund as it was before it failed, and
+    // the charge's total that still counted it. Neither counts it again.
+    assert.equal(await sendEvent(ctx, 'refund.updated', re, 5), 'stale');
+    await sendEvent(ctx, 'charge.refunded', chargeBefore, 6);
+    assert.equal(await refundStatus(ctx, refund.id), 'failed');
+    assert.deepEqual(await refundedAmounts(ctx, payment, invoice), [0, 'succeeded', 0], 'a stale event does not raise the total again');
+
+    // A later refund is counted as any other.
+    const second = await ctx.b.post('/v1/payments/{id}/refunds', { amount: 2000 }, 201, { id: payment });
+    assert.equal(second.status, 'succeeded');
+    await eventsSettled(ctx);
+    assert.deepEqual(await refundedAmounts(ctx, payment, invoice), [2000, 'partially_refunded', 2000]);
+  });
+
+  it('a pending refund canceled is no longer counted either', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_pendingRefund' });
+    const paid = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 5000, currency: 'usd' }, 201);
+    const refund = await ctx.b.post('/v1/payments/{id}/refunds', {}, 201, { id: paid.payment.id });
+    assert.equal(refund.status, 'pending');
+    await eventsSettled(ctx);
+    assert.deepEqual(await refundedAmounts(ctx, paid.payment.id, paid.invoice.id), [5000, 'refunded', 5000]);
+    const re = await stripeGet(ctx, `/v1/refunds/${refund.stripe_refund}`);
+    assert.equal(await sendEvent(ctx, 'refund.updated', { ...re, status: 'canceled' }, 10), 'applied');
+    assert.equal(await refundStatus(ctx, refund.id), 'canceled');
+    assert.deepEqual(await refundedAmounts(ctx, paid.payment.id, paid.invoice.id), [0, 'succeeded', 0]);
   });
 });

@@ -36,7 +36,7 @@
 
 /* Connections the kernel queues before we accept them. Past it, new clients
  * are refused by the kernel instead of piling up during a connection flood;
- * 511 is the usual server default (nginx, Redis). */
+ * 511 is also Redis's default. */
 #define LISTEN_BACKLOG 511
 
 /* First size of a connection's read buffer; it grows from here only while

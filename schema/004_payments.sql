@@ -40,7 +40,7 @@ ALTER TABLE customers ADD COLUMN stripe_customer_id text
 CREATE UNIQUE INDEX customers_stripe ON customers (tenant_id, stripe_customer_id)
   WHERE stripe_customer_id IS NOT NULL;
 
--- A Billow subscription may mirror one of the tenant's Stripe Billing
+-- A Billow subscription may mirror one of the tenant's Stripe
 -- subscriptions (a tenant moving over): its deleted/updated events then
 -- reach the Billow subscription.
 ALTER TABLE subscriptions ADD COLUMN stripe_subscription_id text

@@ -1,10 +1,10 @@
 /* config: every setting of Billow, in one table, read once at start-up.
  *
  * Configuration is the environment (12-factor). config.c holds one table of
- * settings (name, environment variable, type, default, meaning) in the style
- * of PgBouncer's CF_ABS table; config_load() fills a config_t from it and the
- * result is read-only afterwards. `billow-api --config-markdown` prints the
- * table, and the README's configuration section is checked against it.
+ * settings (name, environment variable, type, default, meaning);
+ * config_load() fills a config_t from it and the result is read-only
+ * afterwards. `billow-api --config-markdown` prints the table, and the
+ * README's configuration section is checked against it.
  */
 #ifndef BILLOW_CONFIG_H
 #define BILLOW_CONFIG_H

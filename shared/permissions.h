@@ -1,7 +1,7 @@
 /* permissions: the roles of staff and API keys, and what each may do.
  *
  * One table (permissions.c) maps every `resource:action` permission to the
- * roles that hold it, in the manner of Kill Bill's `invoice:adjust`. Routes
+ * roles that hold it (`invoice:adjust` style names). Routes
  * name the permission they need where they are registered (api/router.c);
  * `billow-api --permissions-markdown` renders the table into
  * docs/permissions.md, and the test command checks the two agree.

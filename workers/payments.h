@@ -94,7 +94,7 @@ typedef struct {
     char stripe_customer[PAYMENTS_STRIPE_ID_MAX]; /* The customer's in Stripe, "" when none yet. */
     /* The invoice's PaymentIntent (pi_…, made by its first attempt that
      * reached Stripe), "" before one: every later attempt confirms this
-     * same intent again, as Stripe Billing does, so an invoice can be paid
+     * same intent again, so an invoice can be paid
      * through Stripe only once whoever confirms it (a retry, or the
      * customer finishing authentication on the tenant's page). An intent
      * found canceled (in Stripe's dashboard) is not used again: the next

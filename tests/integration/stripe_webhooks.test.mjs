@@ -200,7 +200,7 @@ async function linkedTenant() {
   assert.equal(renewed.status, 'active');
   const invoice = renewed.latest_invoice;
   const t = lit(T.tenant.id);
-  // The import path's links: a tenant moving from Stripe Billing records
+  // The import path's links: a tenant moving its Stripe subscriptions over records
   // which Stripe objects its Billow objects are.
   await superuser(`UPDATE subscriptions SET stripe_subscription_id = ${lit(STORY.subscription)} WHERE tenant_id = ${t} AND id = ${lit(sub.id)};
     UPDATE invoices SET stripe_invoice_id = ${lit(STORY.invoice)} WHERE tenant_id = ${t} AND id = ${lit(invoice)};

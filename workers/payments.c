@@ -397,12 +397,13 @@ static const char PAYMENT_SQL[] =
 
 /* The success of attempt `attempt_id`: the payment, then the invoice paid;
  * unless `mismatch` (why the intent does not pay this invoice, or NULL):
- * then the money is recorded as received, and the invoice stays open with
- * that reason and nothing scheduled, for staff to refund the payment or
- * settle the invoice out of band. */
+ * then the money is recorded as received (when Billow can represent its
+ * amount: `readable`), and the invoice stays open with that reason and
+ * nothing scheduled, for staff to refund the payment or settle the invoice
+ * out of band. */
 static handler_outcome_t record_success(worker_job_t *job, const payments_outcome_t *o,
                                         const payments_invoice_t *v, const PGresult *att,
-                                        const char *mismatch)
+                                        const char *mismatch, bool readable)
 {
     char pay_id[IDS_MAX], now[24];
     char pi[PAYMENTS_STRIPE_ID_MAX] = "", charge[PAYMENTS_STRIPE_ID_MAX] = "";
@@ -419,7 +420,11 @@ static handler_outcome_t record_success(worker_job_t *job, const payments_outcom
                              pi,
                              charge[0] ? charge : NULL,
                              now};
-    handler_outcome_t out = handler_util_exec(job, PAYMENT_SQL, 9, params, PGRES_COMMAND_OK, NULL);
+    /* An amount Billow cannot represent (a currency it does not know) is
+     * no payment of any figure: the attempt's message quotes Stripe's. */
+    handler_outcome_t out =
+        readable ? handler_util_exec(job, PAYMENT_SQL, 9, params, PGRES_COMMAND_OK, NULL)
+                 : HANDLER_OK;
     if (out != HANDLER_OK)
         return out;
     char attempt[16], *err_text = NULL;
@@ -590,12 +595,12 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
         (!readable || paid != v.amount_remaining || strcmp(currency, v.currency) != 0)) {
         snprintf(mismatch, sizeof mismatch,
                  "PaymentIntent %s is for %s %s (%" JSON_INTEGER_FORMAT
-                 " in Stripe's units); the invoice asks for %" PRId64
-                 " %s. The payment is recorded but does not settle the invoice.",
+                 " in Stripe's units); the invoice asks for %" PRId64 " %s. %s",
                  pi[0] ? pi : "(no id)", readable ? amount : "an amount Billow cannot represent",
                  currency[0] ? currency : "(no currency)",
-                 json_is_integer(amt) ? json_integer_value(amt) : 0, v.amount_remaining,
-                 v.currency);
+                 json_is_integer(amt) ? json_integer_value(amt) : 0, v.amount_remaining, v.currency,
+                 readable ? "The payment is recorded but does not settle the invoice."
+                          : "No payment is recorded, and the invoice is not settled.");
         failure_code = "amount_mismatch";
         failure_message = mismatch;
     }
@@ -614,7 +619,7 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
                               attempt,
                               idem,
                               amount[0] ? amount : NULL,
-                              currency[0] ? currency : NULL,
+                              readable && currency[0] ? currency : NULL,
                               pm,
                               status,
                               failure_code,
@@ -654,7 +659,7 @@ handler_outcome_t payments_apply(worker_job_t *job, const payments_outcome_t *o,
         if (mismatch[0])
             log_write(LOG_WARN, "payment_amount_mismatch", "{s:s,s:s,s:s}", "invoice",
                       o->invoice_id, "payment_intent", pi, "message", mismatch);
-        out = record_success(job, o, &v, res, mismatch[0] ? mismatch : NULL);
+        out = record_success(job, o, &v, res, mismatch[0] ? mismatch : NULL, readable);
     } else if (strcmp(status, "processing") == 0) {
         /* Stripe will say how it ends; until then nothing is due: no retry,
          * and no end either, or the policy's end (cancel) would act on a

@@ -802,6 +802,28 @@ describe('one-time payments and refunds', () => {
     assert.deepEqual(payments.data.map((p) => p.amount), [1000], 'the money that moved is on record, for staff');
   });
 
+  it('an intent in a currency Billow does not know names the invoice: no payment of a made-up figure', async () => {
+    const ctx = await setUp();
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });
+    const res = await ctx.b.post('/v1/payments', { customer: customer.id, amount: 4000, currency: 'usd' }, 201);
+    assert.equal(res.invoice.status, 'open');
+    // Malagasy ariary: a Stripe currency that is not among Billow's.
+    const form = new URLSearchParams({ amount: '4000', currency: 'mga', payment_method: 'pm_card_visa', confirm: 'true', 'metadata[billow_invoice]': res.invoice.id });
+    const pi = await fetch(`${fake.url}/v1/payment_intents`, { method: 'POST', headers: { Authorization: `Bearer ${ctx.key}`, 'Content-Type': 'application/x-www-form-urlencoded', 'Idempotency-Key': `test:mga:${res.invoice.id}` }, body: form });
+    assert.equal(pi.status, 200, await pi.clone().text());
+    const attempts = await until('the intent\'s success to be applied', async () => {
+      const list = await attemptsOf(ctx, res.invoice.id);
+      return list.length === 2 ? list : undefined;
+    });
+    assert.deepEqual([attempts[1].status, attempts[1].failure_code, attempts[1].currency], ['succeeded', 'amount_mismatch', 'usd']);
+    assert.match(attempts[1].failure_message, /an amount Billow cannot represent mga \(4000 in Stripe's units\)/);
+    assert.match(attempts[1].failure_message, /No payment is recorded/);
+    const inv = await ctx.b.get('/v1/invoices/{id}', { id: res.invoice.id });
+    assert.deepEqual([inv.status, inv.last_payment_error?.code], ['open', 'amount_mismatch']);
+    const payments = await ctx.b.get('/v1/payments', {}, { invoice: res.invoice.id });
+    assert.deepEqual(payments.data, [], 'no payment in usd or mga of a figure Billow made up');
+  });
+
   it('a declined one-time payment leaves its invoice open and schedules nothing', async () => {
     const ctx = await setUp();
     const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });

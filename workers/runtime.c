@@ -26,6 +26,9 @@
  * looks for the ids in processed_jobs. A consumer that took over a job from
  * one that was slow rather than dead therefore waits for the slow one's
  * commit and then sees its record, instead of running the job a second time.
+ * It works both ways: the slow one, once it has the locks again, sees the
+ * other's commit too, whatever delivery count it holds; so every job is
+ * looked up, the first delivery too.
  * Two entries of one job in the same batch (a retry promoted while its old
  * entry was still pending) run once and are acked together.
  *
@@ -582,6 +585,16 @@ static int batch_mark_running(runtime_t *rt, batch_t *b)
     return 0;
 }
 
+/* The stored outcome of each job id of $1 (NULL when it has none), for the
+ * tenant set. One probe of the primary key per id, whatever the planner
+ * knows of the table: a scalar subquery cannot be turned into a join. As a
+ * join, a table without fresh statistics (a new tenant's, one grown fast
+ * since autovacuum last analysed it) was read whole for every batch, and
+ * the drain ran three times slower (docs/performance.md). */
+static const char FIND_PROCESSED_SQL[] =
+    "SELECT j, (SELECT p.result::text FROM processed_jobs p WHERE p.tenant_id = "
+    "current_setting('app.tenant_id') AND p.job_id = j) FROM unnest($1::text[]) AS j";
+
 /* Step 2a: waits for any other consumer still holding one of these jobs
  * (see Design above), then marks the jobs found in processed_jobs. */
 static int batch_find_processed(runtime_t *rt, batch_t *b)
@@ -606,37 +619,34 @@ static int batch_find_processed(runtime_t *rt, batch_t *b)
     PQclear(res);
     res = NULL;
 
+    /* Every job is looked up, on its first delivery too. The delivery
+     * count is the one this consumer read, and it goes stale: while this
+     * consumer waited (for the lock above, or between a pass rolled back
+     * and its careful redo, which gives the locks up) another one may have
+     * taken the entry over and committed the job; and a retry resets the
+     * count while an older entry of the job, taken over, may still be
+     * running. Only this look-up, under the locks, sees such a commit. The
+     * primary key of processed_jobs is no safety net: it refuses a second
+     * record only when the second run's outcome is final, not when it ends
+     * dead or retried, which would be published over the first's. */
     size_t ntenants = batch_tenants(b, tenants);
     for (size_t t = 0; t < ntenants; t++) {
         size_t n = 0;
-        long long most = 0;
-        for (size_t i = 0; i < b->njobs; i++) {
-            if (strcmp(b->jobs[i].env.tenant_id, tenants[t]) == 0) {
+        for (size_t i = 0; i < b->njobs; i++)
+            if (strcmp(b->jobs[i].env.tenant_id, tenants[t]) == 0)
                 ids[n++] = b->jobs[i].env.id;
-                most = b->jobs[i].deliveries > most ? b->jobs[i].deliveries : most;
-            }
-        }
-        /* A job on its first delivery cannot have been processed: only an
-         * outcome that is final writes processed_jobs, and a job whose
-         * delivery count was reset (a retry, a replay) had none. So a group
-         * of first deliveries needs no look-up. Should that ever be wrong,
-         * the primary key of processed_jobs refuses the second row, the
-         * batch rolls back, and the redelivery (count 2) is looked up. */
-        if (most <= 1)
-            continue;
         free(arr);
         arr = runtime_pg_array(ids, n);
         if (worker_conn_pg_set_tenant(&rt->conn, tenants[t]) != 0)
             goto fail;
         const char *params[] = {arr};
-        res = worker_conn_pg_params(&rt->conn,
-                                    "SELECT p.job_id, p.result::text FROM unnest($1::text[]) AS j "
-                                    "JOIN processed_jobs p ON p.tenant_id = "
-                                    "current_setting('app.tenant_id') AND p.job_id = j",
-                                    1, params, PGRES_TUPLES_OK, "find_processed");
+        res = worker_conn_pg_params(&rt->conn, FIND_PROCESSED_SQL, 1, params, PGRES_TUPLES_OK,
+                                    "find_processed");
         if (res == NULL)
             goto fail;
         for (int row = 0; row < PQntuples(res); row++) {
+            if (PQgetisnull(res, row, 1))
+                continue;
             batch_job_t *bj = batch_find(b, tenants[t], PQgetvalue(res, row, 0));
             json_t *stored = json_loads(PQgetvalue(res, row, 1), 0, NULL);
             if (bj == NULL || stored == NULL) {

@@ -1,0 +1,129 @@
+// takeover: what happens to a job while another consumer takes its entry
+// over after the visibility timeout.
+//
+// - A consumer whose batch was taken over while it waited, and committed by
+//   the consumer that took it, finds that commit in processed_jobs when it
+//   runs the batch again: it republishes the outcome instead of running the
+//   job a second time (and publishing `dead` over `succeeded`). The waits
+//   are made with locks held by the test, and each step waits for the
+//   worker's backend to be seen waiting on the lock it should, so nothing
+//   depends on timing.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+
+import { createTenant, waitJob } from './lib/billow.mjs';
+import { holdLock, lit, superuser, superValue } from './lib/db.mjs';
+import { PLATFORM_ADMIN_TOKEN, slot } from './lib/env.mjs';
+import { client } from './lib/http.mjs';
+import { hgetall, redisValue } from './lib/redis.mjs';
+import { Stack } from './lib/stack.mjs';
+import { tag, until } from './lib/util.mjs';
+
+const S = slot(38);
+const stack = new Stack('takeover', S);
+let api;
+
+before(async () => {
+  await stack.flushRedis();
+  api = client(await stack.startApi());
+});
+
+after(async () => {
+  await stack.stopAll();
+});
+
+// The Postgres backends of a worker kind: [{pid, wait, state}], wait being
+// "<wait_event_type>:<wait_event>" ("Lock:relation", "Lock:advisory") or "".
+async function backends(kind) {
+  const rows = await superuser(
+    `SELECT pid, coalesce(wait_event_type || ':' || wait_event, ''), state FROM pg_stat_activity WHERE application_name = ${lit(`billow-worker-${kind}`)}`,
+  );
+  return rows.map(([pid, wait, state]) => ({ pid: Number(pid), wait, state }));
+}
+
+// Waits until the backend chosen by pick (from backends(kind)) exists and
+// returns it.
+async function waitBackend(kind, what, pick) {
+  let last = [];
+  return until(
+    what,
+    async () => {
+      last = await backends(kind);
+      return last.find(pick);
+    },
+    { timeoutMs: 60000, intervalMs: 50, describe: () => JSON.stringify(last) },
+  );
+}
+
+// The log events ({event, ...}) a process has written so far.
+function logEvents(p) {
+  return fs
+    .readFileSync(p.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+}
+
+describe('a job taken over by another consumer', () => {
+  it('committed by the consumer that took it over, is not run again by the one it was taken from', { timeout: 180000 }, async () => {
+    const w0 = stack.startWorker('domain');
+    const { tenant, secret } = await createTenant(api);
+    await w0.stop();
+
+    // Inserts into customers wait behind this lock: the first worker holds
+    // the job, its first delivery, for as long as the test needs.
+    const lock = await holdLock('LOCK TABLE customers IN SHARE ROW EXCLUSIVE MODE');
+    let released = false;
+    try {
+      const name = tag('taken');
+      const res = await api.post('/v1/customers', { token: secret, json: { name } });
+      assert.equal(res.status, 202, res.text);
+      const jobId = res.json.id;
+
+      // A reads the job (delivery 1) and waits on the table lock inside
+      // its first, optimistic pass, holding the job's advisory lock.
+      const a = stack.startWorker('domain', { LOG_LEVEL: 'debug' });
+      const aDb = await waitBackend('domain', 'the first worker to wait on the customers lock', (b) => b.wait === 'Lock:relation');
+
+      // B takes the entry over once it is idle for B's visibility timeout
+      // (delivery 2) and waits on the job's advisory lock, behind A.
+      const b = stack.startWorker('domain', { VISIBILITY_TIMEOUT_MS: 1000 });
+      const bDb = await waitBackend('domain', 'the second worker to wait on the job\'s advisory lock', (x) => x.pid !== aDb.pid && x.wait === 'Lock:advisory');
+      assert.equal((await hgetall(S.redisDb, `job:${jobId}`)).deliveries, '2', 'B counted the second delivery');
+
+      // A's statement is canceled: a passing fault in the optimistic pass,
+      // so A rolls back (B is granted the advisory lock) and runs the batch
+      // again carefully, waiting behind B for the job's advisory lock.
+      assert.equal(await superValue(`SELECT pg_cancel_backend(${aDb.pid})`), 't');
+      await waitBackend('domain', 'B to run the job and wait on the customers lock', (x) => x.pid === bDb.pid && x.wait === 'Lock:relation');
+      await waitBackend('domain', 'A to wait behind B on the job\'s advisory lock', (x) => x.pid === aDb.pid && x.wait === 'Lock:advisory');
+
+      // B commits the job; then A has the lock, with its delivery count of 1.
+      await lock.release();
+      released = true;
+      const done = await waitJob(api, jobId, secret, { timeoutMs: 60000 });
+      assert.equal(done.result.name, name);
+      const ended = await until(
+        'A to finish its batch',
+        async () => logEvents(a).find((e) => e.event === 'batch_done' || e.event === 'batch_failed'),
+        { timeoutMs: 60000, describe: () => a.statusReport() },
+      );
+      assert.equal(ended.event, 'batch_done', `A's batch: ${JSON.stringify(ended)}`);
+      assert.equal(ended.already_processed, 1, `A found B's commit: ${JSON.stringify(ended)}`);
+
+      const now = await api.get('/v1/jobs/{id}', { params: { id: jobId }, token: PLATFORM_ADMIN_TOKEN });
+      assert.equal(now.json.status, 'succeeded', `the job is still succeeded: ${JSON.stringify(now.json)}`);
+      assert.equal(now.json.result.id, done.result.id);
+      assert.equal(await redisValue(S.redisDb, 'ZSCORE', 'dead:domain', jobId), '', 'the job is not in the dead set');
+      const t = lit(tenant.id);
+      assert.equal(Number(await superValue(`SELECT count(*) FROM customers WHERE tenant_id = ${t} AND name = ${lit(name)}`)), 1, 'one customer');
+      assert.equal(Number(await superValue(`SELECT count(*) FROM processed_jobs WHERE tenant_id = ${t} AND job_id = ${lit(jobId)}`)), 1);
+      await a.stop();
+      await b.stop();
+    } finally {
+      if (!released) await lock.release();
+    }
+  });
+});

@@ -14,7 +14,9 @@
  * headers are read back through curl's header API. Whatever arrives (nothing, a cut answer,
  * garbage, an answer too large) ends in one of four outcomes, decided in
  * one pure function, stripe_classify, so the rules can be tested without a
- * network.
+ * network. A call can take up to STRIPE_TIMEOUT_MS, longer than a worker
+ * may go without showing it is alive; so a client runs its on_wait while
+ * it waits (libcurl's progress callback, and stripe_call_many's loop).
  */
 #include "stripe.h"
 
@@ -171,6 +173,26 @@ int stripe_client_init(stripe_client_t *c, const char *base)
     }
     memcpy(c->base, trimmed, len + 1);
     c->curl = curl;
+    return 0;
+}
+
+void stripe_client_on_wait(stripe_client_t *c, stripe_wait_fn fn, void *arg)
+{
+    c->on_wait = fn;
+    c->on_wait_arg = fn != NULL ? arg : NULL;
+}
+
+/* libcurl's progress callback: runs the client's on_wait. It never stops
+ * the transfer (its timeouts are the call's own). */
+static int on_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const stripe_client_t *c = data;
+    c->on_wait(c->on_wait_arg);
     return 0;
 }
 
@@ -473,6 +495,11 @@ static bool call_begin(call_t *k, const stripe_client_t *c, CURL *curl, const st
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &k->answer);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, k->curl_error);
+    if (c->on_wait != NULL) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)c);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     if (post) {
         curl_easy_setopt(curl, CURLOPT_POST, 1L);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(k->encoded));
@@ -624,6 +651,10 @@ void stripe_call_many(stripe_client_t *c, const stripe_request_t *reqs, size_t n
         }
         if (still > 0)
             curl_multi_poll(c->multi, NULL, 0, STRIPE_POLL_MS, NULL);
+        /* Each transfer's progress callback runs only when curl looks at
+         * it; this runs on_wait after every wait, whatever curl did. */
+        if (c->on_wait != NULL)
+            c->on_wait(c->on_wait_arg);
     }
 }
 

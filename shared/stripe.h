@@ -81,11 +81,17 @@ typedef struct {
     char message[512];     /* error.message, or what went wrong on the way. */
 } stripe_response_t;
 
+/* What a call runs now and then while it waits for Stripe (see
+ * stripe_client_on_wait). */
+typedef void (*stripe_wait_fn)(void *arg);
+
 typedef struct {
     char base[STRIPE_BASE_MAX];      /* No trailing slash. */
     CURL *curl;                      /* Reused between calls (keep-alive). */
     CURLM *multi;                    /* stripe_call_many's, made on first use. */
     CURL *pool[STRIPE_PARALLEL_MAX]; /* Its easy handles, made on first use. */
+    stripe_wait_fn on_wait;          /* Run while a call waits, or NULL. */
+    void *on_wait_arg;               /* on_wait's argument. */
 } stripe_client_t;
 
 /* Prepares c for base (NULL or "": STRIPE_DEFAULT_BASE). curl_global_init
@@ -93,6 +99,13 @@ typedef struct {
  * http(s):// or too long. */
 int stripe_client_init(stripe_client_t *c, const char *base);
 void stripe_client_dispose(stripe_client_t *c);
+
+/* Makes every later call on c run fn(arg) while it waits for Stripe: at
+ * least once a second during each call (libcurl's progress callback), and
+ * after every wait of stripe_call_many. A worker uses it to tell its queue
+ * it is alive while Stripe is slow. fn must not use c; it should be cheap
+ * when it has nothing to do, as it runs often. fn NULL stops it. */
+void stripe_client_on_wait(stripe_client_t *c, stripe_wait_fn fn, void *arg);
 
 /* Calls Stripe: method "GET" (form, when not NULL, as the query) or "POST"
  * (form as the body; idempotency_key required), path "/v1/…", as api_key.

@@ -32,6 +32,13 @@
  * Two entries of one job in the same batch (a retry promoted while its old
  * entry was still pending) run once and are acked together.
  *
+ * While a batch is in hand its entries are claimed again every third of the
+ * visibility timeout (a heartbeat): between jobs, and from inside a handler
+ * that waits on something slow (runtime_heartbeat, or runtime_heartbeat_cb
+ * as a library's wait callback, as the charger's Stripe client does). A
+ * worker that hangs stops heartbeating and is taken over; one that waits
+ * for Stripe is not.
+ *
  * Connections (worker_conn) are synchronous and the loop blocks on them: a
  * worker has nothing else to do meanwhile. Losing either connection
  * abandons the batch in hand (nothing acked) and the loop reconnects with
@@ -525,17 +532,29 @@ static void heartbeat(runtime_t *rt)
     rt->heartbeat_ns = timeutil_mono_ns();
 }
 
-void runtime_heartbeat(worker_job_t *job)
-{
-    heartbeat(batch_job_of(job)->rt);
-}
-
-/* Heartbeats on the handlers' behalf when a batch runs long. */
+/* Heartbeats when a third of the visibility timeout has passed since the
+ * last claim: between jobs when a batch runs long, and whenever a handler
+ * (or a library waiting on its behalf) asks. */
 static void maybe_heartbeat(runtime_t *rt)
 {
     uint64_t every_ns = (uint64_t)rt->cfg->visibility_timeout_ms * 1000000u / 3u;
     if (timeutil_mono_ns() - rt->heartbeat_ns >= every_ns)
         heartbeat(rt);
+}
+
+void runtime_heartbeat(worker_job_t *job)
+{
+    maybe_heartbeat(batch_job_of(job)->rt);
+}
+
+void *runtime_heartbeat_arg(worker_job_t *job)
+{
+    return batch_job_of(job)->rt;
+}
+
+void runtime_heartbeat_cb(void *arg)
+{
+    maybe_heartbeat(arg);
 }
 
 /* Step 1: counts the delivery of each job and marks it running. */

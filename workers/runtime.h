@@ -159,9 +159,20 @@ handler_outcome_t runtime_sqlstate_outcome(const char *sqlstate);
 
 /* Tells the queue this job, and the rest of its batch (which commits with
  * it), is still being worked on, so no other consumer takes the entries
- * over after the visibility timeout. For handlers that run long; the
- * runtime also does it between jobs when a batch runs long. */
+ * over after the visibility timeout: when a third of that timeout has
+ * passed since the entries were last claimed, it claims them again (one
+ * Redis round trip); otherwise it costs a clock read. A handler that runs
+ * long calls it between its steps, as often as it likes; the runtime also
+ * does it between jobs. */
 void runtime_heartbeat(worker_job_t *job);
+
+/* runtime_heartbeat as a callback, for a library that waits on a handler's
+ * behalf (stripe_client_on_wait): installed with arg =
+ * runtime_heartbeat_arg(job). That arg stays valid for as long as the
+ * worker runs, not only during job, so the callback may stay installed
+ * between jobs: it does nothing while no batch is in hand. */
+void runtime_heartbeat_cb(void *arg);
+void *runtime_heartbeat_arg(worker_job_t *job);
 
 /* What happens to a job after an attempt (pure; unit-tested). */
 typedef enum {

@@ -8,25 +8,31 @@
 //   are made with locks held by the test, and each step waits for the
 //   worker's backend to be seen waiting on the lock it should, so nothing
 //   depends on timing.
+// - A charger batch whose Stripe calls take longer than the visibility
+//   timeout heartbeats while it waits for Stripe, so a second charger never
+//   takes its entries over and no delivery is counted twice.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
-import { createTenant, waitJob } from './lib/billow.mjs';
+import { createCustomer, createTenant, waitJob } from './lib/billow.mjs';
 import { holdLock, lit, superuser, superValue } from './lib/db.mjs';
 import { PLATFORM_ADMIN_TOKEN, slot } from './lib/env.mjs';
 import { client } from './lib/http.mjs';
-import { hgetall, redisValue } from './lib/redis.mjs';
+import { connectStripe, startStripeFake } from './lib/payments.mjs';
+import { hgetall, pendingOf, redisValue, streamConsumers } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { tag, until } from './lib/util.mjs';
 
 const S = slot(38);
 const stack = new Stack('takeover', S);
 let api;
+let fake;
 
 before(async () => {
   await stack.flushRedis();
+  fake = await startStripeFake(stack);
   api = client(await stack.startApi());
 });
 
@@ -125,5 +131,62 @@ describe('a job taken over by another consumer', () => {
     } finally {
       if (!released) await lock.release();
     }
+  });
+});
+
+describe('a charger batch longer than the visibility timeout', () => {
+  // A second charger takes over entries idle this long; each Stripe call of
+  // the batch takes three times as long.
+  const VISIBILITY_MS = 5000;
+  const STRIPE_DELAY_MS = 3 * VISIBILITY_MS;
+  const PAYMENTS = 4;
+
+  it('heartbeats while Stripe answers: its entries are not taken over and each job is delivered once', { timeout: 180000 }, async () => {
+    const workers = ['domain', 'access', 'webhook'].map((kind) => stack.startWorker(kind));
+    const T = await createTenant(api);
+    const { key } = await connectStripe(api, fake, T);
+
+    // Two customers with their Stripe customers made (a first payment
+    // each), so the batch's payments go through the set-based handler:
+    // prepared together, sent to Stripe at once.
+    const warm = stack.startWorker('charger');
+    const customers = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
+      const res = await api.post('/v1/payments', { token: T.secret, headers: { Prefer: 'wait=30' }, json: { customer: c.id, amount: 500, currency: 'usd' } });
+      assert.equal(res.status, 201, res.text);
+      customers.push(c);
+    }
+    await warm.stop();
+
+    // Enqueued while no charger runs: the first charger reads them as one batch.
+    const ids = [];
+    for (let i = 0; i < PAYMENTS; i++) {
+      const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customers[i % 2].id, amount: 1000 + i, currency: 'usd' } });
+      assert.equal(res.status, 202, res.text);
+      ids.push(res.json.id);
+    }
+    await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents', method: 'POST', count: PAYMENTS, delay_ms: STRIPE_DELAY_MS });
+
+    const env = { VISIBILITY_TIMEOUT_MS: VISIBILITY_MS };
+    const a = stack.startWorker('charger', env);
+    await until('the first charger to hold the batch', async () => (await pendingOf(S.redisDb, 'jobs:charger', a.pid)) === PAYMENTS, {
+      timeoutMs: 60000,
+      intervalMs: 50,
+      describe: async () => JSON.stringify(await streamConsumers(S.redisDb, 'jobs:charger')),
+    });
+    // B would take over any entry of A's idle for VISIBILITY_MS.
+    const b = stack.startWorker('charger', { ...env, LOG_LEVEL: 'debug' });
+
+    for (const id of ids) await waitJob(api, id, T.secret, { timeoutMs: STRIPE_DELAY_MS + 60000 });
+    const deliveries = await Promise.all(ids.map(async (id) => (await hgetall(S.redisDb, `job:${id}`)).deliveries));
+    assert.deepEqual(deliveries, ids.map(() => '1'), 'each job was delivered once: nobody took the batch over');
+    assert.equal(logEvents(b).filter((e) => e.event === 'jobs_taken_over').length, 0, 'the second charger took nothing over');
+    const stats = await fake.stats(key);
+    assert.equal(stats.charges_total, PAYMENTS + 2, 'one charge per payment');
+
+    await a.stop();
+    await b.stop();
+    for (const w of workers) await w.stop();
   });
 });

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "err.h"
 #include "mem.h"
 #include "stripe.h"
+#include "timeutil.h"
 
 static void setup(void)
 {
@@ -315,6 +317,8 @@ typedef struct {
     size_t answer_len;          /* Its length. */
     char request[REQUEST_ROOM]; /* The request as received, NUL-terminated. */
     size_t request_len;         /* Its length. */
+    int hold_ms;                /* How long the answer is held back after the request. */
+    atomic_bool answered;       /* Set just before the answer is written. */
     pthread_t thread;           /* Serves the one connection. */
 } test_server_t;
 
@@ -362,6 +366,9 @@ static void *serve_one(void *arg)
         s->request_len += (size_t)n;
         s->request[s->request_len] = '\0';
     }
+    if (s->hold_ms > 0)
+        poll(NULL, 0, s->hold_ms);
+    atomic_store(&s->answered, true);
     size_t sent = 0;
     while (sent < s->answer_len) {
         ssize_t n = send(conn, s->answer + sent, s->answer_len - sent, MSG_NOSIGNAL);
@@ -1073,4 +1080,80 @@ Test(stripe, many_calls_to_a_closed_port_are_each_a_passing_fault)
         stripe_response_dispose(&outs[i]);
     }
     stripe_client_dispose(&c);
+}
+
+/* ---- on_wait: what a call runs while it waits ------------------------- */
+
+/* What on_wait saw: calls in all, and calls made while the one-shot server
+ * (when there is one) still held its answer, a second or more into the call. */
+typedef struct {
+    int calls;
+    int late_waiting;
+    uint64_t start_ns;
+    const test_server_t *server;
+} wait_seen_t;
+
+static void count_wait(void *arg)
+{
+    wait_seen_t *w = arg;
+    w->calls++;
+    if (w->server != NULL && !atomic_load(&w->server->answered) &&
+        timeutil_mono_ns() - w->start_ns >= 1000000000u)
+        w->late_waiting++;
+}
+
+Test(stripe, on_wait_runs_again_and_again_while_stripe_holds_its_answer)
+{
+    char *answer = answer_with("200 OK", "", "{\"id\":\"cus_1\"}");
+    test_server_t *s = mem_calloc(1, sizeof *s);
+    s->fd = listen_loopback(&s->port);
+    s->answer = answer;
+    s->answer_len = strlen(answer);
+    /* libcurl runs the progress callback at least once a second: three
+     * seconds leave room for two calls in the wait on a busy machine. */
+    s->hold_ms = 3000;
+    cr_assert_eq(pthread_create(&s->thread, NULL, serve_one, s), 0);
+    char base[64];
+    base_of(s->port, base, sizeof base);
+    stripe_client_t c;
+    cr_assert_eq(stripe_client_init(&c, base), 0);
+    wait_seen_t seen = {.start_ns = timeutil_mono_ns(), .server = s};
+    stripe_client_on_wait(&c, count_wait, &seen);
+    stripe_response_t out;
+    stripe_call(&c, "sk_test_123", "GET", "/v1/customers/cus_1", NULL, NULL, &out);
+    server_finish(s);
+    cr_assert_eq(out.outcome, STRIPE_OK, "%s", out.message);
+    cr_assert_geq(seen.late_waiting, 1,
+                  "on_wait ran while the answer was held, a second into the call (%d calls)",
+                  seen.calls);
+    stripe_response_dispose(&out);
+    stripe_client_dispose(&c);
+    free(answer);
+    free(s);
+}
+
+Test(stripe, on_wait_runs_while_many_calls_wait)
+{
+    many_server_t *s = many_start(2);
+    char base[64];
+    base_of(s->port, base, sizeof base);
+    stripe_client_t c;
+    cr_assert_eq(stripe_client_init(&c, base), 0);
+    wait_seen_t seen = {.start_ns = timeutil_mono_ns(), .server = NULL};
+    stripe_client_on_wait(&c, count_wait, &seen);
+    stripe_response_t outs[2];
+    stripe_request_t reqs[2] = {
+        {"sk_test_123", "POST", "/v1/refunds", NULL, "billow:re:1", &outs[0]},
+        {"sk_test_123", "POST", "/v1/refunds", NULL, "billow:re:2", &outs[1]},
+    };
+    /* Each answer is held MANY_HOLD_MS, longer than one wait of the loop. */
+    stripe_call_many(&c, reqs, 2, 2);
+    many_finish(s);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(outs[i].outcome, STRIPE_OK, "%s", outs[i].message);
+        stripe_response_dispose(&outs[i]);
+    }
+    cr_assert_geq(seen.calls, 1, "on_wait ran while the calls waited");
+    stripe_client_dispose(&c);
+    free(s);
 }

@@ -33,16 +33,6 @@
  * is never before the job existed; the hour spare covers clocks. */
 #define CHARGE_KEY_TRUSTED_MS (23LL * 3600 * 1000)
 
-/* The Stripe client, heartbeating the batch while it waits for Stripe: a
- * batch of slow calls would otherwise outlast the visibility timeout, and
- * another charger would take it over (and count a delivery of each job). */
-static stripe_client_t *stripe_for(worker_job_t *job)
-{
-    stripe_client_t *c = payments_stripe();
-    stripe_client_on_wait(c, runtime_heartbeat_cb, runtime_heartbeat_arg(job));
-    return c;
-}
-
 /* What a charge job found, for its result. */
 static handler_outcome_t charge_result(worker_job_t *job, const char *invoice_id, json_t *attempt,
                                        const char *skipped)
@@ -114,7 +104,7 @@ static void charge_dispose(charge_t *ch)
 static handler_outcome_t stripe_get(worker_job_t *job, const char *key, const char *path,
                                     stripe_form_t *form, stripe_response_t *r)
 {
-    stripe_call(stripe_for(job), key, "GET", path, form, NULL, r);
+    stripe_call(payments_stripe(job), key, "GET", path, form, NULL, r);
     stripe_form_free(form);
     if (r->outcome == STRIPE_OK)
         return HANDLER_OK;
@@ -374,12 +364,13 @@ static handler_outcome_t charge_alone(charge_t *ch)
     if (out == HANDLER_OK)
         out = charge_prepare(ch, true, NULL);
     if (out == HANDLER_OK && ch->create) {
-        stripe_call(payments_stripe(), ch->key, "POST", "/v1/payment_intents", ch->create_form,
-                    ch->create_idem, &ch->created);
+        stripe_call(payments_stripe(ch->job), ch->key, "POST", "/v1/payment_intents",
+                    ch->create_form, ch->create_idem, &ch->created);
         out = charge_created(ch);
     }
     if (out == HANDLER_OK && ch->send) {
-        stripe_call(stripe_for(ch->job), ch->key, "POST", ch->path, ch->form, ch->idem, &ch->r);
+        stripe_call(payments_stripe(ch->job), ch->key, "POST", ch->path, ch->form, ch->idem,
+                    &ch->r);
         out = charge_finish(ch);
     }
     ch->key = NULL;
@@ -575,7 +566,7 @@ static handler_outcome_t charge_batch(worker_job_t *const *jobs, size_t n, bool 
             of[m++] = i;
         }
     }
-    stripe_call_many(stripe_for(jobs[0]), reqs, m, payments_parallel());
+    stripe_call_many(payments_stripe(jobs[0]), reqs, m, payments_parallel());
     for (size_t j = 0; j < m && out == HANDLER_OK; j++)
         out = charge_created(&chs[of[j]]);
     m = 0;
@@ -587,7 +578,7 @@ static handler_outcome_t charge_batch(worker_job_t *const *jobs, size_t n, bool 
         }
     }
     if (out == HANDLER_OK)
-        stripe_call_many(payments_stripe(), reqs, m, payments_parallel());
+        stripe_call_many(payments_stripe(jobs[0]), reqs, m, payments_parallel());
     for (size_t j = 0; j < m && out == HANDLER_OK; j++)
         out = charge_finish(&chs[of[j]]);
     for (size_t i = 0; i < n && out == HANDLER_OK; i++) {
@@ -792,7 +783,7 @@ static handler_outcome_t payment_refund(worker_job_t *job)
         stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
         stripe_form_add_metadata(form, "billow_refund", id);
         snprintf(idem, sizeof idem, "billow:re:%s", id);
-        stripe_call(stripe_for(job), key, "POST", "/v1/refunds", form, idem, &r);
+        stripe_call(payments_stripe(job), key, "POST", "/v1/refunds", form, idem, &r);
         fault_point("charger.after_stripe");
         if (r.outcome != STRIPE_OK) {
             if (r.outcome == STRIPE_REJECTED && r.status == 400)
@@ -854,7 +845,7 @@ static handler_outcome_t payment_setup_intent(worker_job_t *job)
     stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
     stripe_form_add_metadata(form, "billow_customer", customer);
     snprintf(idem, sizeof idem, "billow:seti:%s", job->env->id);
-    stripe_call(stripe_for(job), key, "POST", "/v1/setup_intents", form, idem, &r);
+    stripe_call(payments_stripe(job), key, "POST", "/v1/setup_intents", form, idem, &r);
     if (r.outcome != STRIPE_OK) {
         out = payments_stripe_fault(job, &r);
         goto done;
@@ -902,7 +893,7 @@ static handler_outcome_t payment_cancel_intent(worker_job_t *job)
     snprintf(idem, sizeof idem, "billow:pi-cancel:%s", intent);
     form = stripe_form_new();
     stripe_form_add(form, "cancellation_reason", "abandoned");
-    stripe_call(stripe_for(job), key, "POST", path, form, idem, &r);
+    stripe_call(payments_stripe(job), key, "POST", path, form, idem, &r);
     if (r.outcome == STRIPE_OK) {
         status = "canceled";
     } else if (r.outcome == STRIPE_REJECTED) {

@@ -48,8 +48,9 @@ void payments_dispose(void)
     memset(&P, 0, sizeof P);
 }
 
-stripe_client_t *payments_stripe(void)
+stripe_client_t *payments_stripe(worker_job_t *job)
 {
+    stripe_client_on_wait(&P.stripe, runtime_heartbeat_cb, runtime_heartbeat_arg(job));
     return &P.stripe;
 }
 
@@ -176,7 +177,7 @@ handler_outcome_t payments_ensure_customer(worker_job_t *job, const char *api_ke
     stripe_form_add_metadata(form, "billow_tenant", job->env->tenant_id);
     char key[128];
     snprintf(key, sizeof key, "billow:cus:%s", customer_id);
-    stripe_call(&P.stripe, api_key, "POST", "/v1/customers", form, key, &r);
+    stripe_call(payments_stripe(job), api_key, "POST", "/v1/customers", form, key, &r);
     if (r.outcome != STRIPE_OK) {
         out = payments_stripe_fault(job, &r);
         goto done;

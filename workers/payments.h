@@ -35,8 +35,11 @@
 int payments_init(const config_t *cfg);
 void payments_dispose(void);
 
-/* The process's Stripe client. */
-stripe_client_t *payments_stripe(void);
+/* The process's Stripe client, heartbeating job's batch while it waits for
+ * Stripe: a batch of slow calls would otherwise outlast the visibility
+ * timeout, and another worker would take it over (and count a delivery of
+ * each job). */
+stripe_client_t *payments_stripe(worker_job_t *job);
 
 /* How many calls to Stripe the process makes at once (CHARGER_PARALLEL). */
 int payments_parallel(void);

@@ -296,3 +296,19 @@ int money_from_stripe(const char *currency, int64_t stripe_amount, int64_t *out)
     *out = r;
     return 0;
 }
+
+int money_collectable_rounding(const char *currency, int64_t amount_due, int64_t *rounding)
+{
+    const money_currency_t *c = money_currency_find(currency);
+    if (c == NULL || amount_due < 0)
+        return BILLOW_EPARAM_INVALID;
+    if (!money_in_range(amount_due))
+        return BILLOW_EAMOUNT_TOO_LARGE;
+    /* Down, never to the nearest: Billow may forgive a few fils of what
+     * it computed, but never ask for more than that. A currency Stripe
+     * does not take at all (step 0) has nothing to round to; its charge
+     * is refused for the currency. */
+    stripe_rule_t rule = stripe_rule(c->code);
+    *rounding = rule.step > 1 ? -(amount_due % rule.step) : 0;
+    return 0;
+}

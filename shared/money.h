@@ -81,6 +81,20 @@ int money_mul_div(int64_t amount, int64_t num, int64_t den, money_round_t mode,
  * out of range. *out is set only on success. */
 int money_to_stripe(const char *currency, int64_t amount, int64_t *out) BILLOW_MUSTCHECK;
 
+/* The adjustment that makes `amount_due` (≥ 0, minor units of `currency`)
+ * an amount Stripe can collect, into *rounding: 0 when it is one already
+ * (every currency but the three-decimal ones, and zero); in bhd, jod, kwd,
+ * omr and tnd, minus its last digit, so that amount_due + *rounding is
+ * amount_due rounded down to whole tens of the minor unit: in the
+ * customer's favour, by at most 9. Invoices apply it to what they ask for
+ * (docs/billing.md, "Rounding to what Stripe can collect"); an amount a
+ * caller gives is refused instead (money_to_stripe). Returns 0;
+ * BILLOW_EPARAM_INVALID for a code Billow does not know or a negative
+ * amount; BILLOW_EAMOUNT_TOO_LARGE out of range. *rounding is set only on
+ * success. */
+int money_collectable_rounding(const char *currency, int64_t amount_due,
+                               int64_t *rounding) BILLOW_MUSTCHECK;
+
 /* Stripe's amount in `currency` as Billow's minor units, into *out: the
  * inverse of money_to_stripe(), for every amount read from Stripe (intents,
  * charges, refunds, disputes, events). Returns 0, or the codes of

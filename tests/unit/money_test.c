@@ -364,3 +364,73 @@ Test(money, stripe_conversion_refuses_unknown_codes)
     cr_assert_eq(money_to_stripe(NULL, 100, &out), BILLOW_EPARAM_INVALID);
     cr_assert_eq(money_from_stripe("us", 100, &out), BILLOW_EPARAM_INVALID);
 }
+
+Test(money, collectable_rounding_takes_a_three_decimal_amount_down_to_whole_tens)
+{
+    const char *codes[] = {"bhd", "jod", "kwd", "omr", "TND"};
+    for (size_t i = 0; i < 5; i++) {
+        int64_t r = 1;
+        cr_assert_eq(money_collectable_rounding(codes[i], 5484, &r), 0, "%s", codes[i]);
+        cr_assert_eq(r, -4, "%s: 5484 is asked as 5480", codes[i]);
+        cr_assert_eq(money_collectable_rounding(codes[i], 6449, &r), 0, "%s", codes[i]);
+        cr_assert_eq(r, -9, "%s: down, not to the nearest (6449 is 6440)", codes[i]);
+        cr_assert_eq(money_collectable_rounding(codes[i], 5480, &r), 0, "%s", codes[i]);
+        cr_assert_eq(r, 0, "%s: an amount ending in 0 stays", codes[i]);
+        cr_assert_eq(money_collectable_rounding(codes[i], 7, &r), 0, "%s", codes[i]);
+        cr_assert_eq(r, -7, "%s: 7 fils round to nothing due", codes[i]);
+        cr_assert_eq(money_collectable_rounding(codes[i], 0, &r), 0, "%s", codes[i]);
+        cr_assert_eq(r, 0, "%s: nothing due, nothing to round", codes[i]);
+    }
+}
+
+Test(money, collectable_rounding_leaves_other_currencies_alone)
+{
+    /* usd, jpy and isk (two-decimal to Stripe, but any whole króna goes)
+     * take every amount; iqd and lyd none, so there is nothing to round
+     * to and the charge is refused for the currency. */
+    const char *codes[] = {"usd", "jpy", "isk", "eur", "iqd", "lyd"};
+    for (size_t i = 0; i < 6; i++) {
+        int64_t r = 1;
+        cr_assert_eq(money_collectable_rounding(codes[i], 5483, &r), 0, "%s", codes[i]);
+        cr_assert_eq(r, 0, "%s", codes[i]);
+    }
+}
+
+Test(money, collectable_rounding_refuses_what_is_not_an_amount_due)
+{
+    int64_t r = 1;
+    cr_assert_eq(money_collectable_rounding("kwd", -15, &r), BILLOW_EPARAM_INVALID,
+                 "a credit is not rounded");
+    cr_assert_eq(money_collectable_rounding("xxx", 15, &r), BILLOW_EPARAM_INVALID);
+    cr_assert_eq(money_collectable_rounding(NULL, 15, &r), BILLOW_EPARAM_INVALID);
+    cr_assert_eq(money_collectable_rounding("kwd", MONEY_AMOUNT_MAX + 1, &r),
+                 BILLOW_EAMOUNT_TOO_LARGE);
+    cr_assert_eq(r, 1, "*rounding is set only on success");
+}
+
+Test(money, prop_collectable_rounding_is_the_largest_stripe_amount_not_above)
+{
+    prop_t p;
+    cr_assert_eq(prop_begin(&p, "money/prop_collectable_rounding_is_the_largest_stripe_amount_"
+                                "not_above"),
+                 0);
+    const char *codes[] = {"kwd", "bhd", "usd", "jpy", "isk", "omr"};
+    for (long i = 0; i < p.cases; i++) {
+        const char *code = codes[prop_range(&p, 0, 5)];
+        int64_t due = prop_range(&p, 0, prop_one_in(&p, 2) ? 1000 : MONEY_AMOUNT_MAX);
+        int64_t r, out;
+        cr_assert_eq(money_collectable_rounding(code, due, &r), 0);
+        cr_assert(r <= 0 && r > -10,
+                  "seed %" PRIu64 " case %ld: %s %" PRId64 " rounded by %" PRId64, p.seed, i, code,
+                  due, r);
+        /* What is left Stripe takes, and one minor unit more than the
+         * rounding kept would be an amount it does not (or r is 0). */
+        cr_assert_eq(money_to_stripe(code, due + r, &out), 0,
+                     "seed %" PRIu64 " case %ld: %s %" PRId64 " + %" PRId64, p.seed, i, code, due,
+                     r);
+        for (int64_t k = due + r + 1; k <= due; k++)
+            cr_assert_eq(money_to_stripe(code, k, &out), BILLOW_ESTRIPE_AMOUNT,
+                         "seed %" PRIu64 " case %ld: %s %" PRId64 " was rounded past %" PRId64,
+                         p.seed, i, code, due, k);
+    }
+}

@@ -612,14 +612,14 @@ static const char INVOICE_SQL[] =
     "  INSERT INTO invoices (tenant_id, id, customer_id, subscription_id, number, status,"
     "   billing_reason, currency, period_start, period_end, subtotal, total, starting_balance,"
     "   ending_balance, amount_due, amount_paid, amount_remaining, created_by_job, created_at,"
-    "   finalized_at, paid_at)"
+    "   finalized_at, paid_at, rounding)"
     "  SELECT t.id, $1, $2, nullif($3, ''), invoice_number(t.invoice_prefix, seq.last),"
     "   $4, $5, $6, to_timestamp($7::bigint), to_timestamp($8::bigint), $9::bigint, $10::bigint,"
     "   $11::bigint, $12::bigint, $13::bigint,"
     "   CASE WHEN $4 = 'paid' THEN $13::bigint ELSE 0 END,"
     "   CASE WHEN $4 = 'paid' THEN 0 ELSE $13::bigint END,"
     "   $14, to_timestamp($15::bigint), to_timestamp($15::bigint),"
-    "   CASE WHEN $4 = 'paid' THEN to_timestamp($15::bigint) END"
+    "   CASE WHEN $4 = 'paid' THEN to_timestamp($15::bigint) END, $19::bigint"
     "  FROM seq, tenants t WHERE t.id = current_setting('app.tenant_id')"
     "  RETURNING tenant_id, id, number"
     "), lines AS ("
@@ -681,12 +681,24 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
     balance = s->customer_balance;
 
     /* The balance (Stripe's sign: negative is credit) joins the total:
-     * what is left positive is due, what is left negative stays credit. */
-    int64_t total = subtotal, applied, due, ending;
+     * what is left positive is due, what is left negative stays credit.
+     * What is due is then rounded down to an amount Stripe can collect
+     * (whole tens of fils in the three-decimal currencies), and the
+     * rounding joins the total, so every figure still adds up. */
+    int64_t total = subtotal, applied, due, ending, rounding = 0;
     if (money_add(total, balance, &applied) != 0) {
         out = runtime_reject(job, 400, "amount_too_large", NULL,
                              "This invoice's total is more than Billow can represent.");
         goto done;
+    }
+    if (applied > 0) {
+        if (money_collectable_rounding(s->currency, applied, &rounding) != 0) {
+            out = runtime_fault(job, HANDLER_PERMANENT, "internal_error",
+                                "Invoice currency '%s' is not one Billow knows.", s->currency);
+            goto done;
+        }
+        total += rounding;
+        applied += rounding;
     }
     due = applied > 0 ? applied : 0;
     ending = applied > 0 ? 0 : applied;
@@ -707,7 +719,7 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
         idv[k] = json_string_value(json_array_get(pending_ids, k));
     ids_text = runtime_pg_array(idv, n_ids);
     free(idv);
-    num_t ps, pe, sub, tot, sb, eb, du, now;
+    num_t ps, pe, sub, tot, sb, eb, du, now, rnd;
     const char *params[] = {invoice_id,
                             s->customer_id,
                             s->id,
@@ -725,8 +737,9 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
                             num(&now, s->now),
                             lines_text,
                             ids_text,
-                            txn_id};
-    out = handler_util_exec(job, INVOICE_SQL, 18, params, PGRES_TUPLES_OK, &res);
+                            txn_id,
+                            num(&rnd, rounding)};
+    out = handler_util_exec(job, INVOICE_SQL, 19, params, PGRES_TUPLES_OK, &res);
     if (out != HANDLER_OK) {
         if (handler_util_unique_violation(res, "invoices_period"))
             out = runtime_reject(job, 409, "invoice_exists", NULL,

@@ -161,7 +161,9 @@ handler_outcome_t billing_pending_add(worker_job_t *job, billing_sub_t *s, const
 /* Creates an invoice for s: `lines` (borrowed) plus, when take_pending, the
  * subscription's pending items; totals checked in minor units; the
  * customer's balance applied (a credit lowers amount_due, a negative total
- * becomes credit); finalized at once (open, or paid when nothing is due),
+ * becomes credit); an amount due Stripe cannot collect rounded down
+ * (money_collectable_rounding, shown as the invoice's rounding and part of
+ * its total); finalized at once (open, or paid when nothing is due),
  * numbered from the tenant's gapless sequence; a payment.charge follow-up
  * when something is due; s->latest_invoice_id set. An invoice that closes
  * paid goes through billing_sub_invoice_paid(), so s->status may move (the

@@ -590,17 +590,18 @@ static const char CYCLE_SET_SQL[] =
     "  INSERT INTO invoices (tenant_id, id, customer_id, subscription_id, number, status,"
     "   billing_reason, currency, period_start, period_end, subtotal, total, starting_balance,"
     "   ending_balance, amount_due, amount_paid, amount_remaining, created_by_job, created_at,"
-    "   finalized_at, paid_at)"
+    "   finalized_at, paid_at, rounding)"
     "  SELECT t.id, x.id, x.customer, x.subscription,"
     "   invoice_number(t.invoice_prefix, seq.last - $1::bigint + x.ord), x.status,"
     "   'subscription_cycle', x.currency, to_timestamp(x.period_start),"
-    "   to_timestamp(x.period_end), x.total, x.total, 0, 0, x.due,"
+    "   to_timestamp(x.period_end), x.subtotal, x.due, 0, 0, x.due,"
     "   CASE WHEN x.status = 'paid' THEN x.due ELSE 0 END,"
     "   CASE WHEN x.status = 'paid' THEN 0 ELSE x.due END, x.job, to_timestamp(x.now),"
-    "   to_timestamp(x.now), CASE WHEN x.status = 'paid' THEN to_timestamp(x.now) END"
+    "   to_timestamp(x.now), CASE WHEN x.status = 'paid' THEN to_timestamp(x.now) END,"
+    "   x.due - x.subtotal"
     "  FROM seq, tenants t, jsonb_to_recordset($2::jsonb) AS x(ord bigint, id text,"
     "   customer text, subscription text, status text, currency text, period_start bigint,"
-    "   period_end bigint, total bigint, due bigint, job text, now bigint)"
+    "   period_end bigint, subtotal bigint, due bigint, job text, now bigint)"
     "  WHERE t.id = current_setting('app.tenant_id')"
     "), lines AS ("
     "  INSERT INTO invoice_lines (tenant_id, id, invoice_id, type, description, price_id,"
@@ -709,8 +710,18 @@ static handler_outcome_t subscription_cycle_batch(worker_job_t *const *jobs, siz
             json_decref(lines);
             continue;
         }
+        /* No balance here, so the lines' sum is what is due, rounded as
+         * billing_invoice_create rounds it. One rounded to nothing closes
+         * paid: left to that function too, as above. */
+        int64_t subtotal = total, rounding = 0;
         invstate_t status;
         char why[160];
+        if (money_collectable_rounding(s->currency, subtotal, &rounding) != 0 ||
+            (rounding != 0 && subtotal + rounding == 0)) {
+            json_decref(lines);
+            continue;
+        }
+        total = subtotal + rounding;
         if (invstate_next(INVSTATE_DRAFT, INVSTATE_EV_FINALIZE, total, &status, why) != 0) {
             json_decref(lines);
             continue;
@@ -723,8 +734,8 @@ static handler_outcome_t subscription_cycle_batch(worker_job_t *const *jobs, siz
                       (json_int_t)(nplain + 1), "id", invoice_id, "customer", s->customer_id,
                       "subscription", s->id, "status", invstate_name(status), "currency",
                       s->currency, "period_start", (json_int_t)s->period_end, "period_end",
-                      (json_int_t)next_end, "total", (json_int_t)total, "due", (json_int_t)total,
-                      "job", jobs[i]->env->id, "now", (json_int_t)s->now));
+                      (json_int_t)next_end, "subtotal", (json_int_t)subtotal, "due",
+                      (json_int_t)total, "job", jobs[i]->env->id, "now", (json_int_t)s->now));
         json_array_append_new(periods, json_pack("{s:s,s:I,s:I,s:s}", "id", s->id, "period_start",
                                                  (json_int_t)s->period_end, "period_end",
                                                  (json_int_t)next_end, "invoice", invoice_id));

@@ -73,6 +73,7 @@ int payments_validate_payment(const json_t *body, json_t **payload, validate_err
                              "amount is required: a positive integer in the currency's minor "
                              "units (cents for usd).");
     if ((rc = body_currency(body, "currency", true, &known, e)) != 0 ||
+        (rc = payments_validate_stripe_amount("amount", known->code, amount, e)) != 0 ||
         (rc = validate_string_member(body, "description", false, PAYMENTS_DESCRIPTION_MAX,
                                      &description, e)) != 0 ||
         (description &&
@@ -84,6 +85,40 @@ int payments_validate_payment(const json_t *body, json_t **payload, validate_err
                   "currency", known->code, "description",
                   description ? json_string(description) : json_null(), "metadata", metadata);
     return 0;
+}
+
+int payments_validate_stripe_amount(const char *param, const char *currency, int64_t amount,
+                                    validate_error_t *e)
+{
+    int64_t stripe_amount, rounding;
+    switch (money_to_stripe(currency, amount, &stripe_amount)) {
+    case 0:
+        return 0;
+    case BILLOW_ESTRIPE_CURRENCY:
+        return validate_fail(e, BILLOW_ESTRIPE_CURRENCY, "currency",
+                             "Stripe does not take payments in %s. Nothing was sent to Stripe.",
+                             currency);
+    case BILLOW_ESTRIPE_AMOUNT:
+        /* The amounts either side that Stripe takes, for the caller to
+         * choose from: Billow does not choose for them. */
+        if (money_collectable_rounding(currency, amount, &rounding) != 0)
+            break;
+        if (amount + rounding == 0)
+            return validate_fail(e, BILLOW_ESTRIPE_AMOUNT, param,
+                                 "Stripe takes %s amounts only in whole tens of the minor unit "
+                                 "(the last of the three decimals 0, for its card networks); "
+                                 "%s %" PRId64 " is not one: the least it takes is 10.",
+                                 currency, param, amount);
+        return validate_fail(e, BILLOW_ESTRIPE_AMOUNT, param,
+                             "Stripe takes %s amounts only in whole tens of the minor unit (the "
+                             "last of the three decimals 0, for its card networks); %s %" PRId64
+                             " is not one: send %" PRId64 " or %" PRId64 ".",
+                             currency, param, amount, amount + rounding, amount + rounding + 10);
+    default:
+        break;
+    }
+    return validate_fail(e, BILLOW_EPARAM_INVALID, param,
+                         "%s %" PRId64 " cannot be sent to Stripe.", param, amount);
 }
 
 int payments_validate_refund(const json_t *body, json_t **payload, validate_error_t *e)

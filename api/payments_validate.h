@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ids.h"
 #include "seal.h"
@@ -57,11 +58,23 @@
 #define PAYMENTS_SEAL_WEBHOOK_SECRET "stripe_webhook_secret"
 
 /* POST /v1/payments: body {customer, amount, currency, description?,
- * metadata?}. On success *payload (caller frees; set only then) is
+ * metadata?}, the amount one Stripe takes in the currency
+ * (payments_validate_stripe_amount). On success *payload (caller frees;
+ * set only then) is
  * {customer, amount, currency (lower-case), description (or null),
  * metadata (or {})}. Returns 0 or the validation error. */
 int payments_validate_payment(const json_t *body, json_t **payload,
                               validate_error_t *e) BILLOW_MUSTCHECK;
+
+/* An amount a caller gives directly (a one-time payment's, a refund's) in
+ * `currency` (lower case, one Billow knows), checked against what Stripe
+ * takes there: in bhd, jod, kwd, omr and tnd only amounts whose last digit
+ * is 0 (BILLOW_ESTRIPE_AMOUNT naming `param`, the rule and the nearest
+ * amounts Stripe takes); nothing in iqd or lyd (BILLOW_ESTRIPE_CURRENCY,
+ * param "currency"). Such an amount is refused, never rounded: it is the
+ * caller's. Returns 0 or the error. */
+int payments_validate_stripe_amount(const char *param, const char *currency, int64_t amount,
+                                    validate_error_t *e) BILLOW_MUSTCHECK;
 
 /* POST /v1/payments/{id}/refunds: body {amount?, reason?, metadata?}. On
  * success *payload (caller frees) is {amount? , reason?, metadata (or

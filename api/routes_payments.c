@@ -12,9 +12,10 @@
  * customer to collect a card from, an invoice whose attempts to list)
  * first confirms it exists for the tenant, so a wrong id is a 404 at once
  * and never a job. The body is validated before that look-up, so a bad
- * request costs no query. The ids of what a job will create (the one-off
- * payment's invoice, a refund) are drawn here, so the answer can name them
- * and a retried job makes the same objects.
+ * request costs no query; only a refund's amount waits for it, since the
+ * payment's currency says which amounts Stripe can refund. The ids of what a job will create (the
+ * one-off payment's invoice, a refund) are drawn here, so the answer can name them and a retried
+ * job makes the same objects.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,19 @@ static void submit_pending(api_req_t *ar, pending_t *p)
     submit_job_or_respond(ar, &s);
 }
 
+/* Whether the refund's amount (when it names one) is one Stripe takes in
+ * the payment's currency; otherwise answers 400 before any job. */
+static bool refund_amount_ok_or_respond(api_req_t *ar, const pending_t *p, const char *currency)
+{
+    validate_error_t e;
+    const json_t *amount = json_object_get(p->payload, "amount");
+    if (amount == NULL || payments_validate_stripe_amount(
+                              "amount", currency, (int64_t)json_integer_value(amount), &e) == 0)
+        return true;
+    respond_invalid(ar, &e);
+    return false;
+}
+
 static void on_exists(void *data, int err, const PGresult *res)
 {
     api_req_t *ar = data;
@@ -140,6 +154,9 @@ static void on_exists(void *data, int err, const PGresult *res)
         list_attempts(ar, p);
         break;
     case NEXT_REFUND_CREATE:
+        if (refund_amount_ok_or_respond(ar, p, PQgetvalue(res, 0, 0)))
+            submit_pending(ar, p);
+        break;
     case NEXT_SETUP_INTENT:
         submit_pending(ar, p);
         break;
@@ -148,7 +165,8 @@ static void on_exists(void *data, int err, const PGresult *res)
 }
 
 /* Runs exists (SQL returning a row when $1, the path's id, exists for the
- * tenant) and then p's next step; takes ownership of p and answers. */
+ * tenant; a refund's gives the payment's currency first) and then p's next
+ * step; takes ownership of p and answers. */
 static void when_exists(api_req_t *ar, pending_t *p, const char *exists)
 {
     const char *params[1] = {ar->params[0]};
@@ -220,7 +238,8 @@ void routes_payments_refunds_create(api_req_t *ar)
     p->next = NEXT_REFUND_CREATE;
     p->noun = "payment";
     p->payload = payload;
-    when_exists(ar, p, "SELECT 1 FROM payments WHERE id = $1");
+    /* The currency decides which amounts Stripe can refund. */
+    when_exists(ar, p, "SELECT currency FROM payments WHERE id = $1");
 }
 
 /* Starts a list of the path object's children: page parameters (cursor

@@ -25,6 +25,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "money.h"
 #include "payments.h"
 #include "timeutil.h"
 
@@ -187,6 +188,30 @@ static void confirm_prepare(charge_t *ch)
     stripe_form_add(ch->form, "off_session", "true");
 }
 
+/* Records attempt ch->attempt as failed with PAYMENTS_AMOUNT_UNSUPPORTED:
+ * the invoice asks for an amount Stripe cannot take in its currency (one
+ * made before Billow rounded such invoices). A decline's path, so the
+ * invoice shows why (last_payment_error) and staff see it; payments_apply
+ * schedules no retry for it, since the same amount cannot succeed. */
+static handler_outcome_t charge_amount_unsupported(charge_t *ch)
+{
+    char message[320];
+    snprintf(message, sizeof message,
+             "Stripe takes %s amounts only in whole tens of the minor unit; this invoice asks for "
+             "%" PRId64 ", which Billow does not charge rounded. Nothing was sent to Stripe and "
+             "no retry is scheduled: void the invoice, or record a payment made outside Billow.",
+             ch->v.currency, ch->v.amount_remaining);
+    log_write(LOG_WARN, "charge_amount_unsupported", "{s:s,s:s,s:I,s:s}", "job_id",
+              ch->job->env->id, "invoice", ch->invoice_id, "amount",
+              (json_int_t)ch->v.amount_remaining, "currency", ch->v.currency);
+    payments_outcome_t o = {.invoice_id = ch->invoice_id,
+                            .attempt = ch->attempt,
+                            .status = "failed",
+                            .failure_code = PAYMENTS_AMOUNT_UNSUPPORTED,
+                            .failure_message = message};
+    return payments_apply(ch->job, &o, &ch->attempt_obj);
+}
+
 /* Prepares attempt ch->attempt at ch->invoice_id, whose locks the caller
  * holds: the checks that may leave nothing to do (the invoice was paid out
  * of band or voided, the attempt was made already: its job delivered
@@ -221,6 +246,11 @@ static handler_outcome_t charge_prepare(charge_t *ch, bool may_create, bool *def
         ch->skipped = "attempt_out_of_order";
         return HANDLER_OK;
     }
+    /* An amount Stripe cannot take fails before anything else: no card
+     * would help, and nothing is sent to Stripe. */
+    if (!ch->v.intent[0] && money_to_stripe(ch->v.currency, ch->v.amount_remaining,
+                                            &ch->stripe_amount) == BILLOW_ESTRIPE_AMOUNT)
+        return charge_amount_unsupported(ch);
     if (ch->v.payment_method[0] == '\0') {
         payments_outcome_t o = {.invoice_id = ch->invoice_id,
                                 .attempt = ch->attempt,
@@ -454,11 +484,18 @@ static handler_outcome_t one_off_invoice(worker_job_t *job, charge_t *ch)
         json_integer_value(amount) <= 0 || !handler_util_opt_string(p, "description", &description))
         return handler_util_bad_payload(job, "id, customer, currency and a positive amount are "
                                              "required");
+    /* The api refuses an amount Stripe cannot take; a job queued before
+     * it did is refused the same way, before any invoice is made. */
+    int64_t stripe_amount;
+    handler_outcome_t out = payments_to_stripe(job, currency, (int64_t)json_integer_value(amount),
+                                               "amount", &stripe_amount);
+    if (out != HANDLER_OK)
+        return out;
     snprintf(amount_s, sizeof amount_s, "%" JSON_INTEGER_FORMAT, json_integer_value(amount));
     ids_generate("il", line);
     const char *params[7] = {id, customer, amount_s, currency, description, job->env->id, line};
     PGresult *res = NULL;
-    handler_outcome_t out = handler_util_exec(job, ONE_OFF_SQL, 7, params, PGRES_TUPLES_OK, &res);
+    out = handler_util_exec(job, ONE_OFF_SQL, 7, params, PGRES_TUPLES_OK, &res);
     if (out == HANDLER_OK && PQntuples(res) == 0)
         out = runtime_reject(job, 404, "resource_missing", "customer",
                              "No such customer (or it is closed): '%s'.", customer);

@@ -71,7 +71,8 @@ done:
 
 /* dunning.payment_failed {invoice, attempt, status, hard, next,
  * next_payment_attempt?, code?, decline_code?}: the subscription goes
- * past due, and the customer is told what happened and what to do. */
+ * past due, and the customer is told what happened and what to do (unless
+ * there is nothing they can do: PAYMENTS_AMOUNT_UNSUPPORTED). */
 static handler_outcome_t payment_failed(worker_job_t *job)
 {
     const json_t *p = job->env->payload;
@@ -95,7 +96,12 @@ static handler_outcome_t payment_failed(worker_job_t *job)
         timeutil_format_rfc3339_s((int64_t)json_integer_value(at) * 1000, when);
         json_object_set_new(data, "next_payment_attempt", json_string(when));
     }
-    if (strcmp(status, "requires_action") == 0)
+    const char *code = json_string_value(json_object_get(p, "code"));
+    /* An amount Stripe cannot take is Billow's to settle, not the
+     * customer's: no card or retry of theirs would help, so no message. */
+    if (code && strcmp(code, PAYMENTS_AMOUNT_UNSUPPORTED) == 0)
+        json_decref(data);
+    else if (strcmp(status, "requires_action") == 0)
         out = payments_notify(job, invoice, DUNNING_NOTIFY_ACTION_REQUIRED,
                               "payment.action_required", data);
     else if (json_is_true(json_object_get(p, "hard")))

@@ -478,8 +478,11 @@ static handler_outcome_t record_failure(worker_job_t *job, const payments_outcom
     int64_t first = v->first_failed_at == INT64_MIN ? v->now : v->first_failed_at;
     dunning_step_t step = {DUNNING_STEP_END, v->now, v->scheduled_retries};
     /* A one-time payment (POST /v1/payments) is tried once: its caller
-     * learns the outcome, and nothing is scheduled. */
-    bool one_off = strcmp(v->reason, "manual") == 0;
+     * learns the outcome, and nothing is scheduled. Nor for an amount
+     * Stripe cannot take: no retry can succeed, and the policy's end must
+     * not punish the customer for it; staff settle the invoice. */
+    bool one_off = strcmp(v->reason, "manual") == 0 ||
+                   (o->failure_code && strcmp(o->failure_code, PAYMENTS_AMOUNT_UNSUPPORTED) == 0);
     if (!one_off)
         step = dunning_after_failure(&policy, first, v->scheduled_retries, hard);
     char count[16], first_s[24], sched[16], next[24], ends[24];

@@ -29,6 +29,12 @@
 /* Longest Stripe id kept (Stripe's are well under 255). */
 #define PAYMENTS_STRIPE_ID_MAX 256
 
+/* The failure code of an attempt at an invoice whose amount due Stripe
+ * cannot take in its currency (a three-decimal one not ending in 0, made
+ * before Billow rounded such invoices): nothing was sent to Stripe, and no
+ * retry is scheduled, since the same amount cannot succeed. */
+#define PAYMENTS_AMOUNT_UNSUPPORTED "amount_unsupported"
+
 /* Prepares the module for this process: the seal key from ENCRYPTION_KEY
  * and a Stripe client for STRIPE_API_BASE. Returns 0, or -1 with a message
  * on stderr. */

@@ -98,6 +98,44 @@ Test(payments_validate, payment_amount_must_be_a_positive_integer_in_range)
     json_decref(body);
 }
 
+Test(payments_validate, payment_in_a_three_decimal_currency_must_end_in_zero)
+{
+    static const char *const bad[] = {"kwd", "BHD", "jod", "omr", "tnd"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"customer\":\"" CUS "\",\"amount\":5125,\"currency\":\"%s\"}", bad[i]);
+        EXPECT_REFUSED(payments_validate_payment, text, BILLOW_ESTRIPE_AMOUNT, "amount");
+    }
+    validate_error_t e;
+    json_t *out = NULL;
+    json_t *body = J("{\"customer\":\"" CUS "\",\"amount\":5120,\"currency\":\"kwd\"}");
+    cr_assert_eq(payments_validate_payment(body, &out, &e), 0, "5120 fils is taken as it is");
+    cr_assert_eq(json_integer_value(json_object_get(out, "amount")), 5120);
+    json_decref(out);
+    json_decref(body);
+    body = J("{\"customer\":\"" CUS "\",\"amount\":5125,\"currency\":\"usd\"}");
+    cr_assert_eq(payments_validate_payment(body, &out, &e), 0, "any amount in cents goes");
+    json_decref(out);
+    json_decref(body);
+    EXPECT_REFUSED(payments_validate_payment,
+                   "{\"customer\":\"" CUS "\",\"amount\":5000,\"currency\":\"iqd\"}",
+                   BILLOW_ESTRIPE_CURRENCY, "currency");
+}
+
+Test(payments_validate, stripe_amount_names_the_rule_and_the_amounts_either_side)
+{
+    validate_error_t e;
+    cr_assert_eq(payments_validate_stripe_amount("amount", "kwd", 1005, &e), BILLOW_ESTRIPE_AMOUNT);
+    cr_assert_str_eq(e.param, "amount");
+    cr_assert(strstr(e.message, "whole tens") != NULL, "%s", e.message);
+    cr_assert(strstr(e.message, "send 1000 or 1010") != NULL, "%s", e.message);
+    cr_assert_eq(payments_validate_stripe_amount("amount", "kwd", 7, &e), BILLOW_ESTRIPE_AMOUNT);
+    cr_assert(strstr(e.message, "the least it takes is 10") != NULL, "%s", e.message);
+    cr_assert_eq(payments_validate_stripe_amount("amount", "kwd", 1000, &e), 0);
+    cr_assert_eq(payments_validate_stripe_amount("amount", "isk", 1005, &e), 0);
+}
+
 Test(payments_validate, payment_refuses_bad_members_naming_them)
 {
     EXPECT_REFUSED(payments_validate_payment,

@@ -20,7 +20,7 @@ import { redis } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { until } from './lib/util.mjs';
 
-const S = slot(33);
+const S = slot(34);
 const stack = new Stack('three_decimal', S);
 let api;
 let fake;

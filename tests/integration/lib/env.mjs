@@ -1,7 +1,7 @@
 // env: what ./scripts/test exports for the integration tests, read once,
 // and the per-file slot that keeps test files apart.
 //
-// Each test file takes a slot number 1..31. The slot gives the file its own
+// Each test file takes a slot number 1..47. The slot gives the file its own
 // api port (PORT + slot) and its own Redis database (/slot), which the file
 // flushes at start, so the workers of one file never see another file's
 // streams even though every file shares one Postgres and one Redis server.

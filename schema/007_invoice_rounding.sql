@@ -1,4 +1,4 @@
--- 006: an invoice in a three-decimal currency (bhd, jod, kwd, omr, tnd)
+-- 007: an invoice in a three-decimal currency (bhd, jod, kwd, omr, tnd)
 -- asks only for an amount Stripe can collect there: one whose last digit is
 -- 0. Billow computes invoices to the fils, so a proration or a credit can
 -- leave, say, 5484 due; the invoice then rounds it down to 5480 and shows

@@ -1498,16 +1498,24 @@ static void promote_due(runtime_t *rt)
  * in one batch every entry would be counted a delivery each time that job
  * killed the next worker, until the whole batch went dead unrun. One at a
  * time, only the job that kills counts deliveries; the others are done
- * before it is reached or wait behind it until it goes dead. *more is set
- * when the scan has not reached the end of the pending list. */
+ * before it is reached or wait behind it until it goes dead.
+ *
+ * Design: one entry is claimed per call, not a batch's worth. A claim
+ * starts an entry's idle time afresh, and the heartbeat covers only the
+ * entry being run: entries claimed with it would sit idle in this
+ * consumer's list while the others ran, and past the visibility timeout
+ * another consumer would take them over again (a delivery counted each
+ * time: jobs that never crashed anything could go dead). Unclaimed, they
+ * wait in the dead consumer's list, for this consumer's next call or
+ * another's. *more is set when the scan has not reached the end of the
+ * pending list, and the loop calls again at once. */
 static int claim_abandoned(runtime_t *rt, bool *more)
 {
-    char idle_s[16], count_s[16];
+    char idle_s[16];
     worker_conn_argv_t a = {0};
     int rc = 0;
     *more = false;
     snprintf(idle_s, sizeof idle_s, "%d", rt->cfg->visibility_timeout_ms);
-    snprintf(count_s, sizeof count_s, "%d", rt->cfg->worker_batch);
     worker_conn_argv_add(&a, "XAUTOCLAIM");
     worker_conn_argv_add(&a, rt->stream);
     worker_conn_argv_add(&a, JOBQ_GROUP);
@@ -1515,7 +1523,7 @@ static int claim_abandoned(runtime_t *rt, bool *more)
     worker_conn_argv_add(&a, idle_s);
     worker_conn_argv_add(&a, rt->claim_cursor);
     worker_conn_argv_add(&a, "COUNT");
-    worker_conn_argv_add(&a, count_s);
+    worker_conn_argv_add(&a, "1");
     redisReply *r = worker_conn_redis_argv(&rt->conn, &a, "xautoclaim");
     worker_conn_argv_dispose(&a);
     if (r == NULL)
@@ -1532,11 +1540,7 @@ static int claim_abandoned(runtime_t *rt, bool *more)
     const redisReply *entries = r->element[1];
     if (entries->type == REDIS_REPLY_ARRAY && entries->elements > 0) {
         log_write(LOG_INFO, "jobs_taken_over", "{s:i}", "count", (int)entries->elements);
-        for (size_t i = 0; i < entries->elements && rc == 0 && !stop_requested; i++) {
-            redisReply one = {
-                .type = REDIS_REPLY_ARRAY, .elements = 1, .element = &entries->element[i]};
-            rc = process_entries(rt, &one);
-        }
+        rc = process_entries(rt, entries); /* One entry (COUNT 1). */
     }
     freeReplyObject(r);
     return rc;

@@ -11,6 +11,9 @@
 // - A charger batch whose Stripe calls take longer than the visibility
 //   timeout heartbeats while it waits for Stripe, so a second charger never
 //   takes its entries over and no delivery is counted twice.
+// - The batch of a charger that died is taken over an entry at a time: an
+//   entry claimed but not yet run would go idle behind the others, and a
+//   third charger would take it over again.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -187,6 +190,69 @@ describe('a charger batch longer than the visibility timeout', () => {
 
     await a.stop();
     await b.stop();
+    for (const w of workers) await w.stop();
+  });
+});
+
+describe('the batch of a charger that died, taken over', () => {
+  // Entries idle this long are taken over; each Stripe call takes most of
+  // it, and each payment makes two (the intent's create, its confirmation),
+  // so running the taken-over entries one after another lasts several
+  // visibility timeouts.
+  const VISIBILITY_MS = 3000;
+  const STRIPE_DELAY_MS = 2000;
+  const PAYMENTS = 4;
+
+  it('is claimed an entry at a time: no entry is taken over twice, each job is delivered twice', { timeout: 240000 }, async () => {
+    const workers = ['domain', 'access', 'webhook'].map((kind) => stack.startWorker(kind));
+    const T = await createTenant(api);
+    const { key } = await connectStripe(api, fake, T);
+
+    const warm = stack.startWorker('charger');
+    const customers = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
+      const res = await api.post('/v1/payments', { token: T.secret, headers: { Prefer: 'wait=30' }, json: { customer: c.id, amount: 500, currency: 'usd' } });
+      assert.equal(res.status, 201, res.text);
+      customers.push(c);
+    }
+    await warm.stop();
+
+    const ids = [];
+    for (let i = 0; i < PAYMENTS; i++) {
+      const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customers[i % 2].id, amount: 2000 + i, currency: 'usd' } });
+      assert.equal(res.status, 202, res.text);
+      ids.push(res.json.id);
+    }
+    await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents', method: 'POST', count: 100, delay_ms: STRIPE_DELAY_MS });
+
+    // The first charger reads the four as one batch and dies in Stripe's wait.
+    const env = { VISIBILITY_TIMEOUT_MS: VISIBILITY_MS };
+    const a = stack.startWorker('charger', env);
+    await until('the first charger to hold the batch', async () => (await pendingOf(S.redisDb, 'jobs:charger', a.pid)) === PAYMENTS, {
+      timeoutMs: 60000,
+      intervalMs: 20,
+      describe: async () => JSON.stringify(await streamConsumers(S.redisDb, 'jobs:charger')),
+    });
+    await a.kill9();
+
+    // Two chargers take the entries over and run them, each Stripe call
+    // slow: an entry claimed but not yet run must not go idle long enough
+    // for the other to take it over again.
+    const b = stack.startWorker('charger', env);
+    const c = stack.startWorker('charger', env);
+    for (const id of ids) await waitJob(api, id, T.secret, { timeoutMs: 120000 });
+
+    const taken = [b, c].flatMap((p) => logEvents(p).filter((e) => e.event === 'jobs_taken_over').map((e) => e.count));
+    assert.equal(taken.reduce((x, y) => x + y, 0), PAYMENTS, `each entry taken over once: ${JSON.stringify(taken)}`);
+    const deliveries = await Promise.all(ids.map(async (id) => (await hgetall(S.redisDb, `job:${id}`)).deliveries));
+    assert.deepEqual(deliveries, ids.map(() => '2'), 'the dead charger\'s delivery and one more, each');
+    const stats = await fake.stats(key);
+    assert.equal(stats.charges_total, PAYMENTS + 2, 'one charge per payment');
+
+    await fake.control('DELETE', `/_fake/faults?api_key=${encodeURIComponent(key)}`);
+    await b.stop();
+    await c.stop();
     for (const w of workers) await w.stop();
   });
 });

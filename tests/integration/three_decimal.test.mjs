@@ -217,5 +217,13 @@ describe('an invoice made before the rounding', () => {
     const [[dead]] = await superuser(`SELECT count(*) FROM invoices WHERE tenant_id = ${t} AND id = ${id} AND status = 'open'`);
     assert.equal(dead, '1');
     assert.deepEqual((await redis(S.redisDb, 'KEYS', 'dead:*')).filter((k) => k !== ''), [], 'the charge job did not die');
+
+    // Another card does not retry it either: the amount, not the card, is
+    // what Stripe refuses. What a card change moves, asked directly (the
+    // API's change runs the same function inside its job).
+    const [[moved]] = await superuser(`SELECT customer_payment_method_changed(${lit(customer.id)})`);
+    assert.equal(moved, '0', 'a new card schedules no retry of an amount Stripe cannot take');
+    const [[next]] = await superuser(`SELECT coalesce(next_payment_attempt::text, 'none') FROM invoices WHERE tenant_id = ${t} AND id = ${id}`);
+    assert.equal(next, 'none');
   });
 });

@@ -331,6 +331,7 @@ static handler_outcome_t charge_finish(charge_t *ch)
                             .payment_method = ch->v.payment_method,
                             .idempotency_key = ch->idem,
                             .request_id = r->request_id};
+    json_t *made = NULL; /* The intent's id alone, when Stripe's error names none. */
     /* Stripe has answered and nothing is committed: the crash tests kill
      * the charger here. */
     fault_point("charger.after_stripe");
@@ -372,6 +373,13 @@ static handler_outcome_t charge_finish(charge_t *ch)
         /* The payment method on file is not one Stripe knows (deleted,
          * from another account): the customer must give a new one. */
         if (param && strcmp(param, "payment_method") == 0) {
+            /* The intent this confirmation was for (made by this attempt's
+             * create) is recorded on the attempt, so it stays the invoice's:
+             * the next attempt confirms it with the new payment method
+             * instead of making a second one that voids could not cancel. */
+            if (pi == NULL && ch->v.intent[0])
+                pi = made = json_pack("{s:s}", "id", ch->v.intent);
+            o.intent = pi;
             o.status = "failed";
             o.failure_code = "payment_method_missing";
             o.failure_message = r->message;
@@ -382,7 +390,9 @@ static handler_outcome_t charge_finish(charge_t *ch)
     case STRIPE_RETRY:
         return payments_stripe_fault(ch->job, r);
     }
-    return payments_apply(ch->job, &o, &ch->attempt_obj);
+    handler_outcome_t out = payments_apply(ch->job, &o, &ch->attempt_obj);
+    json_decref(made);
+    return out;
 }
 
 /* One attempt, alone: prepared, called, applied. */

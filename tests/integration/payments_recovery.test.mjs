@@ -253,3 +253,25 @@ describe('a refund Stripe marks failed after it was counted', () => {
     assert.deepEqual(await refundedAmounts(ctx, paid.payment.id, paid.invoice.id), [0, 'succeeded', 0]);
   });
 });
+
+describe('a confirmation Stripe refuses for its payment method', () => {
+  it('records the intent the attempt made, so a later attempt confirms it rather than making another', async () => {
+    const ctx = await setUp({ webhooks: false });
+    // A payment method Stripe does not know (deleted, or of another account).
+    const customer = await createCustomer(api, ctx.T.secret, { default_payment_method: 'pm_1NoSuchMethodAtStripe0' });
+    const res = await api.post('/v1/payments', { token: ctx.T.secret, headers: { Prefer: 'wait=30' }, json: { customer: customer.id, amount: 2700, currency: 'usd' } });
+    assert.equal(res.status, 201, res.text);
+    assert.equal(res.json.attempt.status, 'failed');
+    assert.equal(res.json.attempt.failure_code, 'payment_method_missing');
+    const posts = await intentPosts(ctx);
+    const made = posts.filter((r) => r.path === '/v1/payment_intents' && r.status === 200);
+    assert.equal(made.length, 1, `the create went through: ${JSON.stringify(posts.map((r) => [r.path, r.status]))}`);
+    const confirm = posts.find((r) => r.path.endsWith('/confirm'));
+    assert.equal(confirm?.status, 400, 'the confirmation was refused');
+    const intent = confirm.path.split('/')[3];
+    assert.match(intent, /^pi_/);
+    assert.equal(res.json.attempt.stripe_payment_intent, intent, 'the attempt names the intent it made');
+    const [[recorded]] = await superuser(`SELECT coalesce(stripe_payment_intent, 'none') FROM payment_attempts WHERE tenant_id = ${lit(ctx.T.tenant.id)} AND invoice_id = ${lit(res.json.invoice.id)}`);
+    assert.equal(recorded, intent);
+  });
+});

@@ -1274,10 +1274,41 @@ static handler_outcome_t subscription_pause(worker_job_t *job)
     return run_action(job, SUBSTATE_EV_PAUSE, pause_now);
 }
 
+/* An open invoice of subscription $1 whose retries have ended: its last
+ * attempt failed, nothing is scheduled (the policy's end was applied,
+ * which clears dunning_ends_at) and no attempt is in flight. An invoice
+ * that failed on its amount has no end (staff settle it). */
+static const char RETRIES_OVER_SQL[] =
+    "SELECT 1 FROM invoices i WHERE i.subscription_id = $1 AND i.status = 'open'"
+    " AND i.attempt_count > 0 AND i.next_payment_attempt IS NULL AND i.dunning_ends_at IS NULL"
+    " AND coalesce(i.last_payment_error ->> 'code', '') NOT IN ('amount_unsupported',"
+    " 'amount_mismatch') AND NOT EXISTS (SELECT 1 FROM payment_attempts a"
+    " WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.status = 'processing') LIMIT 1";
+
+/* The status a resumed subscription that owes takes beyond past due: the
+ * end "mark unpaid", when an owed invoice's retries ended while it was
+ * paused (the end then found no status to move). Cancel needs nothing
+ * here: it cancels a paused subscription too. */
+static handler_outcome_t resume_retries_over(worker_job_t *job, billing_sub_t *s)
+{
+    const char *params[1] = {s->id};
+    PGresult *res = NULL;
+    dunning_policy_t policy;
+    handler_outcome_t out = payments_policy(job, &policy);
+    if (out != HANDLER_OK || policy.end != DUNNING_END_MARK_UNPAID)
+        return out;
+    out = handler_util_exec(job, RETRIES_OVER_SQL, 1, params, PGRES_TUPLES_OK, &res);
+    if (out == HANDLER_OK && PQntuples(res) > 0)
+        out = billing_sub_transition(job, s, SUBSTATE_EV_RETRIES_EXHAUSTED);
+    PQclear(res);
+    return out;
+}
+
 /* subscription.resume: a new period starts now, anchored now, invoiced in
  * full with whatever was left pending. The status follows every invoice,
  * as a payment's does: with one from before the pause still open it is
- * past due, not active. */
+ * past due, not active; unpaid if that invoice's retries ended during the
+ * pause and the policy's end marks subscriptions unpaid. */
 static handler_outcome_t subscription_resume(worker_job_t *job)
 {
     billing_sub_t s;
@@ -1291,6 +1322,8 @@ static handler_outcome_t subscription_resume(worker_job_t *job)
         out = billing_sub_owes(job, &s, NULL, &owes);
     if (out == HANDLER_OK)
         out = billing_sub_transition(job, &s, owes ? SUBSTATE_EV_RESUME_OWING : SUBSTATE_EV_RESUME);
+    if (out == HANDLER_OK && owes)
+        out = resume_retries_over(job, &s);
     if (out != HANDLER_OK)
         goto done;
     s.paused_at = BILLING_UNSET;

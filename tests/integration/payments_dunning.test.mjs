@@ -172,6 +172,25 @@ describe('all retries failing end as the policy says', () => {
     assert.equal(inv.status, 'open', 'the invoice stays open (it can still be paid)');
   });
 
+  it('mark_unpaid: retries that end while the subscription is paused leave it unpaid when it resumes', async () => {
+    const ctx = await setUp({ retry_days: [1], end_action: 'mark_unpaid' });
+    const w = await subscribed(ctx);
+    await ctx.b.post('/v1/customers/{id}', { default_payment_method: 'pm_card_chargeDeclined' }, 200, { id: w.customer.id });
+    const inv = await advanceTo(ctx, w, '2027-02-01T00:00:00Z', 1);
+    await until('the subscription to be past due', async () => ((await subStatus(ctx, w.sub.id)) === 'past_due' ? true : undefined));
+    const paused = await ctx.b.post('/v1/subscriptions/{id}/pause', {}, 200, { id: w.sub.id });
+    assert.equal(paused.status, 'paused');
+    // The last retry fails while paused: the end is due, but a paused
+    // subscription has no status to give it.
+    await ctx.b.advance(w.clock, '2027-02-02T00:00:00Z');
+    await invoiceWhere(ctx, inv.id, (i) => i.attempt_count === 2, 'the last retry, failed');
+    await until('the end to be applied', async () => ((await notifications(ctx, w.customer.id)).includes('payment.retries_exhausted') ? true : undefined));
+    assert.equal(await subStatus(ctx, w.sub.id), 'paused');
+    const resumed = await ctx.b.post('/v1/subscriptions/{id}/resume', {}, 200, { id: w.sub.id });
+    assert.equal(resumed.status, 'unpaid', 'its retries are over, as if it had not been paused');
+    assert.equal((await ctx.b.get('/v1/invoices/{id}', { id: inv.id })).status, 'open');
+  });
+
   it('leave_past_due: without retries, the subscription stays past due', async () => {
     const ctx = await setUp({ retry_days: [], end_action: 'leave_past_due' });
     const w = await subscribed(ctx);

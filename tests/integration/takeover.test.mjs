@@ -137,6 +137,34 @@ describe('a job taken over by another consumer', () => {
   });
 });
 
+// A tenant connected to the fake, with the workers its payments need but no
+// charger, and `n` one-time payments queued (amounts base, base + 1, …) for
+// two customers whose Stripe customers were made first (a payment each), so
+// the payments go through the set-based handler: prepared together, sent to
+// Stripe at once. Enqueued while no charger runs, the first charger to
+// start reads them as one batch.
+async function queuedPayments(n, base) {
+  const workers = ['domain', 'access', 'webhook'].map((kind) => stack.startWorker(kind));
+  const T = await createTenant(api);
+  const { key } = await connectStripe(api, fake, T);
+  const warm = stack.startWorker('charger');
+  const customers = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
+    const res = await api.post('/v1/payments', { token: T.secret, headers: { Prefer: 'wait=30' }, json: { customer: c.id, amount: 500, currency: 'usd' } });
+    assert.equal(res.status, 201, res.text);
+    customers.push(c);
+  }
+  await warm.stop();
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customers[i % 2].id, amount: base + i, currency: 'usd' } });
+    assert.equal(res.status, 202, res.text);
+    ids.push(res.json.id);
+  }
+  return { workers, T, key, ids };
+}
+
 describe('a charger batch longer than the visibility timeout', () => {
   // A second charger takes over entries idle this long; each Stripe call of
   // the batch takes three times as long.
@@ -145,30 +173,7 @@ describe('a charger batch longer than the visibility timeout', () => {
   const PAYMENTS = 4;
 
   it('heartbeats while Stripe answers: its entries are not taken over and each job is delivered once', { timeout: 180000 }, async () => {
-    const workers = ['domain', 'access', 'webhook'].map((kind) => stack.startWorker(kind));
-    const T = await createTenant(api);
-    const { key } = await connectStripe(api, fake, T);
-
-    // Two customers with their Stripe customers made (a first payment
-    // each), so the batch's payments go through the set-based handler:
-    // prepared together, sent to Stripe at once.
-    const warm = stack.startWorker('charger');
-    const customers = [];
-    for (let i = 0; i < 2; i++) {
-      const c = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
-      const res = await api.post('/v1/payments', { token: T.secret, headers: { Prefer: 'wait=30' }, json: { customer: c.id, amount: 500, currency: 'usd' } });
-      assert.equal(res.status, 201, res.text);
-      customers.push(c);
-    }
-    await warm.stop();
-
-    // Enqueued while no charger runs: the first charger reads them as one batch.
-    const ids = [];
-    for (let i = 0; i < PAYMENTS; i++) {
-      const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customers[i % 2].id, amount: 1000 + i, currency: 'usd' } });
-      assert.equal(res.status, 202, res.text);
-      ids.push(res.json.id);
-    }
+    const { workers, T, key, ids } = await queuedPayments(PAYMENTS, 1000);
     await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents', method: 'POST', count: PAYMENTS, delay_ms: STRIPE_DELAY_MS });
 
     const env = { VISIBILITY_TIMEOUT_MS: VISIBILITY_MS };
@@ -204,26 +209,7 @@ describe('the batch of a charger that died, taken over', () => {
   const PAYMENTS = 4;
 
   it('is claimed an entry at a time: no entry is taken over twice, each job is delivered twice', { timeout: 240000 }, async () => {
-    const workers = ['domain', 'access', 'webhook'].map((kind) => stack.startWorker(kind));
-    const T = await createTenant(api);
-    const { key } = await connectStripe(api, fake, T);
-
-    const warm = stack.startWorker('charger');
-    const customers = [];
-    for (let i = 0; i < 2; i++) {
-      const c = await createCustomer(api, T.secret, { default_payment_method: 'pm_card_visa' });
-      const res = await api.post('/v1/payments', { token: T.secret, headers: { Prefer: 'wait=30' }, json: { customer: c.id, amount: 500, currency: 'usd' } });
-      assert.equal(res.status, 201, res.text);
-      customers.push(c);
-    }
-    await warm.stop();
-
-    const ids = [];
-    for (let i = 0; i < PAYMENTS; i++) {
-      const res = await api.post('/v1/payments', { token: T.secret, json: { customer: customers[i % 2].id, amount: 2000 + i, currency: 'usd' } });
-      assert.equal(res.status, 202, res.text);
-      ids.push(res.json.id);
-    }
+    const { workers, T, key, ids } = await queuedPayments(PAYMENTS, 2000);
     await fake.control('POST', '/_fake/faults', { api_key: key, path_prefix: '/v1/payment_intents', method: 'POST', count: 100, delay_ms: STRIPE_DELAY_MS });
 
     // The first charger reads the four as one batch and dies in Stripe's wait.

@@ -22,8 +22,10 @@ export ROOT
 export BILLOW_DATA BILLOW_RUN PG_PORT REDIS_PORT PORT BILLOW_BUILD
 
 PG_BIN=/usr/lib/postgresql/15/bin
-export DATABASE_URL="${DATABASE_URL:-postgresql://billow_worker:billow_worker@127.0.0.1:$PG_PORT/billow}"
-export DATABASE_READ_URL="${DATABASE_READ_URL:-postgresql://billow_api:billow_api@127.0.0.1:$PG_PORT/billow}"
+# DATABASE_URL and DATABASE_READ_URL, when not given, are the local
+# Postgres's, with the roles' own passwords: pg_start sets them (pg_roles).
+[ -n "${DATABASE_URL:-}" ] || BILLOW_OWN_DATABASE_URL=1
+[ -n "${DATABASE_READ_URL:-}" ] || BILLOW_OWN_DATABASE_READ_URL=1
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 # Stripe: with STRIPE_API_KEY set, Billow talks to STRIPE_API_BASE (Stripe
 # itself by default). Without it, the Stripe fake (tests/fakes/stripe) runs
@@ -150,6 +152,16 @@ pg_stop() {
 # psql as the superuser over the private socket.
 pg_super() { PGOPTIONS='-c client_min_messages=warning' as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
 
+# The password of login role $1 (hex), drawn once per data folder.
+pg_role_password() {
+  local f="$BILLOW_DATA/pg_$1_password"
+  if [ ! -s "$f" ]; then
+    mkdir -p "$BILLOW_DATA"
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  cat "$f"
+}
+
 # The three roles: billow_owner owns the schema (migrations run as it),
 # billow_api may only read, billow_worker reads and writes; neither of the
 # last two owns a table or has BYPASSRLS, so row-level security binds them.
@@ -161,13 +173,30 @@ BEGIN
     CREATE ROLE billow_owner NOLOGIN;
   END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'billow_api') THEN
-    CREATE ROLE billow_api LOGIN PASSWORD 'billow_api' NOBYPASSRLS;
+    CREATE ROLE billow_api LOGIN NOBYPASSRLS;
   END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'billow_worker') THEN
-    CREATE ROLE billow_worker LOGIN PASSWORD 'billow_worker' NOBYPASSRLS;
+    CREATE ROLE billow_worker LOGIN NOBYPASSRLS;
   END IF;
 END $$;
 SQL
+  # Each login role's password is drawn once per data folder and kept in
+  # $BILLOW_DATA/pg_<role>_password (0600); it is (re)set on the role at
+  # every start, unless the environment gave that role's URL. Nothing
+  # published opens the database: row-level security trusts whoever holds
+  # a role to name its tenant, so the roles' passwords guard every tenant.
+  # The statements go in on standard input, never on a command line.
+  local api_pw worker_pw
+  api_pw=$(pg_role_password billow_api)
+  worker_pw=$(pg_role_password billow_worker)
+  if [ "${BILLOW_OWN_DATABASE_READ_URL:-}" = 1 ]; then
+    printf "ALTER ROLE billow_api PASSWORD '%s';\n" "$api_pw" | pg_super -d postgres >/dev/null
+    export DATABASE_READ_URL="postgresql://billow_api:$api_pw@127.0.0.1:$PG_PORT/billow"
+  fi
+  if [ "${BILLOW_OWN_DATABASE_URL:-}" = 1 ]; then
+    printf "ALTER ROLE billow_worker PASSWORD '%s';\n" "$worker_pw" | pg_super -d postgres >/dev/null
+    export DATABASE_URL="postgresql://billow_worker:$worker_pw@127.0.0.1:$PG_PORT/billow"
+  fi
   if [ "$(pg_super -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'billow'")" != 1 ]; then
     pg_super -d postgres -c "CREATE DATABASE billow OWNER billow_owner" >/dev/null
     pg_super -d billow -c "REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO billow_api, billow_worker; ALTER SCHEMA public OWNER TO billow_owner" >/dev/null
@@ -191,6 +220,9 @@ migrate() {
 
 redis_start() {
   mkdir -p "$BILLOW_DATA/redis" "$BILLOW_RUN"
+  # Redis's files hold every job's envelope, and the logs name customers:
+  # neither is for other local users.
+  chmod 700 "$BILLOW_DATA/redis" "$BILLOW_RUN"
   if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then return 0; fi
   say "starting Redis on 127.0.0.1:$REDIS_PORT"
   # appendfsync always: a job the front accepted survives a crash of Redis.
@@ -329,6 +361,7 @@ procfile_entries() { sed -n 's/^\([a-z][a-z0-9_-]*\):[[:space:]]*\(.*\)$/\1\t\2/
 # Starts every Procfile process in the background, pid in $BILLOW_RUN/<name>.pid.
 start_detached() {
   mkdir -p "$BILLOW_RUN"
+  chmod 700 "$BILLOW_RUN"
   local name cmd
   while IFS=$'\t' read -r name cmd; do
     if [ -f "$BILLOW_RUN/$name.pid" ] && kill -0 "$(cat "$BILLOW_RUN/$name.pid")" 2>/dev/null; then

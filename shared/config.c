@@ -34,13 +34,12 @@
  * of the process itself: a body limit of gigabytes, a pool of thousands of
  * Postgres connections, a BLOCK of 0 (forever, which would stall shutdown). */
 static const config_setting_t settings[] = {
-    STR(database_url, "DATABASE_URL",
-        "postgresql://billow_worker:billow_worker@127.0.0.1:15432/billow", 1,
-        "Postgres URL of the workers (role billow_worker)."),
-    STR(database_read_url, "DATABASE_READ_URL",
-        "postgresql://billow_api:billow_api@127.0.0.1:15432/billow", 1,
-        "Postgres URL of the api's read path (read-only role billow_api); may point at a "
-        "replica."),
+    STR(database_url, "DATABASE_URL", "postgresql://billow_worker@127.0.0.1:15432/billow", 1,
+        "Postgres URL of the workers (role billow_worker), with its password (the scripts "
+        "draw one per data folder: $BILLOW_DATA/pg_billow_worker_password)."),
+    STR(database_read_url, "DATABASE_READ_URL", "postgresql://billow_api@127.0.0.1:15432/billow", 1,
+        "Postgres URL of the api's read path (read-only role billow_api), with its password "
+        "($BILLOW_DATA/pg_billow_api_password); may point at a replica."),
     STR(redis_url, "REDIS_URL", "redis://127.0.0.1:16379/0", 1,
         "Redis URL: job queues, job status, idempotency keys. "
         "`redis://[[user]:password@]host[:port][/db]`: with a password every connection "

@@ -220,6 +220,17 @@ describe('the tenant-owned tables', () => {
     }
   });
 
+  it('the service roles open with their drawn passwords only: a role\'s name is not its password', async () => {
+    for (const [role, url] of ROLES) {
+      const given = new URL(url);
+      assert.equal(decodeURIComponent(given.username), role);
+      assert.match(decodeURIComponent(given.password), /^[0-9a-f]{48}$/, `${role}'s password was drawn for this data folder`);
+      const guessed = new URL(url);
+      guessed.password = role;
+      await assert.rejects(asRole(guessed.href, 'SELECT 1'), /password authentication failed/, `${role} with its name as password`);
+    }
+  });
+
   it('both tenants own rows in every one of them (so hiding them means something)', async () => {
     for (const { name } of TABLES) {
       for (const T of [A, B]) {

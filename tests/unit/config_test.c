@@ -33,10 +33,8 @@ Test(config, an_empty_environment_gives_the_defaults)
     config_t cfg;
     char err[256] = "";
     cr_assert_eq(load(&cfg, none, err, sizeof err), 0, "%s", err);
-    cr_assert_str_eq(cfg.database_url,
-                     "postgresql://billow_worker:billow_worker@127.0.0.1:15432/billow");
-    cr_assert_str_eq(cfg.database_read_url,
-                     "postgresql://billow_api:billow_api@127.0.0.1:15432/billow");
+    cr_assert_str_eq(cfg.database_url, "postgresql://billow_worker@127.0.0.1:15432/billow");
+    cr_assert_str_eq(cfg.database_read_url, "postgresql://billow_api@127.0.0.1:15432/billow");
     cr_assert_str_eq(cfg.redis_url, "redis://127.0.0.1:16379/0");
     cr_assert_str_eq(cfg.host, "127.0.0.1");
     cr_assert_eq(cfg.port, 8080);

@@ -26,7 +26,9 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # Postgres's, with the roles' own passwords: pg_start sets them (pg_roles).
 [ -n "${DATABASE_URL:-}" ] || BILLOW_OWN_DATABASE_URL=1
 [ -n "${DATABASE_READ_URL:-}" ] || BILLOW_OWN_DATABASE_READ_URL=1
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+# REDIS_URL, when not given, is the local Redis's with its password:
+# redis_start sets it.
+[ -n "${REDIS_URL:-}" ] || BILLOW_OWN_REDIS_URL=1
 # Stripe: with STRIPE_API_KEY set, Billow talks to STRIPE_API_BASE (Stripe
 # itself by default). Without it, the Stripe fake (tests/fakes/stripe) runs
 # as a Procfile process on STRIPE_FAKE_PORT, and the demo tenant is
@@ -152,15 +154,19 @@ pg_stop() {
 # psql as the superuser over the private socket.
 pg_super() { PGOPTIONS='-c client_min_messages=warning' as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"; }
 
-# The password of login role $1 (hex), drawn once per data folder.
-pg_role_password() {
-  local f="$BILLOW_DATA/pg_$1_password"
+# A secret of the data folder, $BILLOW_DATA/$1 (0600, 48 hex digits), drawn
+# the first time it is asked for.
+drawn_secret() {
+  local f="$BILLOW_DATA/$1"
   if [ ! -s "$f" ]; then
     mkdir -p "$BILLOW_DATA"
     (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
   fi
   cat "$f"
 }
+
+# The password of login role $1.
+pg_role_password() { drawn_secret "pg_$1_password"; }
 
 # The three roles: billow_owner owns the schema (migrations run as it),
 # billow_api may only read, billow_worker reads and writes; neither of the
@@ -223,24 +229,49 @@ redis_start() {
   # Redis's files hold every job's envelope, and the logs name customers:
   # neither is for other local users.
   chmod 700 "$BILLOW_DATA/redis" "$BILLOW_RUN"
-  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then return 0; fi
+  # Whoever can write to Redis can enqueue jobs the workers trust, so the
+  # local Redis asks for a password (the default user's, drawn once per
+  # data folder). It goes in through a 0600 config file and standard input,
+  # never a command line; redis-cli reads it from REDISCLI_AUTH.
+  local pw
+  pw=$(drawn_secret redis_password)
+  export REDISCLI_AUTH=$pw
+  if [ "${BILLOW_OWN_REDIS_URL:-}" = 1 ]; then
+    export REDIS_URL="redis://:$pw@127.0.0.1:$REDIS_PORT/0"
+  fi
+  if [ "$(redis_cli ping 2>/dev/null)" = PONG ]; then
+    # Started before it had a password: it gets one now.
+    printf 'CONFIG SET requirepass %s\n' "$pw" | redis_cli >/dev/null 2>&1
+    return 0
+  fi
   say "starting Redis on 127.0.0.1:$REDIS_PORT"
+  (umask 077 && printf 'requirepass %s\n' "$pw" >"$BILLOW_DATA/redis/redis.conf")
   # appendfsync always: a job the front accepted survives a crash of Redis.
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$BILLOW_DATA/redis" \
-    --appendonly yes --appendfsync always --save '' --daemonize yes --databases 48 \
-    --pidfile "$BILLOW_RUN/redis.pid" --logfile "$BILLOW_RUN/redis.log" --protected-mode yes
+  redis-server "$BILLOW_DATA/redis/redis.conf" --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --dir "$BILLOW_DATA/redis" --appendonly yes --appendfsync always --save '' --daemonize yes \
+    --databases 48 --pidfile "$BILLOW_RUN/redis.pid" --logfile "$BILLOW_RUN/redis.log" \
+    --protected-mode yes
   local i
   for i in $(seq 100); do
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    [ "$(redis_cli ping 2>/dev/null)" = PONG ] && return 0
     sleep 0.1
   done
   die "Redis did not start; see $BILLOW_RUN/redis.log"
 }
 
+# redis-cli against the local Redis, with its password when it has one.
+redis_cli() {
+  if [ -z "${REDISCLI_AUTH:-}" ] && [ -s "$BILLOW_DATA/redis_password" ]; then
+    REDISCLI_AUTH=$(cat "$BILLOW_DATA/redis_password")
+    export REDISCLI_AUTH
+  fi
+  redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+}
+
 redis_stop() {
-  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  if [ "$(redis_cli ping 2>/dev/null)" = PONG ]; then
     say "stopping Redis"
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+    redis_cli shutdown >/dev/null 2>&1 || true
   fi
 }
 

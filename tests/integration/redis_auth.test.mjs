@@ -145,3 +145,18 @@ async function redisAt(port, ...args) {
     });
   });
 }
+
+describe('the Redis the scripts start', () => {
+  it('asks for the password drawn for its data folder: a client without it may do nothing', async () => {
+    const url = new URL(S.redisUrl);
+    assert.match(decodeURIComponent(url.password), /^[0-9a-f]{48}$/, 'REDIS_URL carries the drawn password');
+    const { execFile } = await import('node:child_process');
+    const env = { ...process.env };
+    delete env.REDISCLI_AUTH;
+    const out = await new Promise((resolve, reject) => {
+      execFile('redis-cli', ['-h', '127.0.0.1', '-p', url.port, 'XADD', 'jobs:domain', '*', 'job', '{}'], { env }, (err, stdout) => (err ? reject(err) : resolve(stdout.trim())));
+    });
+    assert.match(out, /^NOAUTH/, 'an enqueue without the password is refused');
+    assert.equal((await redis(S.redisDb, 'PING'))[0], 'PONG', 'with it, commands run');
+  });
+});

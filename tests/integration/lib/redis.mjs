@@ -2,20 +2,25 @@
 
 import { execFile } from 'node:child_process';
 
-import { REDIS_PORT } from './env.mjs';
+import { REDIS_PORT, REDIS_URL } from './env.mjs';
+
+// The test Redis's password (the default user's, in REDIS_URL), handed to
+// redis-cli through its environment, never its command line.
+const AUTH = decodeURIComponent(new URL(REDIS_URL).password);
+const ENV = AUTH ? { ...process.env, REDISCLI_AUTH: AUTH } : process.env;
 
 // Runs one command in database db; resolves with its raw output lines
 // (redis-cli prints one element per line when not on a terminal).
 export function redis(db, ...args) {
   return new Promise((resolve, reject) => {
     execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(REDIS_PORT), '-n', String(db), ...args.map(String)],
-      { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      { maxBuffer: 64 * 1024 * 1024, env: ENV }, (err, stdout, stderr) => {
         if (err) {
           reject(new Error(`redis-cli ${args[0]} failed: ${stderr.trim() || err.message}`));
           return;
         }
         // redis-cli reports command errors on stdout with exit status 0.
-        if (/^(ERR|WRONGTYPE|NOSCRIPT|NOGROUP) /.test(stdout)) {
+        if (/^(ERR|WRONGTYPE|NOSCRIPT|NOGROUP|NOAUTH|WRONGPASS) /.test(stdout)) {
           reject(new Error(`redis-cli ${args.join(' ').slice(0, 200)}: ${stdout.trim()}`));
           return;
         }

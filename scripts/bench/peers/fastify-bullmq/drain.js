@@ -6,8 +6,9 @@
 // "completed" event. Unlike a Billow worker, this processor commits nothing
 // to a database: the figure is BullMQ's queue machinery alone.
 //
-// Environment: REDIS_PORT (16381), DRAIN_JOBS (100000), DRAIN_QUEUE
-// (bench-drain), DRAIN_CONCURRENCY (50), DRAIN_TIMEOUT_S (600).
+// Environment: REDIS_PORT (16381), REDISCLI_AUTH (the Redis password, if
+// any), DRAIN_JOBS (100000), DRAIN_QUEUE (bench-drain), DRAIN_CONCURRENCY
+// (50), DRAIN_TIMEOUT_S (600).
 import { Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 
@@ -20,7 +21,7 @@ const timeoutS = Number(process.env.DRAIN_TIMEOUT_S || 600);
 const BULK = 1000;
 
 const redis = () =>
-  new IORedis({ host: '127.0.0.1', port: redisPort, maxRetriesPerRequest: null });
+  new IORedis({ host: '127.0.0.1', port: redisPort, password: process.env.REDISCLI_AUTH || undefined, maxRetriesPerRequest: null });
 
 const queueConn = redis();
 const queue = new Queue(queueName, { connection: queueConn });

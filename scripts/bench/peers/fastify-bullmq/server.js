@@ -13,8 +13,8 @@
 //
 // One Node process (no cluster), as billow-api is one process.
 //
-// Environment: PEER_PORT (18092), REDIS_PORT (16381), PEER_QUEUE
-// (bench-peer), PEER_KEY_SHA256 (hex SHA-256 of the accepted secret key),
+// Environment: PEER_PORT (18092), REDIS_PORT (16381), REDISCLI_AUTH (the
+// Redis password, if any), PEER_QUEUE (bench-peer), PEER_KEY_SHA256 (hex SHA-256 of the accepted secret key),
 // PEER_TENANT_ID, PEER_LOG (1: access log lines on stdout, as Billow's
 // LOG_LEVEL=info; 0: none).
 import { createHash, randomBytes } from 'node:crypto';
@@ -154,7 +154,7 @@ function authenticate(header) {
   return tenant;
 }
 
-const connection = new IORedis({ host: '127.0.0.1', port: redisPort, maxRetriesPerRequest: null });
+const connection = new IORedis({ host: '127.0.0.1', port: redisPort, password: process.env.REDISCLI_AUTH || undefined, maxRetriesPerRequest: null });
 const queue = new Queue(queueName, { connection });
 
 const app = Fastify({

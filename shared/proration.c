@@ -9,6 +9,12 @@
  * exactly the negation of the charge for the same span and a charge undone
  * by a credit nets to zero; and it is the rounding a customer checking an
  * invoice by hand expects (docs/billing.md).
+ *
+ * A credit is bounded twice, by time and by money: its span by the time the
+ * item's charges in the period covered (so days a change added without a
+ * charge are not paid back), and its amount by what those charges came to
+ * net of earlier credits (so a part period made free, or an item added
+ * free, is never paid back as money).
  */
 #include "proration.h"
 
@@ -44,4 +50,22 @@ int proration_part(int64_t amount, int64_t start, int64_t end, int64_t a, int64_
     /* Both shares lie between 0 and amount, so the difference is in range. */
     *out = to - from;
     return 0;
+}
+
+void proration_credit_span(const proration_charged_t *c, int64_t at, int64_t end, int64_t *from,
+                           int64_t *to)
+{
+    int64_t a = at > c->from ? at : c->from;
+    int64_t b = end < c->to ? end : c->to;
+    if (c->from >= c->to || a >= b)
+        a = b = at;
+    *from = a;
+    *to = b;
+}
+
+int64_t proration_credit_cap(const proration_charged_t *c, int64_t unused)
+{
+    if (c->net <= 0 || unused <= 0)
+        return 0;
+    return unused < c->net ? unused : c->net;
 }

@@ -322,3 +322,91 @@ Test(proration, kwd_two_uneven_changes_bill_the_sum_of_their_spans)
                      part_or_fail(8125, start, end, t[2], t[3]),
                  13928);
 }
+
+/* A part period [Apr 10, May 1) made free (proration_behavior none):
+ * nothing was charged, so no span and no amount is credited. */
+Test(proration, credit_for_a_free_part_period_is_nothing)
+{
+    proration_charged_t c = {.from = APRIL_2027 + 9 * DAY, .to = APRIL_2027 + 9 * DAY, .net = 0};
+    int64_t from, to;
+    proration_credit_span(&c, APRIL_2027 + 15 * DAY, APRIL_2027 + 30 * DAY, &from, &to);
+    cr_assert_eq(from, to);
+    cr_assert_eq(proration_credit_cap(&c, 1500), 0);
+}
+
+/* A whole period charged: the unused span and its list-price share pass
+ * as they are. */
+Test(proration, credit_within_what_was_charged_is_the_unused_share)
+{
+    int64_t start = APRIL_2027, end = APRIL_2027 + 30 * DAY, at = APRIL_2027 + 15 * DAY;
+    proration_charged_t c = {.from = start, .to = end, .net = 3000};
+    int64_t from, to;
+    proration_credit_span(&c, at, end, &from, &to);
+    cr_assert_eq(from, at);
+    cr_assert_eq(to, end);
+    cr_assert_eq(proration_credit_cap(&c, part_or_fail(3000, start, end, from, to)), 1500);
+}
+
+/* The anchor moved from May 1 to May 11 without a charge: [Apr 1, May 1)
+ * was charged, so a cancel on Apr 16 credits [Apr 16, May 1) only. */
+Test(proration, credit_span_stops_where_the_charges_stopped)
+{
+    proration_charged_t c = {.from = APRIL_2027, .to = APRIL_2027 + 30 * DAY, .net = 3000};
+    int64_t from, to;
+    proration_credit_span(&c, APRIL_2027 + 15 * DAY, APRIL_2027 + 40 * DAY, &from, &to);
+    cr_assert_eq(from, APRIL_2027 + 15 * DAY);
+    cr_assert_eq(to, APRIL_2027 + 30 * DAY);
+    /* A charge that starts later (an anchor moved later with a charge for
+     * the days added, [May 1, May 11)) clips the start too. */
+    c.from = APRIL_2027 + 30 * DAY;
+    c.to = APRIL_2027 + 40 * DAY;
+    proration_credit_span(&c, APRIL_2027 + 15 * DAY, APRIL_2027 + 40 * DAY, &from, &to);
+    cr_assert_eq(from, APRIL_2027 + 30 * DAY);
+    cr_assert_eq(to, APRIL_2027 + 40 * DAY);
+    /* Charged time wholly before the unused span: nothing. */
+    c.from = APRIL_2027;
+    c.to = APRIL_2027 + 10 * DAY;
+    proration_credit_span(&c, APRIL_2027 + 15 * DAY, APRIL_2027 + 30 * DAY, &from, &to);
+    cr_assert_eq(from, to);
+}
+
+/* Net of earlier credits: 500 charged, 333 credited already, so at most 167
+ * is left; a net at or below zero leaves nothing. */
+Test(proration, credit_cap_is_what_is_left_of_the_charges)
+{
+    proration_charged_t c = {.from = APRIL_2027, .to = APRIL_2027 + 30 * DAY, .net = 500 - 333};
+    cr_assert_eq(proration_credit_cap(&c, 333), 167);
+    cr_assert_eq(proration_credit_cap(&c, 100), 100);
+    c.net = 0;
+    cr_assert_eq(proration_credit_cap(&c, 100), 0);
+    c.net = -40;
+    cr_assert_eq(proration_credit_cap(&c, 100), 0);
+    c.net = 1000;
+    cr_assert_eq(proration_credit_cap(&c, 0), 0);
+}
+
+/* For random charged spans and nets: the clipped span lies within both the
+ * unused span and the charged one (or is empty), and the capped credit is
+ * within 0 … min(unused, net). */
+Test(proration, prop_credit_never_exceeds_the_charges)
+{
+    prop_t p;
+    cr_assert_eq(prop_begin(&p, "proration/prop_credit_never_exceeds_the_charges"), 0);
+    for (long i = 0; i < p.cases; i++) {
+        int64_t base = prop_range(&p, 0, INT64_C(1) << 34);
+        int64_t a = base + prop_range(&p, 0, 60 * DAY), b = base + prop_range(&p, 0, 60 * DAY);
+        int64_t at = base + prop_range(&p, 0, 60 * DAY), end = at + prop_range(&p, 0, 60 * DAY);
+        proration_charged_t c = {
+            .from = a < b ? a : b, .to = a < b ? b : a, .net = prop_range(&p, -100000, 100000)};
+        int64_t from, to;
+        proration_credit_span(&c, at, end, &from, &to);
+        cr_assert(from <= to, "seed %" PRIu64 " case %ld: span reversed", p.seed, i);
+        if (from < to)
+            cr_assert(from >= at && to <= end && from >= c.from && to <= c.to,
+                      "seed %" PRIu64 " case %ld: span outside the unused or charged time", p.seed,
+                      i);
+        int64_t unused = prop_range(&p, 0, 100000), credit = proration_credit_cap(&c, unused);
+        cr_assert(credit >= 0 && credit <= unused && (c.net <= 0 ? credit == 0 : credit <= c.net),
+                  "seed %" PRIu64 " case %ld: credit %" PRId64 " out of bounds", p.seed, i, credit);
+    }
+}

@@ -238,14 +238,20 @@ handler_outcome_t billing_sub_insert(worker_job_t *job, billing_sub_t *s, const 
     return out;
 }
 
+void billing_items_name(billing_sub_t *s)
+{
+    for (size_t i = 0; i < s->n_items; i++)
+        if (s->items[i].id[0] == '\0')
+            ids_generate("si", s->items[i].id);
+}
+
 /* Replaces the stored items of s with s->items (new ones get ids). */
 static handler_outcome_t save_items(worker_job_t *job, billing_sub_t *s)
 {
     json_t *rows = json_array();
+    billing_items_name(s);
     for (size_t i = 0; i < s->n_items; i++) {
         billing_item_t *it = &s->items[i];
-        if (it->id[0] == '\0')
-            ids_generate("si", it->id);
         json_array_append_new(rows, json_pack("{s:s,s:s,s:I}", "id", it->id, "price", it->price_id,
                                               "quantity", (json_int_t)it->quantity));
     }
@@ -529,24 +535,75 @@ handler_outcome_t billing_remaining(worker_job_t *job, const billing_sub_t *s,
     return billing_charge(job, s, it, from, s->period_end, out);
 }
 
+/* What the item's lines (invoiced on an invoice that is not void, or
+ * pending) charged for one period of the subscription: the hull of the
+ * spans of its charges and the net of its charges and credits. */
+static const char CHARGED_SQL[] =
+    "SELECT floor(extract(epoch FROM min(x.period_start) FILTER (WHERE x.amount > 0)))::bigint,"
+    " floor(extract(epoch FROM max(x.period_end) FILTER (WHERE x.amount > 0)))::bigint,"
+    " coalesce(sum(x.amount), 0)::bigint "
+    "FROM (SELECT l.amount, l.period_start, l.period_end FROM invoices i"
+    "  JOIN invoice_lines l ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id"
+    "  WHERE i.subscription_id = $1 AND i.status <> 'void' AND l.subscription_item_id = $2"
+    "   AND l.subscription_period_start = to_timestamp($3::bigint)"
+    " UNION ALL"
+    " SELECT amount, period_start, period_end FROM invoice_items"
+    "  WHERE subscription_id = $1 AND invoice_id IS NULL AND subscription_item_id = $2"
+    "   AND subscription_period_start = to_timestamp($3::bigint)) AS x";
+
+handler_outcome_t billing_credit(worker_job_t *job, const billing_sub_t *s,
+                                 const billing_item_t *it, int64_t at, int64_t *amount,
+                                 int64_t *from, int64_t *to)
+{
+    proration_charged_t c = {.from = at, .to = at, .net = 0};
+    *amount = 0;
+    *from = *to = at;
+    if (s->period_start == BILLING_UNSET || s->period_end == BILLING_UNSET || at >= s->period_end ||
+        it->id[0] == '\0')
+        return HANDLER_OK;
+    num_t period;
+    const char *params[3] = {s->id, it->id, num(&period, s->period_start)};
+    PGresult *res = NULL;
+    handler_outcome_t out = handler_util_exec(job, CHARGED_SQL, 3, params, PGRES_TUPLES_OK, &res);
+    /* No charge above zero leaves the span empty (from == to == at). */
+    if (out == HANDLER_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        c.from = time_col(res, 0, 0);
+        c.to = time_col(res, 0, 1);
+        c.net = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    }
+    PQclear(res);
+    if (out != HANDLER_OK)
+        return out;
+    int64_t unused = 0;
+    proration_credit_span(&c, at, s->period_end, from, to);
+    if (*from < *to && (out = billing_charge(job, s, it, *from, *to, &unused)) != HANDLER_OK)
+        return out;
+    *amount = proration_credit_cap(&c, unused);
+    return HANDLER_OK;
+}
+
 void billing_line_add(json_t *lines, const char *type, const char *description,
-                      const billing_item_t *it, int64_t amount, int64_t from, int64_t to)
+                      const billing_item_t *it, int64_t amount, int64_t from, int64_t to,
+                      int64_t period)
 {
     json_array_append_new(
-        lines, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:I,s:I}", "type", type, "description",
+        lines, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:I,s:I,s:s*,s:I}", "type", type, "description",
                          description, "price", it->price_id, "quantity", (json_int_t)it->quantity,
                          "amount", (json_int_t)amount, "proration", strcmp(type, "proration") == 0,
-                         "period_start", (json_int_t)from, "period_end", (json_int_t)to));
+                         "period_start", (json_int_t)from, "period_end", (json_int_t)to, "item",
+                         it->id[0] ? it->id : NULL, "item_period", (json_int_t)period));
 }
 
 static const char PENDING_ADD_SQL[] =
     "INSERT INTO invoice_items (tenant_id, id, customer_id, subscription_id, currency, amount,"
-    " description, price_id, quantity, proration, period_start, period_end, created_at) "
+    " description, price_id, quantity, proration, period_start, period_end, created_at,"
+    " subscription_item_id, subscription_period_start) "
     "SELECT current_setting('app.tenant_id'), x.id, $1, $2, $3, x.amount, x.description,"
     " x.price, x.quantity, true, to_timestamp(x.period_start), to_timestamp(x.period_end),"
-    " to_timestamp($4::bigint) "
+    " to_timestamp($4::bigint), x.item, to_timestamp(x.item_period) "
     "FROM jsonb_to_recordset($5::jsonb) AS x(id text, amount bigint, description text,"
-    " price text, quantity bigint, period_start bigint, period_end bigint)";
+    " price text, quantity bigint, period_start bigint, period_end bigint, item text,"
+    " item_period bigint)";
 
 handler_outcome_t billing_pending_add(worker_job_t *job, billing_sub_t *s, const json_t *lines)
 {
@@ -584,20 +641,26 @@ static handler_outcome_t take_pending(worker_job_t *job, const billing_sub_t *s,
         handler_util_exec(job,
                           "SELECT id, amount, description, coalesce(price_id, ''), quantity,"
                           " floor(extract(epoch FROM period_start))::bigint,"
-                          " floor(extract(epoch FROM period_end))::bigint "
+                          " floor(extract(epoch FROM period_end))::bigint, subscription_item_id,"
+                          " floor(extract(epoch FROM subscription_period_start))::bigint "
                           "FROM invoice_items WHERE subscription_id = $1 AND invoice_id IS NULL "
                           "ORDER BY id FOR UPDATE",
                           1, params, PGRES_TUPLES_OK, &res);
     for (int r = 0; out == HANDLER_OK && r < PQntuples(res); r++) {
         json_array_append_new(ids, json_string(PQgetvalue(res, r, 0)));
+        json_t *item_period = PQgetisnull(res, r, 8)
+                                  ? json_null()
+                                  : json_integer(strtoll(PQgetvalue(res, r, 8), NULL, 10));
         json_array_append_new(
-            lines, json_pack("{s:s,s:s,s:s*,s:I,s:I,s:b,s:I,s:I}", "type", "proration",
+            lines, json_pack("{s:s,s:s,s:s*,s:I,s:I,s:b,s:I,s:I,s:s*,s:o}", "type", "proration",
                              "description", PQgetvalue(res, r, 2), "price",
                              PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3), "quantity",
                              (json_int_t)strtoll(PQgetvalue(res, r, 4), NULL, 10), "amount",
                              (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10), "proration", 1,
                              "period_start", (json_int_t)strtoll(PQgetvalue(res, r, 5), NULL, 10),
-                             "period_end", (json_int_t)strtoll(PQgetvalue(res, r, 6), NULL, 10)));
+                             "period_end", (json_int_t)strtoll(PQgetvalue(res, r, 6), NULL, 10),
+                             "item", PQgetisnull(res, r, 7) ? NULL : PQgetvalue(res, r, 7),
+                             "item_period", item_period));
     }
     PQclear(res);
     return out;
@@ -624,12 +687,14 @@ static const char INVOICE_SQL[] =
     "  RETURNING tenant_id, id, number"
     "), lines AS ("
     "  INSERT INTO invoice_lines (tenant_id, id, invoice_id, type, description, price_id,"
-    "   quantity, amount, proration, period_start, period_end, position)"
+    "   quantity, amount, proration, period_start, period_end, position, subscription_item_id,"
+    "   subscription_period_start)"
     "  SELECT inv.tenant_id, x.id, inv.id, x.type, x.description, x.price, x.quantity, x.amount,"
-    "   x.proration, to_timestamp(x.period_start), to_timestamp(x.period_end), x.position"
+    "   x.proration, to_timestamp(x.period_start), to_timestamp(x.period_end), x.position,"
+    "   x.item, to_timestamp(x.item_period)"
     "  FROM inv, jsonb_to_recordset($16::jsonb) AS x(id text, type text, description text,"
     "   price text, quantity bigint, amount bigint, proration boolean, period_start bigint,"
-    "   period_end bigint, position integer)"
+    "   period_end bigint, position integer, item text, item_period bigint)"
     "), items AS ("
     "  UPDATE invoice_items SET invoice_id = inv.id FROM inv"
     "  WHERE invoice_items.id = ANY($17::text[]) AND invoice_items.invoice_id IS NULL"

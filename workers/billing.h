@@ -143,16 +143,36 @@ handler_outcome_t billing_items_resolve(worker_job_t *job, const json_t *wanted,
 handler_outcome_t billing_charge(worker_job_t *job, const billing_sub_t *s,
                                  const billing_item_t *it, int64_t from, int64_t to, int64_t *out);
 
-/* The charge for item `it` over [from, s->period_end): what a change or
- * cancel at `from` credits for the old item or charges for the new one. */
+/* The charge for item `it` over [from, s->period_end): what a change at
+ * `from` charges for the new item (a credit for the old one is
+ * billing_credit's, which may be less). */
 handler_outcome_t billing_remaining(worker_job_t *job, const billing_sub_t *s,
                                     const billing_item_t *it, int64_t from, int64_t *out);
 
+/* The credit for item `it`'s unused time from `at` to s->period_end (a
+ * cancel, a pause, a change, an earlier anchor): the list-price charge
+ * (billing_charge) for the part of that time the item's lines of the
+ * current period charged, capped by what they charged net of the credits
+ * already given (shared/proration.c, proration_credit_span and
+ * proration_credit_cap). *amount (≥ 0) is what to credit, over [*from,
+ * *to) (empty, *amount 0, when none of the time was charged). Valid only
+ * on HANDLER_OK. */
+handler_outcome_t billing_credit(worker_job_t *job, const billing_sub_t *s,
+                                 const billing_item_t *it, int64_t at, int64_t *amount,
+                                 int64_t *from, int64_t *to);
+
+/* Gives every item of s that has none yet its id (si_…), so the lines that
+ * charge it can name it before it is stored. */
+void billing_items_name(billing_sub_t *s);
+
 /* Appends a line to lines (a JSON array): type ("subscription",
- * "proration"), description, the item's price and quantity, amount, and
- * its period. */
+ * "proration"), description, the item's price and quantity, amount, the
+ * span [from, to) it covers, the item's id and `period`, the start of the
+ * billing period of s that the line is for (what billing_credit() reads
+ * back). */
 void billing_line_add(json_t *lines, const char *type, const char *description,
-                      const billing_item_t *it, int64_t amount, int64_t from, int64_t to);
+                      const billing_item_t *it, int64_t amount, int64_t from, int64_t to,
+                      int64_t period);
 
 /* Writes lines as pending invoice items of s (create_prorations): the next
  * invoice of the subscription takes them in. */

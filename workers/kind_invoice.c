@@ -77,7 +77,9 @@ static void describe_period(char *out, size_t n, const billing_item_t *it, int64
 }
 
 /* Lines charging each item of s for [from, to) (to a boundary of s's
- * schedule); with none and a part period, the part is free. */
+ * schedule); with none and a part period, the part is free. `from` is
+ * always the start of the period being charged, so it is the lines'
+ * period too. */
 static handler_outcome_t charge_lines(worker_job_t *job, const billing_sub_t *s, int64_t from,
                                       int64_t to, bool free_part, json_t *lines)
 {
@@ -91,26 +93,32 @@ static handler_outcome_t charge_lines(worker_job_t *job, const billing_sub_t *s,
             amount = 0;
         char desc[BILLING_NAME_MAX + 64];
         describe_period(desc, sizeof desc, it, from, to);
-        billing_line_add(lines, "subscription", desc, it, amount, from, to);
+        billing_line_add(lines, "subscription", desc, it, amount, from, to, from);
     }
     return HANDLER_OK;
 }
 
 /* A proration line for item it from `at` to the end of the current period:
- * a credit (sign −1) for an item going away, a charge (+1) for one coming. */
+ * a credit (sign −1) for an item going away, a charge (+1) for one coming.
+ * A credit pays back only what the period charged for the item
+ * (billing_credit); when that is nothing, there is no line. */
 static handler_outcome_t proration_line(worker_job_t *job, const billing_sub_t *s,
                                         const billing_item_t *it, int64_t at, int sign,
                                         json_t *lines)
 {
-    int64_t amount;
-    handler_outcome_t o = billing_remaining(job, s, it, at, &amount);
+    int64_t amount, from = at, to = s->period_end;
+    handler_outcome_t o = sign < 0 ? billing_credit(job, s, it, at, &amount, &from, &to)
+                                   : billing_remaining(job, s, it, at, &amount);
     if (o != HANDLER_OK)
         return o;
+    if (sign < 0 && amount == 0)
+        return HANDLER_OK;
     char date[11], desc[BILLING_NAME_MAX + 64];
-    billing_date(at, date);
+    billing_date(from, date);
     snprintf(desc, sizeof desc, "%s time on %" PRId64 " × %s after %s",
              sign < 0 ? "Unused" : "Remaining", it->quantity, it->product_name, date);
-    billing_line_add(lines, "proration", desc, it, sign < 0 ? -amount : amount, at, s->period_end);
+    billing_line_add(lines, "proration", desc, it, sign < 0 ? -amount : amount, from, to,
+                     s->period_start);
     return HANDLER_OK;
 }
 
@@ -230,6 +238,7 @@ static handler_outcome_t subscription_create(worker_job_t *job)
                                 &s.n_items, s.currency, &s.sched.unit, &s.sched.count);
     if (out != HANDLER_OK)
         goto done;
+    billing_items_name(&s); /* The first invoice's lines name them. */
     if (customer_currency[0] && strcmp(customer_currency, s.currency) != 0) {
         out = runtime_reject(job, 409, "currency_mismatch", "items",
                              "Customer '%s' is billed in %s; these prices are in %s.", customer,
@@ -317,7 +326,8 @@ static handler_outcome_t subscription_create(worker_job_t *job)
         for (size_t i = 0; i < s.n_items; i++) {
             char desc[BILLING_NAME_MAX + 32];
             snprintf(desc, sizeof desc, "Trial period for %s", s.items[i].product_name);
-            billing_line_add(lines, "subscription", desc, &s.items[i], 0, start, s.trial_end);
+            billing_line_add(lines, "subscription", desc, &s.items[i], 0, start, s.trial_end,
+                             start);
         }
     } else {
         bool none = prorate_of(p) == PRORATE_NONE;
@@ -488,6 +498,7 @@ static handler_outcome_t apply_items(worker_job_t *job, billing_sub_t *s, const 
     memcpy(s->items, items, n * sizeof items[0]);
     s->n_items = n;
     s->items_changed = true;
+    billing_items_name(s); /* New items are charged before they are stored. */
     return HANDLER_OK;
 }
 
@@ -605,13 +616,15 @@ static const char CYCLE_SET_SQL[] =
     "  WHERE t.id = current_setting('app.tenant_id')"
     "), lines AS ("
     "  INSERT INTO invoice_lines (tenant_id, id, invoice_id, type, description, price_id,"
-    "   quantity, amount, proration, period_start, period_end, position)"
+    "   quantity, amount, proration, period_start, period_end, position, subscription_item_id,"
+    "   subscription_period_start)"
     "  SELECT current_setting('app.tenant_id'), x.id, x.invoice, x.type, x.description, x.price,"
     "   x.quantity, x.amount, x.proration, to_timestamp(x.period_start),"
-    "   to_timestamp(x.period_end), x.position"
+    "   to_timestamp(x.period_end), x.position, x.item, to_timestamp(x.item_period)"
     "  FROM jsonb_to_recordset($3::jsonb) AS x(id text, invoice text, type text,"
     "   description text, price text, quantity bigint, amount bigint, proration boolean,"
-    "   period_start bigint, period_end bigint, position integer)"
+    "   period_start bigint, period_end bigint, position integer, item text,"
+    "   item_period bigint)"
     "), ob AS ("
     "  INSERT INTO outbox (tenant_id, job_id, envelope)"
     "  SELECT current_setting('app.tenant_id'), x.job_id, x.envelope::jsonb"
@@ -1022,7 +1035,8 @@ static handler_outcome_t move_anchor(worker_job_t *job, billing_sub_t *s, const 
             snprintf(desc, sizeof desc, "Remaining time on %" PRId64 " × %s until %s", it->quantity,
                      it->product_name, a);
             if (out == HANDLER_OK)
-                billing_line_add(lines, "proration", desc, it, amount, s->period_end, t);
+                billing_line_add(lines, "proration", desc, it, amount, s->period_end, t,
+                                 s->period_start);
         }
         if (out != HANDLER_OK)
             return out;

@@ -22,20 +22,34 @@ ALTER TABLE invoice_items ADD COLUMN subscription_item_id text,
   ADD COLUMN subscription_period_start timestamptz;
 
 -- The lines and pending items made before: those of each subscription's
--- current period (their span within it) are given its start and the item
--- that holds their price now (a subscription holds a price once), so the
--- credits of periods already running count what they charged. Lines of
--- ended periods are never asked about again and stay null.
+-- current period are given its start and the item that holds their price
+-- now (a subscription holds a price once), or its one item whatever the
+-- price (an item keeps its id through a change of price), so the credits
+-- of periods already running count what they charged. A line of the current period
+-- lies within its span, but a credit made in the period before can too (a
+-- pause's credit for [Apr 10, May 1) taken in by a resume that starts the
+-- period on Apr 10), so a credit is counted only when it was made after
+-- the period began: on an invoice created since, and not from a pending
+-- item made before. What is left out only leaves a cap looser, never a
+-- credit short. Lines of ended periods are never asked about again and
+-- stay null.
 UPDATE invoice_lines l
    SET subscription_item_id = si.id, subscription_period_start = s.current_period_start
   FROM invoices i
   JOIN subscriptions s ON s.tenant_id = i.tenant_id AND s.id = i.subscription_id
   JOIN subscription_items si ON si.tenant_id = s.tenant_id AND si.subscription_id = s.id
  WHERE l.tenant_id = i.tenant_id AND l.invoice_id = i.id
-   AND si.price_id = l.price_id
+   AND (si.price_id = l.price_id
+        OR (SELECT count(*) FROM subscription_items x
+             WHERE x.tenant_id = s.tenant_id AND x.subscription_id = s.id) = 1)
    AND l.type IN ('subscription', 'proration')
    AND s.current_period_start IS NOT NULL
-   AND l.period_start >= s.current_period_start AND l.period_end <= s.current_period_end;
+   AND l.period_start >= s.current_period_start AND l.period_end <= s.current_period_end
+   AND (l.amount >= 0
+        OR (i.created_at > s.current_period_start
+            AND NOT EXISTS (SELECT 1 FROM invoice_items ii
+                             WHERE ii.tenant_id = i.tenant_id AND ii.invoice_id = i.id
+                               AND ii.created_at <= s.current_period_start)));
 
 UPDATE invoice_items ii
    SET subscription_item_id = si.id, subscription_period_start = s.current_period_start
@@ -43,6 +57,9 @@ UPDATE invoice_items ii
   JOIN subscription_items si ON si.tenant_id = s.tenant_id AND si.subscription_id = s.id
  WHERE s.tenant_id = ii.tenant_id AND s.id = ii.subscription_id
    AND ii.invoice_id IS NULL
-   AND si.price_id = ii.price_id
+   AND (si.price_id = ii.price_id
+        OR (SELECT count(*) FROM subscription_items x
+             WHERE x.tenant_id = s.tenant_id AND x.subscription_id = s.id) = 1)
    AND s.current_period_start IS NOT NULL
-   AND ii.period_start >= s.current_period_start AND ii.period_end <= s.current_period_end;
+   AND ii.period_start >= s.current_period_start AND ii.period_end <= s.current_period_end
+   AND (ii.amount >= 0 OR ii.created_at > s.current_period_start);

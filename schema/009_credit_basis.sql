@@ -1,4 +1,4 @@
--- 008: every line that charges or credits a subscription item says which
+-- 009: every line that charges or credits a subscription item says which
 -- item and which of its billing periods it is for, so a credit for unused
 -- time can be held to what that period actually charged for the item
 -- (docs/billing.md, "Credits pay back only what was charged").

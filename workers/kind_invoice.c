@@ -83,13 +83,24 @@ static void describe_period(char *out, size_t n, const billing_item_t *it, int64
 static handler_outcome_t charge_lines(worker_job_t *job, const billing_sub_t *s, int64_t from,
                                       int64_t to, bool free_part, json_t *lines)
 {
+    /* A part period is one that does not start on a boundary of the
+     * schedule: told by its span, not by its amount, which a start just
+     * after a boundary rounds to the full price. */
+    if (free_part) {
+        int64_t fs, fe;
+        if (calendar_period_containing(&s->sched, from, &fs, &fe, NULL) != 0)
+            return runtime_fault(job, HANDLER_PERMANENT, "internal_error",
+                                 "Subscription %s's schedule cannot place %" PRId64 ".", s->id,
+                                 from);
+        free_part = fs != from;
+    }
     for (size_t i = 0; i < s->n_items; i++) {
         const billing_item_t *it = &s->items[i];
         int64_t amount = 0;
         handler_outcome_t o = billing_charge(job, s, it, from, to, &amount);
         if (o != HANDLER_OK)
             return o;
-        if (free_part && amount != it->period_amount)
+        if (free_part)
             amount = 0;
         char desc[BILLING_NAME_MAX + 64];
         describe_period(desc, sizeof desc, it, from, to);

@@ -107,6 +107,16 @@ async function paidSub(customer, items) {
 }
 
 describe('a subscription whose first part period was free', () => {
+  it('is free however little of the period the part misses: five minutes short of March still rounds to the full 1000', async () => {
+    const { customer } = await onClock('2027-03-01T00:05:00Z');
+    const p = await price(1000);
+    // [Mar 1 00:05, Apr 1) is 1000 × (44,640 − 5) / 44,640 minutes = 999.89, which rounds to
+    // the full price; it is still a part period, and free.
+    const sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: p.id }], billing_cycle_anchor: '2027-04-01T00:00:00Z', proration_behavior: 'none' }, 201);
+    const invoices = await invoicesOf(sub);
+    assert.deepEqual(invoices.map((i) => [i.billing_reason, amounts(i), i.status]), [['subscription_create', [0], 'paid']]);
+  });
+
   it('canceled with prorate in that part gets no credit; canceled in a charged period later, the unused time in full', async () => {
     const monthly = await price(3000);
     const { clock, customer } = await onClock('2027-04-10T00:00:00Z');

@@ -225,6 +225,15 @@ static int boundary(const calendar_schedule_t *s, int64_t k, int64_t *out)
     return 0;
 }
 
+int calendar_billing_day(const calendar_schedule_t *s)
+{
+    if (!is_monthly(s->unit))
+        return 0;
+    if (s->day_of_month != 0)
+        return s->day_of_month;
+    return civil_of(s->anchor).day;
+}
+
 int calendar_boundary(const calendar_schedule_t *s, int64_t k, int64_t *out)
 {
     int rc = check_schedule(s);

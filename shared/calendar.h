@@ -62,6 +62,12 @@ int calendar_check_interval(calendar_unit_t unit, int count) BILLOW_MUSTCHECK;
 /* The number of days in `month` (1-12) of `year`. */
 int calendar_days_in_month(int year, int month);
 
+/* The day of the month the boundaries of monthly or yearly schedule s aim
+ * for: its day_of_month, or when that is 0 the anchor's own day (an anchor
+ * on Jan 31 aims for the 31st even while its boundaries fall on Apr 30).
+ * 0 for a daily or weekly schedule, which has none. */
+int calendar_billing_day(const calendar_schedule_t *s);
+
 /* *out = boundary k of schedule s (k may be negative: boundaries before the
  * anchor). Returns 0, or BILLOW_EPARAM_INVALID when the schedule is invalid
  * (bad count or day, anchor outside 1970-9999) or the boundary falls

@@ -166,6 +166,22 @@ Test(calendar, explicit_day_of_month_aims_past_a_short_anchor_month)
     cr_assert_eq(boundary_or_fail(&own, 3), utc(2027, 7, 30, 0, 0, 0));
 }
 
+Test(calendar, billing_day_is_day_of_month_or_the_anchors_own_day)
+{
+    /* Jan 31 aims for the 31st, also seen from a boundary that fell short. */
+    calendar_schedule_t jan31 = monthly(utc(2027, 1, 31, 8, 30, 0), 1, 0);
+    cr_assert_eq(calendar_billing_day(&jan31), 31);
+    cr_assert_eq(boundary_or_fail(&jan31, 3), utc(2027, 4, 30, 8, 30, 0));
+    calendar_schedule_t apr30 = monthly(utc(2027, 4, 30, 0, 0, 0), 3, 31);
+    cr_assert_eq(calendar_billing_day(&apr30), 31);
+    calendar_schedule_t leap = {
+        .anchor = utc(2028, 2, 29, 0, 0, 0), .unit = CALENDAR_YEAR, .count = 1};
+    cr_assert_eq(calendar_billing_day(&leap), 29);
+    calendar_schedule_t week = {
+        .anchor = utc(2027, 1, 31, 0, 0, 0), .unit = CALENDAR_WEEK, .count = 1, .day_of_month = 5};
+    cr_assert_eq(calendar_billing_day(&week), 0);
+}
+
 Test(calendar, day_of_month_must_agree_with_the_anchor)
 {
     int64_t b = 42;

@@ -498,13 +498,28 @@ static handler_outcome_t apply_items(worker_job_t *job, billing_sub_t *s, const 
         /* The billing day stays: a schedule on the 31st keeps ending on
          * month ends, so the new one is anchored on the first such day at
          * or after `at` (at itself when a period of the old one ends
-         * there). Days and weeks have no billing day. */
+         * there). A schedule without day_of_month aims for its anchor's
+         * day, which a boundary in a short month hides (a Jan 31 anchor
+         * ends a period on Apr 30): starting on a boundary of the old
+         * schedule, the new one keeps that day too, and writes it down
+         * when its own anchor falls short of it. Started between two
+         * boundaries (a change now), it restarts on the day it starts.
+         * Days and weeks have no billing day. */
+        int day = s->sched.day_of_month;
+        int64_t old_start;
+        bool implied = day == 0 &&
+                       calendar_period_containing(&s->sched, at, &old_start, NULL, NULL) == 0 &&
+                       old_start == at;
+        if (implied)
+            day = calendar_billing_day(&s->sched);
+        if (unit != CALENDAR_MONTH && unit != CALENDAR_YEAR)
+            day = 0;
         s->sched.unit = unit;
         s->sched.count = count;
-        if (unit != CALENDAR_MONTH && unit != CALENDAR_YEAR)
-            s->sched.day_of_month = 0;
-        s->sched.anchor =
-            s->sched.day_of_month > 0 ? next_day_of_month(at, s->sched.day_of_month) : at;
+        s->sched.day_of_month = 0;
+        s->sched.anchor = day > 0 ? next_day_of_month(at, day) : at;
+        if (day > 0 && (!implied || calendar_billing_day(&s->sched) != day))
+            s->sched.day_of_month = day;
     }
     memcpy(s->items, items, n * sizeof items[0]);
     s->n_items = n;

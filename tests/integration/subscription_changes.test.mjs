@@ -455,6 +455,61 @@ describe('a change of interval keeps billing_cycle_anchor_config.day_of_month', 
   });
 });
 
+describe('a change of interval keeps the anchor\'s own day when day_of_month is 0', () => {
+  it('a subscription started on Jan 31, moved to quarterly at its Apr 30 period end, renews on Jul 31, Oct 31, Jan 31', async () => {
+    const monthly = await price(1000);
+    const quarterly = await price(3000, { recurring: { interval: 'month', interval_count: 3 } });
+    const { clock, customer } = await onClock('2027-01-31T00:00:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: monthly.id }] }, 201);
+    assert.equal(sub.billing_cycle_anchor_config, null, 'no day_of_month: the schedule bills on its anchor\'s day, the 31st');
+    await pay((await invoicesOf(sub))[0]);
+    await advance(clock, '2027-04-15T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.current_period_end, '2027-04-30T00:00:00Z', '31 clamped to April\'s 30');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: sub.items.data[0].id, price: quarterly.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+
+    await advance(clock, '2028-01-31T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.deepEqual(sub.plan, { interval: 'month', interval_count: 3 });
+    assert.equal(sub.current_period_start, '2028-01-31T00:00:00Z');
+    assert.equal(sub.current_period_end, '2028-04-30T00:00:00Z');
+    const renewals = (await invoicesOf(sub)).filter((i) => i.billing_reason === 'subscription_cycle' && i.period_start >= '2027-04-30');
+    assert.deepEqual(renewals.map((i) => [i.period_start, i.period_end, amounts(i)]), [
+      ['2027-04-30T00:00:00Z', '2027-07-31T00:00:00Z', [3000]],
+      ['2027-07-31T00:00:00Z', '2027-10-31T00:00:00Z', [3000]],
+      ['2027-10-31T00:00:00Z', '2028-01-31T00:00:00Z', [3000]],
+      ['2028-01-31T00:00:00Z', '2028-04-30T00:00:00Z', [3000]],
+    ]);
+    assert.equal(sub.billing_cycle_anchor, '2027-04-30T00:00:00Z');
+    assert.deepEqual(sub.billing_cycle_anchor_config, { day_of_month: 31 }, 'the day the anchor no longer shows is kept as the schedule\'s day');
+  });
+
+  it('a yearly subscription anchored on Feb 29 2028, moved to monthly at its Feb 28 2029 end, renews on the 29th', async () => {
+    const yearly = await price(12000, { recurring: { interval: 'year' } });
+    const monthly = await price(1000);
+    const { clock, customer } = await onClock('2028-02-29T00:00:00Z');
+    let sub = await post('/v1/subscriptions', { customer: customer.id, items: [{ price: yearly.id }] }, 201);
+    await pay((await invoicesOf(sub))[0]);
+    await advance(clock, '2029-01-10T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(sub.current_period_end, '2029-02-28T00:00:00Z', '29 clamped to 2029\'s Feb 28');
+    sub = await post('/v1/subscriptions/{id}', { items: [{ id: sub.items.data[0].id, price: monthly.id }], effective_at: 'period_end' }, 200, { id: sub.id });
+
+    await advance(clock, '2029-04-29T00:00:00Z');
+    sub = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.deepEqual(sub.plan, { interval: 'month', interval_count: 1 });
+    assert.equal(sub.current_period_end, '2029-05-29T00:00:00Z');
+    const renewals = (await invoicesOf(sub)).filter((i) => i.billing_reason === 'subscription_cycle');
+    assert.deepEqual(renewals.map((i) => [i.period_start, i.period_end, amounts(i)]), [
+      ['2029-02-28T00:00:00Z', '2029-03-29T00:00:00Z', [1000]],
+      ['2029-03-29T00:00:00Z', '2029-04-29T00:00:00Z', [1000]],
+      ['2029-04-29T00:00:00Z', '2029-05-29T00:00:00Z', [1000]],
+    ]);
+    assert.equal(sub.billing_cycle_anchor, '2029-02-28T00:00:00Z');
+    assert.deepEqual(sub.billing_cycle_anchor_config, { day_of_month: 29 });
+  });
+});
+
 describe('resume while an invoice from before the pause is open', () => {
   it('comes back past_due, not active, and is active once every open invoice is paid', async () => {
     const monthly = await price(1000);

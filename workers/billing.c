@@ -715,6 +715,16 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
                                          const json_t *lines, bool take, bool skip_if_empty,
                                          int64_t *amount_due)
 {
+    return billing_invoice_create_by(job, job->env->id, s, reason, period_start, period_end, lines,
+                                     take, skip_if_empty, amount_due);
+}
+
+handler_outcome_t billing_invoice_create_by(worker_job_t *job, const char *made_by,
+                                            billing_sub_t *s, const char *reason,
+                                            int64_t period_start, int64_t period_end,
+                                            const json_t *lines, bool take, bool skip_if_empty,
+                                            int64_t *amount_due)
+{
     json_t *all = json_deep_copy(lines), *pending_ids = json_array();
     char *lines_text = NULL, *ids_text = NULL;
     PGresult *res = NULL;
@@ -798,7 +808,7 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
                             num(&sb, balance),
                             num(&eb, ending),
                             num(&du, due),
-                            job->env->id,
+                            made_by,
                             num(&now, s->now),
                             lines_text,
                             ids_text,

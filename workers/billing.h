@@ -194,6 +194,17 @@ handler_outcome_t billing_invoice_create(worker_job_t *job, billing_sub_t *s, co
                                          const json_t *lines, bool take_pending, bool skip_if_empty,
                                          int64_t *amount_due);
 
+/* As billing_invoice_create, with the invoice recorded as made by job
+ * `made_by` (its created_by_job, unique per tenant) rather than by job: a
+ * renewal made ahead of its cycle job (by a change that first brings its
+ * subscription up to date) names that job, whose id is derived from the
+ * period, so the period is invoiced once whichever of them gets there. */
+handler_outcome_t billing_invoice_create_by(worker_job_t *job, const char *made_by,
+                                            billing_sub_t *s, const char *reason,
+                                            int64_t period_start, int64_t period_end,
+                                            const json_t *lines, bool take_pending,
+                                            bool skip_if_empty, int64_t *amount_due);
+
 /* "2027-01-15" for t, for line descriptions (out[11]). */
 void billing_date(int64_t t, char out[11]);
 

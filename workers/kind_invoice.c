@@ -14,7 +14,10 @@
  * an incomplete subscription expires, a pending cancel ends it, a
  * scheduled change takes effect, a trial ends, and the next period is
  * invoiced. When the next period has also ended already (downtime, a test
- * clock moved months ahead), it asks for that period's job at once.
+ * clock moved months ahead), it asks for that period's job at once. A
+ * change, cancel or pause first ends, in place, every period that has ended
+ * by its now (bring_up_to_date), each as its cycle job would and under that
+ * job's id, so what was owed is billed before the change is prorated.
  *
  * Renewals come in bulk, so subscription.cycle also has a set-based form
  * (subscription_cycle_batch): the plain renewals of a batch are priced by
@@ -528,6 +531,89 @@ static handler_outcome_t apply_items(worker_job_t *job, billing_sub_t *s, const 
     return HANDLER_OK;
 }
 
+/* Ends s's current period (it has ended by s's now; s renews) as its
+ * cycle job does (see the top of the file), recording the invoices as made
+ * by job `made_by`. Afterwards s has ended or is in its next period; the
+ * caller saves it. */
+static handler_outcome_t end_period(worker_job_t *job, billing_sub_t *s, const char *made_by)
+{
+    int64_t end = s->period_end;
+    json_t *lines = json_array();
+    handler_outcome_t out = HANDLER_OK;
+    bool moved;
+
+    if (s->status == SUBSTATE_INCOMPLETE) {
+        out = billing_sub_transition(job, s, SUBSTATE_EV_INCOMPLETE_EXPIRED);
+        if (out == HANDLER_OK && s->latest_invoice_id[0])
+            out = invoice_move(job, s->latest_invoice_id, INVSTATE_EV_VOID, true, &moved);
+        s->canceled_at = s->ended_at = end;
+        s->period_start = s->period_end = BILLING_UNSET;
+        json_decref(s->pending_update);
+        s->pending_update = NULL;
+        goto done;
+    }
+    if (s->cancel_at_period_end) {
+        out = billing_sub_transition(job, s, SUBSTATE_EV_CANCEL);
+        if (out == HANDLER_OK)
+            out = billing_invoice_create_by(job, made_by, s, "subscription_cancel", end, end, lines,
+                                            true, true, NULL);
+        s->ended_at = end;
+        s->period_start = s->period_end = BILLING_UNSET;
+        s->cancel_at_period_end = false;
+        json_decref(s->pending_update); /* The cancel won: it is never applied. */
+        s->pending_update = NULL;
+        goto done;
+    }
+    if (s->pending_update) {
+        bool changed_interval;
+        out = apply_items(job, s, json_object_get(s->pending_update, "items"),
+                          "pending_update.items", false, end, &changed_interval);
+        if (out != HANDLER_OK)
+            goto done;
+        json_decref(s->pending_update);
+        s->pending_update = NULL;
+    }
+    if (s->status == SUBSTATE_TRIALING && s->trial_end != BILLING_UNSET && s->trial_end <= end &&
+        (out = billing_sub_transition(job, s, SUBSTATE_EV_TRIAL_END)) != HANDLER_OK)
+        goto done;
+    int64_t next_end;
+    if (calendar_next_boundary(&s->sched, end, &next_end) != 0) {
+        out = runtime_fault(job, HANDLER_PERMANENT, "internal_error",
+                            "Subscription %s has no period after %" PRId64 ".", s->id, end);
+        goto done;
+    }
+    s->period_start = end;
+    s->period_end = next_end;
+    out = charge_lines(job, s, end, next_end, false, lines);
+    if (out == HANDLER_OK)
+        out = billing_invoice_create_by(job, made_by, s, "subscription_cycle", end, next_end, lines,
+                                        true, false, NULL);
+
+done:
+    json_decref(lines);
+    return out;
+}
+
+/* Brings s up to date before a change made at s's now: every period that
+ * has ended by then is ended first, in order, exactly as its cycle job
+ * would end it and with its invoice recorded as made by that job (whose id
+ * is derived from the period). So what was owed is billed at the prices
+ * of its time, and the change is prorated over the period that holds now.
+ * The cycle jobs, whenever they run, find their period gone and do
+ * nothing; one that ran first left nothing here to do. s is locked, so
+ * neither can run while the other holds it. */
+static handler_outcome_t bring_up_to_date(worker_job_t *job, billing_sub_t *s)
+{
+    handler_outcome_t out = HANDLER_OK;
+    while (out == HANDLER_OK && substate_renews(s->status) && s->period_end != BILLING_UNSET &&
+           s->period_end <= s->now) {
+        char id[IDS_MAX];
+        kind_invoice_cycle_job_id(s->id, s->period_end, id);
+        out = end_period(job, s, id);
+    }
+    return out;
+}
+
 /* subscription.cycle: the end of one period (see the top of the file). */
 static handler_outcome_t subscription_cycle(worker_job_t *job)
 {
@@ -535,9 +621,7 @@ static handler_outcome_t subscription_cycle(worker_job_t *job)
     const char *id = handler_util_req_string(p, "subscription");
     int64_t due_end;
     billing_sub_t s;
-    json_t *lines = json_array();
     handler_outcome_t out;
-    bool moved;
 
     memset(&s, 0, sizeof s);
     if (!id || !opt_time(p, "period_end", &due_end) || due_end == BILLING_UNSET) {
@@ -551,64 +635,13 @@ static handler_outcome_t subscription_cycle(worker_job_t *job)
         out = result_as_stored(job, id); /* Already past this period, or ended. */
         goto done;
     }
-    int64_t end = s.period_end;
-    if (s.status == SUBSTATE_INCOMPLETE) {
-        out = billing_sub_transition(job, &s, SUBSTATE_EV_INCOMPLETE_EXPIRED);
-        if (out == HANDLER_OK && s.latest_invoice_id[0])
-            out = invoice_move(job, s.latest_invoice_id, INVSTATE_EV_VOID, true, &moved);
-        s.canceled_at = s.ended_at = end;
-        s.period_start = s.period_end = BILLING_UNSET;
-        json_decref(s.pending_update);
-        s.pending_update = NULL;
-        if (out == HANDLER_OK)
-            out = billing_sub_save(job, &s);
-        goto done;
-    }
-    if (s.cancel_at_period_end) {
-        out = billing_sub_transition(job, &s, SUBSTATE_EV_CANCEL);
-        if (out == HANDLER_OK)
-            out = billing_invoice_create(job, &s, "subscription_cancel", end, end, lines, true,
-                                         true, NULL);
-        s.ended_at = end;
-        s.period_start = s.period_end = BILLING_UNSET;
-        s.cancel_at_period_end = false;
-        json_decref(s.pending_update); /* The cancel won: it is never applied. */
-        s.pending_update = NULL;
-        if (out == HANDLER_OK)
-            out = billing_sub_save(job, &s);
-        goto done;
-    }
-    if (s.pending_update) {
-        bool changed_interval;
-        out = apply_items(job, &s, json_object_get(s.pending_update, "items"),
-                          "pending_update.items", false, end, &changed_interval);
-        if (out != HANDLER_OK)
-            goto done;
-        json_decref(s.pending_update);
-        s.pending_update = NULL;
-    }
-    if (s.status == SUBSTATE_TRIALING && s.trial_end != BILLING_UNSET && s.trial_end <= end &&
-        (out = billing_sub_transition(job, &s, SUBSTATE_EV_TRIAL_END)) != HANDLER_OK)
-        goto done;
-    int64_t next_end;
-    if (calendar_next_boundary(&s.sched, end, &next_end) != 0) {
-        out = runtime_fault(job, HANDLER_PERMANENT, "internal_error",
-                            "Subscription %s has no period after %" PRId64 ".", id, end);
-        goto done;
-    }
-    s.period_start = end;
-    s.period_end = next_end;
-    out = charge_lines(job, &s, end, next_end, false, lines);
-    if (out == HANDLER_OK)
-        out = billing_invoice_create(job, &s, "subscription_cycle", end, next_end, lines, true,
-                                     false, NULL);
+    out = end_period(job, &s, job->env->id);
     if (out == HANDLER_OK)
         out = billing_sub_save(job, &s);
     if (out == HANDLER_OK)
         out = catch_up(job, &s);
 
 done:
-    json_decref(lines);
     billing_sub_dispose(&s);
     return out;
 }
@@ -1087,7 +1120,7 @@ static handler_outcome_t load_named(worker_job_t *job, billing_sub_t *s)
 
 /* subscription.update: items (now or at the period's end), a pending
  * cancel, the anchor, metadata, dropping the scheduled change
- * (pending_update: null).
+ * (pending_update: null), on the subscription brought up to date.
  *
  * A scheduled change is a snapshot of the whole item list, applied as it
  * is at the period's end. A change of items made now on top of it would be
@@ -1112,6 +1145,8 @@ static handler_outcome_t subscription_update(worker_job_t *job)
 
     memset(&s, 0, sizeof s);
     out = load_named(job, &s);
+    if (out == HANDLER_OK)
+        out = bring_up_to_date(job, &s);
     if (out != HANDLER_OK)
         goto done;
     if (changes || anchor || json_is_true(cape)) {
@@ -1220,8 +1255,8 @@ done:
 typedef handler_outcome_t (*sub_action_fn)(worker_job_t *job, billing_sub_t *s, substate_t was,
                                            json_t *lines);
 
-/* Runs one staff action: loads payload.id, moves its status by ev, lets fn
- * do the rest, saves. */
+/* Runs one staff action: loads payload.id, brings it up to date, moves its
+ * status by ev, lets fn do the rest, saves. */
 static handler_outcome_t run_action(worker_job_t *job, substate_event_t ev, sub_action_fn fn)
 {
     billing_sub_t s;
@@ -1230,6 +1265,8 @@ static handler_outcome_t run_action(worker_job_t *job, substate_event_t ev, sub_
 
     memset(&s, 0, sizeof s);
     out = load_named(job, &s);
+    if (out == HANDLER_OK)
+        out = bring_up_to_date(job, &s);
     if (out != HANDLER_OK)
         goto done;
     substate_t was = s.status;

@@ -663,6 +663,103 @@ describe('cancel now', () => {
   });
 });
 
+describe('a change made after a period ended, before its renewal ran', () => {
+  // $10/month from Jan 1 2027; the clock then stands at Jun 15 with the
+  // renewals of Feb 1 to Jun 1 not yet made. The clock is moved in the
+  // database, not advanced: the scheduler only looks under an advancing
+  // clock, so no cycle job runs until the change has been made (in real
+  // time, the renewal backlog at the start of a month or after an outage).
+  // What was owed is billed first, each period as its renewal would, then
+  // the change is made at Jun 15. June 2027 is 30 days; Jun 15 is 14 in:
+  // cumulative of 1000 = round(466.67) = 467, of 2000 = round(933.33) = 933.
+  const LATE = '2027-06-15T00:00:00Z';
+  // The months January to June: the first period and the five renewals.
+  const MONTHS = [1, 2, 3, 4, 5, 6].map((m) => [`2027-0${m}-01T00:00:00Z`, `2027-0${m + 1}-01T00:00:00Z`]);
+  let ten;
+  let twenty;
+
+  before(async () => {
+    ten = await price(1000);
+    twenty = await price(2000);
+  });
+
+  // A $10 subscription paid for January, its clock moved to LATE unseen.
+  async function lateSub() {
+    const { clock, customer } = await onClock('2027-01-01T00:00:00Z');
+    const sub = await activeSub(customer, [{ price: ten.id }]);
+    await superuser(`UPDATE test_clocks SET frozen_time = ${lit(LATE)} WHERE tenant_id = ${lit(tenantId)} AND id = ${lit(clock.id)}`);
+    const c = await get('/v1/test_clocks/{id}', { id: clock.id });
+    assert.deepEqual([c.frozen_time, c.status], [LATE, 'ready']);
+    const stale = await get('/v1/subscriptions/{id}', { id: sub.id });
+    assert.equal(stale.current_period_end, '2027-02-01T00:00:00Z', 'the renewals have not run yet');
+    assert.equal((await invoicesOf(sub)).length, 1);
+    return { clock, customer, sub };
+  }
+
+  // The subscription's invoices in the order they were numbered.
+  async function numbered(sub) {
+    return (await invoicesOf(sub)).sort((a, b) => a.number.localeCompare(b.number));
+  }
+
+  // The first invoice and the five renewals Feb 1 .. Jun 1, at $10 each.
+  function owedFirst(invoices) {
+    assert.deepEqual(invoices.slice(0, 6).map((i) => [i.billing_reason, i.period_start, i.period_end, amounts(i)]), [
+      ['subscription_create', ...MONTHS[0], [1000]],
+      ...MONTHS.slice(1).map((p) => ['subscription_cycle', ...p, [1000]]),
+    ]);
+  }
+
+  it('a price change renews Feb 1 to Jun 1 at the old price, then prorates Jun 15 to Jul 1; Jul 1 renews at the new price', async () => {
+    const { clock, sub } = await lateSub();
+    const changed = await post('/v1/subscriptions/{id}', { items: [{ id: sub.items.data[0].id, price: twenty.id }], proration_behavior: 'always_invoice' }, 200, { id: sub.id });
+    assert.equal(changed.current_period_start, '2027-06-01T00:00:00Z');
+    assert.equal(changed.current_period_end, '2027-07-01T00:00:00Z');
+    let invoices = await numbered(sub);
+    assert.equal(invoices.length, 7);
+    owedFirst(invoices);
+    // Credit −(1000 − 467) = −533, charge 2000 − 933 = 1067: 534.
+    const update = invoices[6];
+    assert.equal(update.billing_reason, 'subscription_update');
+    assert.deepEqual(update.lines.data.map((l) => [l.price, l.amount]), [[ten.id, -533], [twenty.id, 1067]]);
+    assert.deepEqual(periods(update), [[LATE, '2027-07-01T00:00:00Z'], [LATE, '2027-07-01T00:00:00Z']]);
+    assert.equal(update.total, 534);
+    assertSums(update);
+
+    // The scheduler then finds only Jul 1 due: nothing is billed twice.
+    await advance(clock, '2027-07-01T00:00:00Z');
+    invoices = await numbered(sub);
+    assert.deepEqual(invoices.slice(7).map((i) => [i.billing_reason, i.period_start, i.period_end, amounts(i)]), [
+      ['subscription_cycle', '2027-07-01T00:00:00Z', '2027-08-01T00:00:00Z', [2000]],
+    ]);
+    assert.equal(invoices.length, 8);
+  });
+
+  it('a cancel with prorate renews Feb 1 to Jun 1, then credits Jun 15 to Jul 1', async () => {
+    const { customer, sub } = await lateSub();
+    const canceled = await post('/v1/subscriptions/{id}/cancel', { prorate: true }, 200, { id: sub.id });
+    assert.equal(canceled.status, 'canceled');
+    assert.equal(canceled.ended_at, LATE);
+    const invoices = await numbered(sub);
+    assert.equal(invoices.length, 7);
+    owedFirst(invoices);
+    const last = invoices[6];
+    assert.equal(last.billing_reason, 'subscription_cancel');
+    assert.deepEqual(amounts(last), [-533]);
+    assert.deepEqual(periods(last), [[LATE, '2027-07-01T00:00:00Z']]);
+    assert.equal((await get('/v1/customers/{id}', { id: customer.id })).balance, -533);
+  });
+
+  it('a pause renews Feb 1 to Jun 1, then leaves Jun 15 to Jul 1 as a pending credit', async () => {
+    const { sub } = await lateSub();
+    const paused = await post('/v1/subscriptions/{id}/pause', {}, 200, { id: sub.id });
+    assert.equal(paused.status, 'paused');
+    const invoices = await numbered(sub);
+    assert.equal(invoices.length, 6);
+    owedFirst(invoices);
+    assert.deepEqual(await pendingOf(sub), [-533]);
+  });
+});
+
 describe('billing_cycle_anchor: "now"', () => {
   it('credits the unused time and invoices a full new period at once, anchored at the clock time', async () => {
     const monthly = await price(1000);

@@ -16,8 +16,8 @@ import { createCustomer, createPrice, createProduct, createTenant, waitJob } fro
 import { billingClient } from './lib/billing.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
-import { assertError, client } from './lib/http.mjs';
-import { connectStripe, startStripeFake } from './lib/payments.mjs';
+import { assertError } from './lib/http.mjs';
+import { connectStripe, startPaymentsStack } from './lib/payments.mjs';
 import { hgetall, redis } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { checkRequest } from './lib/stripe_spec.mjs';
@@ -30,13 +30,7 @@ let fake;
 const tenants = [];
 
 before(async () => {
-  await stack.flushRedis();
-  fake = await startStripeFake(stack);
-  api = client(await stack.startApi());
-  for (const kind of ['domain', 'access', 'invoice', 'webhook']) stack.startWorker(kind);
-  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
-  stack.startWorker('dunning', { DUNNING_SCAN_MS: 100 });
-  stack.startWorker('charger', { BACKOFF_BASE_MS: 100, BACKOFF_MAX_MS: 400, MAX_ATTEMPTS: 4 });
+  ({ api, fake } = await startPaymentsStack(stack));
 });
 
 after(async () => {

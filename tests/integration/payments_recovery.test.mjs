@@ -20,8 +20,7 @@ import { createCustomer, createPrice, createProduct, createTenant, waitJob } fro
 import { billingClient } from './lib/billing.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
-import { client } from './lib/http.mjs';
-import { connectStripe, startStripeFake } from './lib/payments.mjs';
+import { connectStripe, startPaymentsStack } from './lib/payments.mjs';
 import { Stack } from './lib/stack.mjs';
 import { newId, until } from './lib/util.mjs';
 
@@ -32,14 +31,8 @@ let api;
 let fake;
 
 before(async () => {
-  await stack.flushRedis();
-  fake = await startStripeFake(stack);
-  api = client(await stack.startApi());
-  for (const kind of ['domain', 'access', 'invoice', 'webhook']) stack.startWorker(kind);
-  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
-  stack.startWorker('dunning', { DUNNING_SCAN_MS: 100 });
   // A retry waits at least 2 s: time for the test to change the method.
-  stack.startWorker('charger', { BACKOFF_BASE_MS: 4000, BACKOFF_MAX_MS: 8000, MAX_ATTEMPTS: 6 });
+  ({ api, fake } = await startPaymentsStack(stack, { BACKOFF_BASE_MS: 4000, BACKOFF_MAX_MS: 8000, MAX_ATTEMPTS: 6 }));
 });
 
 after(async () => {

@@ -14,8 +14,8 @@ import { createCustomer, createPrice, createProduct, createTenant } from './lib/
 import { billingClient } from './lib/billing.mjs';
 import { lit, superuser } from './lib/db.mjs';
 import { slot } from './lib/env.mjs';
-import { assertError, client } from './lib/http.mjs';
-import { connectStripe, startStripeFake } from './lib/payments.mjs';
+import { assertError } from './lib/http.mjs';
+import { connectStripe, startPaymentsStack } from './lib/payments.mjs';
 import { redis } from './lib/redis.mjs';
 import { Stack } from './lib/stack.mjs';
 import { until } from './lib/util.mjs';
@@ -26,13 +26,7 @@ let api;
 let fake;
 
 before(async () => {
-  await stack.flushRedis();
-  fake = await startStripeFake(stack);
-  api = client(await stack.startApi());
-  for (const kind of ['domain', 'access', 'invoice', 'webhook']) stack.startWorker(kind);
-  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
-  stack.startWorker('dunning', { DUNNING_SCAN_MS: 100 });
-  stack.startWorker('charger', { BACKOFF_BASE_MS: 100, BACKOFF_MAX_MS: 400, MAX_ATTEMPTS: 4 });
+  ({ api, fake } = await startPaymentsStack(stack));
 });
 
 after(async () => {

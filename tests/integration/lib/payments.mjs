@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 
 import { ROOT } from './env.mjs';
+import { client } from './http.mjs';
 import { STRIPE_FAKE_OFFSET } from './stack.mjs';
 import { until } from './util.mjs';
 
@@ -25,6 +26,21 @@ export async function startStripeFake(stack) {
   }, { timeoutMs: 20000, intervalMs: 50 });
   fake.proc = p;
   return fake;
+}
+
+// A stack for money end to end: an emptied Redis database, the Stripe fake,
+// the api, and every worker kind payments need, the renewal scheduler and
+// the dunning scanner looking every 100 ms; chargerEnv (backoff, attempts)
+// goes to the charger. Returns the api's client and the fake's.
+export async function startPaymentsStack(stack, chargerEnv = { BACKOFF_BASE_MS: 100, BACKOFF_MAX_MS: 400, MAX_ATTEMPTS: 4 }) {
+  await stack.flushRedis();
+  const fake = await startStripeFake(stack);
+  const api = client(await stack.startApi());
+  for (const kind of ['domain', 'access', 'invoice', 'webhook']) stack.startWorker(kind);
+  stack.startWorker('renewal', { RENEWAL_SCAN_MS: 100 });
+  stack.startWorker('dunning', { DUNNING_SCAN_MS: 100 });
+  stack.startWorker('charger', chargerEnv);
+  return { api, fake };
 }
 
 // The fake's control endpoints (JSON, no auth), at url.

@@ -16,16 +16,18 @@
 -- names the period; the line's own span may reach past it (the days a later
 -- anchor adds) or lie after its end (a credit for the days an earlier anchor
 -- took away).
-ALTER TABLE invoice_lines ADD COLUMN subscription_item_id text,
-  ADD COLUMN subscription_period_start timestamptz;
-ALTER TABLE invoice_items ADD COLUMN subscription_item_id text,
-  ADD COLUMN subscription_period_start timestamptz;
+ALTER TABLE invoice_lines ADD COLUMN IF NOT EXISTS subscription_item_id text,
+  ADD COLUMN IF NOT EXISTS subscription_period_start timestamptz;
+ALTER TABLE invoice_items ADD COLUMN IF NOT EXISTS subscription_item_id text,
+  ADD COLUMN IF NOT EXISTS subscription_period_start timestamptz;
 
 -- The lines and pending items made before: those of each subscription's
 -- current period are given its start and the item that holds their price
 -- now (a subscription holds a price once), or its one item whatever the
 -- price (an item keeps its id through a change of price), so the credits
--- of periods already running count what they charged. A line of the current period
+-- of periods already running count what they charged. A charge is the
+-- period's when its span starts in it (an anchor moved earlier shortens the
+-- period, not the line that paid for it). A credit of the current period
 -- lies within its span, but a credit made in the period before can too (a
 -- pause's credit for [Apr 10, May 1) taken in by a resume that starts the
 -- period on Apr 10), so a credit is counted only when it was made after
@@ -44,9 +46,9 @@ UPDATE invoice_lines l
              WHERE x.tenant_id = s.tenant_id AND x.subscription_id = s.id) = 1)
    AND l.type IN ('subscription', 'proration')
    AND s.current_period_start IS NOT NULL
-   AND l.period_start >= s.current_period_start AND l.period_end <= s.current_period_end
+   AND l.period_start >= s.current_period_start AND l.period_start < s.current_period_end
    AND (l.amount >= 0
-        OR (i.created_at > s.current_period_start
+        OR (l.period_end <= s.current_period_end AND i.created_at > s.current_period_start
             AND NOT EXISTS (SELECT 1 FROM invoice_items ii
                              WHERE ii.tenant_id = i.tenant_id AND ii.invoice_id = i.id
                                AND ii.created_at <= s.current_period_start)));
@@ -61,5 +63,6 @@ UPDATE invoice_items ii
         OR (SELECT count(*) FROM subscription_items x
              WHERE x.tenant_id = s.tenant_id AND x.subscription_id = s.id) = 1)
    AND s.current_period_start IS NOT NULL
-   AND ii.period_start >= s.current_period_start AND ii.period_end <= s.current_period_end
-   AND (ii.amount >= 0 OR ii.created_at > s.current_period_start);
+   AND ii.period_start >= s.current_period_start AND ii.period_start < s.current_period_end
+   AND (ii.amount >= 0
+        OR (ii.period_end <= s.current_period_end AND ii.created_at > s.current_period_start));

@@ -238,6 +238,9 @@ redis_start() {
   export REDISCLI_AUTH=$pw
   if [ "${BILLOW_OWN_REDIS_URL:-}" = 1 ]; then
     export REDIS_URL="redis://:$pw@127.0.0.1:$REDIS_PORT/0"
+  elif [[ $REDIS_URL =~ ^redis://(127\.0\.0\.1|localhost):$REDIS_PORT(/[0-9]*)?$ ]]; then
+    # A URL given for this very Redis, without credentials: it gets them.
+    export REDIS_URL="redis://:$pw@127.0.0.1:$REDIS_PORT${BASH_REMATCH[2]}"
   fi
   if [ "$(redis_cli ping 2>/dev/null)" = PONG ]; then
     # Started before it had a password: it gets one now.

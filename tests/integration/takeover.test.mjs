@@ -200,11 +200,11 @@ describe('a charger batch longer than the visibility timeout', () => {
 });
 
 describe('the batch of a charger that died, taken over', () => {
-  // Entries idle this long are taken over; each Stripe call takes most of
-  // it, and each payment makes two (the intent's create, its confirmation),
-  // so running the taken-over entries one after another lasts several
-  // visibility timeouts.
-  const VISIBILITY_MS = 3000;
+  // Entries idle this long are taken over. Each payment makes two Stripe
+  // calls (the intent's create, its confirmation) of STRIPE_DELAY_MS each:
+  // one payment fits in the timeout with room to spare on a loaded machine,
+  // the four run one after another last well over two timeouts.
+  const VISIBILITY_MS = 6000;
   const STRIPE_DELAY_MS = 2000;
   const PAYMENTS = 4;
 
